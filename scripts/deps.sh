@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the Debian packages mintgate needs to build and test. Idempotent and quiet
+# when everything is present; prints what it installs otherwise.
+set -euo pipefail
+
+build_pkgs=(build-essential cmake ninja-build pkg-config libssl-dev libuv1-dev libc-ares-dev
+  node-llhttp libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libgtest-dev
+  libbenchmark-dev openssl)
+test_pkgs=(curl nginx-light dnsmasq)
+
+want=("${build_pkgs[@]}")
+if [[ "${1:-}" == "--test" ]]; then want+=("${test_pkgs[@]}"); fi
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+if ((${#missing[@]} == 0)); then exit 0; fi
+
+echo "mintgate: installing missing Debian packages: ${missing[*]}"
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# Keep package-shipped services (nginx, dnsmasq) from grabbing ports at install time:
+# the tests start their own instances on free loopback ports.
+if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+echo "mintgate: installed ${missing[*]}"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs every test (unit and end-to-end). Then builds the
+# ASan+UBSan and TSan configurations and runs the unit tests under them.
+# Exits non-zero on any failure. MINTGATE_SANITIZERS=0 skips the sanitizer runs.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+jobs=$(nproc)
+scripts/deps.sh --test
+
+echo "== release build"
+cmake --preset release >/dev/null
+cmake --build --preset release -j"$jobs"
+echo "== release tests (unit + e2e)"
+ctest --preset release -j"$jobs" --timeout 300
+
+if [[ "${MINTGATE_SANITIZERS:-1}" != 0 ]]; then
+  for preset in asan tsan; do
+    echo "== $preset build"
+    cmake --preset "$preset" >/dev/null
+    cmake --build --preset "$preset" -j"$jobs"
+    echo "== $preset unit tests"
+    ctest --preset "$preset" -j"$jobs" --timeout 600
+  done
+fi
+echo "mintgate: all tests passed"
