@@ -384,7 +384,8 @@ TEST_F(LeafMinterTest, OpensslCommandVerifiesExportedCrossSignedChain) {
       Material(pki().cross.get(), pki().fresh.key.get(), {pki().customer.cert.get()}), true);
   LeafPtr leaf = MintOk(*ca, "cli.example.com");
   ASSERT_TRUE(leaf);
-  std::string dir = testing::MakeTempDir();
+  testing::TempDir tmp;
+  const std::string& dir = tmp.path();
   testing::WritePem(dir + "/leaf.pem", {leaf->cert.get()});
   std::vector<X509*> chain;
   for (const auto& c : leaf->chain->certs) chain.push_back(c.get());
@@ -417,7 +418,6 @@ TEST_F(LeafMinterTest, OpensslCommandVerifiesExportedCrossSignedChain) {
   EXPECT_NE(text.find("TLS Web Server Authentication"), std::string::npos);
   EXPECT_NE(text.find("CA:FALSE"), std::string::npos);
   EXPECT_NE(text.find("ecdsa-with-SHA256"), std::string::npos);
-  std::system(("rm -rf " + dir).c_str());
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <openssl/rand.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <stdexcept>
 
 #include "tls/cert_fields.h"
@@ -134,12 +135,15 @@ std::string VerifyLeaf(const Leaf& leaf, const std::vector<X509*>& anchors, cons
   return Verify(leaf.cert.get(), untrusted, anchors, host, at);
 }
 
-std::string MakeTempDir() {
-  std::string tmpl = (std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp");
-  tmpl += "/mintgate-test-XXXXXX";
-  char* dir = mkdtemp(tmpl.data());
-  if (dir == nullptr) throw std::runtime_error("mkdtemp failed");
-  return tmpl;
+TempDir::TempDir(const std::string& prefix) {
+  std::string tmpl = (std::filesystem::temp_directory_path() / (prefix + ".XXXXXX")).string();
+  if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
 }
 
 void WritePem(const std::string& path, const std::vector<X509*>& certs) {

@@ -46,7 +46,20 @@ std::string Verify(X509* leaf, const std::vector<X509*>& untrusted,
 std::string VerifyLeaf(const Leaf& leaf, const std::vector<X509*>& anchors, const std::string& host,
                        std::time_t at = 0);
 
-std::string MakeTempDir();
+// A fresh directory under the system's temporary directory, removed with its contents when
+// the object goes away.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& prefix = "mintgate-test");
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
 void WritePem(const std::string& path, const std::vector<X509*>& certs);
 
 }  // namespace mintgate::tls::testing
