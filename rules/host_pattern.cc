@@ -1,0 +1,120 @@
+#include "rules/host_pattern.h"
+
+namespace mintgate::rules {
+namespace {
+
+char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+void NormalizeInto(std::string_view host, std::string& out) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (!host.empty() && host.back() == '.') host.remove_suffix(1);
+  out.resize(host.size());
+  for (std::size_t i = 0; i < host.size(); ++i) out[i] = Lower(host[i]);
+}
+
+bool LooksLikeAddress(std::string_view host) {
+  // Cheap pre-check so that ordinary names skip the full parse.
+  return !host.empty() && ((host[0] >= '0' && host[0] <= '9') || host.find(':') != host.npos);
+}
+
+}  // namespace
+
+std::string NormalizeHost(std::string_view host) {
+  std::string out;
+  NormalizeInto(host, out);
+  return out;
+}
+
+HostView MakeHostView(std::string_view host, std::string& buffer) {
+  NormalizeInto(host, buffer);
+  HostView view;
+  if (LooksLikeAddress(buffer)) view.address = IpAddress::Parse(buffer);
+  if (!view.address) view.name = buffer;
+  return view;
+}
+
+bool IsValidHostName(std::string_view name, std::string* error) {
+  auto fail = [&](std::string why) {
+    if (error) *error = std::move(why);
+    return false;
+  };
+  if (name.empty()) return fail("empty host name");
+  if (name.size() > 253) return fail("longer than 253 characters");
+  std::size_t start = 0;
+  bool all_digits = true;
+  while (true) {
+    std::size_t end = name.find('.', start);
+    std::string_view label = name.substr(start, end == name.npos ? name.npos : end - start);
+    if (label.empty()) return fail("empty label");
+    if (label.size() > 63) return fail("label \"" + std::string(label) + "\" is longer than 63");
+    all_digits = true;
+    for (char c : label) {
+      if (c == '*') return fail("\"*\" is only allowed as a whole first label (\"*.example.com\")");
+      bool digit = c >= '0' && c <= '9';
+      if (!(digit || (c >= 'a' && c <= 'z') || c == '-')) {
+        return fail("character '" + std::string(1, c) +
+                    "' is not allowed (letters, digits and '-' only; IDNs in xn-- form)");
+      }
+      all_digits = all_digits && digit;
+    }
+    if (label.front() == '-' || label.back() == '-') {
+      return fail("label \"" + std::string(label) + "\" starts or ends with '-'");
+    }
+    if (end == name.npos) break;
+    start = end + 1;
+  }
+  if (all_digits) return fail("the last label is all digits, but it is not a valid IP address");
+  return true;
+}
+
+std::optional<HostPattern> HostPattern::Parse(std::string_view text, std::string* error) {
+  HostPattern pattern;
+  pattern.text = std::string(text);
+  std::string normalized = NormalizeHost(text);
+  if (normalized.empty()) {
+    if (error) *error = "empty pattern";
+    return std::nullopt;
+  }
+  bool bracketed = text.size() >= 2 && text.front() == '[' && text.back() == ']';
+  if (bracketed || normalized.find_first_of("/:") != normalized.npos ||
+      IpAddress::Parse(normalized)) {
+    std::optional<Cidr> cidr = Cidr::Parse(normalized, error);
+    if (!cidr) return std::nullopt;
+    pattern.kind = Kind::kAddress;
+    pattern.cidr = *cidr;
+    return pattern;
+  }
+  std::string_view name = normalized;
+  if (name.starts_with("*.")) {
+    pattern.kind = Kind::kBelow;
+    name.remove_prefix(2);
+  } else if (name.starts_with(".")) {
+    pattern.kind = Kind::kSelfAndBelow;
+    name.remove_prefix(1);
+  }
+  if (!IsValidHostName(name, error)) return std::nullopt;
+  pattern.name = std::string(name);
+  return pattern;
+}
+
+bool HostPattern::Matches(const HostView& host) const {
+  if (kind == Kind::kAddress) return host.address && cidr.Contains(*host.address);
+  std::string_view h = host.name;
+  if (h.empty()) return false;
+  bool below = h.size() > name.size() && h.ends_with(name) && h[h.size() - name.size() - 1] == '.';
+  switch (kind) {
+    case Kind::kExact:
+      return h == name;
+    case Kind::kBelow:
+      return below;
+    case Kind::kSelfAndBelow:
+      return below || h == name;
+    case Kind::kAddress:
+      break;
+  }
+  return false;
+}
+
+}  // namespace mintgate::rules

@@ -1,0 +1,76 @@
+// The decryption-rule model (SPEC §4): what a rule matches, what it does, and what a decision
+// about one connection says. Standard library only: the config loader (proxy/) fills these.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rules/action.h"
+
+namespace mintgate::rules {
+
+using Instant = std::chrono::sys_seconds;
+
+// One decryption rule. An empty match list matches anything; all non-empty lists must match.
+struct Rule {
+  std::string name;
+  Action action = Action::kDecrypt;
+  // Host patterns: "host.example" (exactly that name), "*.x.example" (any name below
+  // x.example, at any depth, not x.example itself), ".x.example" (x.example and every name
+  // below it), an IP literal ("192.0.2.1", "2001:db8::1") or a CIDR ("10.0.0.0/8").
+  // Names are ASCII (IDNs in their xn-- form), compared case-insensitively.
+  std::vector<std::string> hosts;
+  std::vector<std::uint16_t> ports;
+  std::vector<std::string> clients;     // CIDRs or single addresses, IPv4 or IPv6
+  std::vector<std::string> users;       // exact user names
+  std::vector<std::string> groups;      // the target matches if it is in any of them
+  std::vector<std::string> categories;  // names of category lists
+  std::string ca;                       // CA profile for decrypt rules; "" = inspection.default_ca
+  int line = 0;                         // where the rule starts in its config file (0: unknown)
+};
+
+// A named list of host patterns (same syntax as Rule::hosts), e.g. from a category file.
+struct Category {
+  std::string name;
+  std::vector<std::string> patterns;
+};
+
+// The scheduling facts of a CA profile that decisions need (retire_at + successor).
+struct CaSchedule {
+  std::string name;
+  std::optional<Instant> retire_at;
+  std::string successor;  // required when retire_at is set
+};
+
+struct RuleSetOptions {
+  bool inspection_enabled = true;
+  std::string default_ca = "default";
+  std::vector<CaSchedule> cas;  // every profile; rules naming others are a config error
+};
+
+// What is being decided about: one connection (or request).
+struct Target {
+  std::string host;  // SNI, or the CONNECT/request host when there is no SNI
+  std::uint16_t port = 443;
+  std::string client;  // client address, textual IPv4/IPv6
+  std::string user;    // "" when unknown
+  std::vector<std::string> groups;
+  // False when the gateway could not identify the user. Reserved for the original product's
+  // exception: traffic decrypted to run the login flow even where inspection is off.
+  bool identity_known = true;
+};
+
+struct Decision {
+  Action action = Action::kDecrypt;
+  std::string rule;                       // the matched rule's name; "default" for the default rule
+  int rule_index = -1;                    // position in the rule list (the default rule is last)
+  Action rule_action = Action::kDecrypt;  // before the inspection switch was applied
+  std::string ca;             // the profile that signs, after retirement; "" unless decrypt
+  std::string configured_ca;  // the profile the rule names (or the default CA)
+  std::string reason;         // a human explanation of why
+};
+
+}  // namespace mintgate::rules
