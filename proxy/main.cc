@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "proxy/ca_commands.h"
+#include "proxy/config_commands.h"
 
 namespace {
 
@@ -36,6 +37,27 @@ int main(int argc, char** argv) {
   ca_show->add_option("files", show_files, "certificate files (PEM or DER)")->required();
   ca_show->add_flag("--json", show_json, "one JSON object for scripts");
 
+  std::string check_config;
+  CLI::App* check = app.add_subcommand(
+      "check", "validate a configuration completely (files, keys, CAs, rules) without listening");
+  check->add_option("-c,--config", check_config, "configuration file")->required();
+
+  CLI::App* rules = app.add_subcommand("rules", "work with decryption rules");
+  rules->require_subcommand(1);
+  mintgate::proxy::RulesTestArgs test_args;
+  CLI::App* rules_test = rules->add_subcommand(
+      "test", "print the decision for a connection: rule, action, signing CA and why");
+  rules_test->add_option("-c,--config", test_args.config, "configuration file")->required();
+  rules_test->add_option("--host", test_args.host, "host name or IP the client asks for")
+      ->required();
+  rules_test->add_option("--port", test_args.port, "destination port")->capture_default_str();
+  rules_test->add_option("--client", test_args.client, "client IP address");
+  rules_test->add_option("--user", test_args.user, "authenticated user name");
+  rules_test->add_option("--group", test_args.groups, "a group of the user (repeatable)");
+  rules_test->add_option("--sni", test_args.sni, "TLS SNI, which decides instead of --host");
+  rules_test->add_option("--at", test_args.at, "RFC 3339 instant (default: now)");
+  rules_test->add_flag("--json", test_args.json, "one JSON object for scripts");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -43,6 +65,8 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : kUsageError;
   }
 
+  if (check->parsed()) return mintgate::proxy::RunCheck(check_config, std::cout, std::cerr);
+  if (rules_test->parsed()) return mintgate::proxy::RunRulesTest(test_args, std::cout, std::cerr);
   if (ca_init->parsed()) return mintgate::proxy::RunCaInit(init_args, std::cout, std::cerr);
   if (ca_show->parsed()) {
     return mintgate::proxy::RunCaShow(show_files, show_json, std::cout, std::cerr);

@@ -1,0 +1,99 @@
+// The gateway's configuration (SPEC §4), as typed structures owned by the modules that use
+// them. Every field has the default an empty file gets.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rules/rule.h"
+#include "tls/cert_loader.h"
+#include "tls/leaf.h"
+
+namespace mintgate::proxy {
+
+struct HostPort {
+  std::string host;  // without brackets for IPv6
+  std::uint16_t port = 0;
+  std::string ToString() const;  // "[::1]:3128" for IPv6
+};
+
+struct ServerConfig {
+  std::vector<HostPort> listen{{"127.0.0.1", 3128}};
+  int workers = 0;  // 0: one per core
+  std::vector<std::string> allow_clients{"127.0.0.0/8", "::1/128"};
+  std::string state_dir = "mintgate-state";
+  bool allow_loopback_upstreams = false;
+};
+
+struct DnsConfig {
+  std::vector<HostPort> servers;  // empty: the system's resolv.conf
+};
+
+struct AdminConfig {
+  HostPort listen{"127.0.0.1", 9090};
+};
+
+enum class UpstreamCertErrors { kBlock, kUntrusted };
+
+struct InspectionConfig {
+  bool enabled = true;
+  std::string default_ca = "default";
+  UpstreamCertErrors upstream_cert_errors = UpstreamCertErrors::kBlock;
+  std::vector<std::string> extra_trust;
+  std::vector<std::uint16_t> connect_ports{443};
+};
+
+struct CaProfileConfig {
+  tls::CaProfileSpec spec;  // paths already resolved against the config file's folder
+  std::optional<rules::Instant> retire_at;
+  std::string successor;
+  int line = 0;
+};
+
+struct MintConfig {
+  tls::LeafKeyType leaf_key = tls::LeafKeyType::kEcdsaP256;
+  int leaf_days = 30;
+  std::size_t cache_entries = 100000;
+  bool signing_intermediate = false;
+};
+
+enum class LogFormat { kJson, kSquid };
+
+struct LogConfig {
+  std::string access = "-";
+  LogFormat format = LogFormat::kJson;
+};
+
+struct Config {
+  std::string file;  // "" for the embedded default
+  ServerConfig server;
+  DnsConfig dns;
+  AdminConfig admin;
+  InspectionConfig inspection;
+  std::vector<CaProfileConfig> cas;  // in file order
+  MintConfig mint;
+  std::vector<rules::Rule> rules;           // in file order, without the implicit default
+  std::vector<rules::Category> categories;  // patterns loaded from their files
+  std::vector<std::string> category_files;  // parallel to categories
+  LogConfig log;
+};
+
+// A problem with a configuration, at a position when it has one.
+struct ConfigError {
+  std::string file;
+  int line = 0;    // 0: no position
+  int column = 0;  // 0: no column
+  std::string message;
+  std::string ToString() const;  // "file:line:column: message"
+};
+
+struct ConfigLoadResult {
+  Config config;
+  std::vector<ConfigError> errors;  // every problem found, in file order; empty when valid
+  bool ok() const { return errors.empty(); }
+};
+
+}  // namespace mintgate::proxy

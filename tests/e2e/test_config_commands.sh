@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# `mintgate check` and `mintgate rules test` on the shipped sample configurations, with real
+# CA files made at test time (ca init, and openssl for the cross-signed certificate).
+# Env: MINTGATE = the mintgate binary, SOURCE_DIR = the source tree.
+set -euo pipefail
+
+: "${MINTGATE:?set MINTGATE to the mintgate binary}"
+: "${SOURCE_DIR:?set SOURCE_DIR to the source tree}"
+MINTGATE=$(realpath "$MINTGATE")
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cp -r "$SOURCE_DIR/conf" "$work/conf"
+cd "$work/conf/examples"
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+expect_exit() {  # want, command...: keeps stdout in $work/out and stderr in $work/err
+  local want=$1
+  shift
+  local got=0
+  "$@" >"$work/out" 2>"$work/err" || got=$?
+  [[ $got == "$want" ]] || fail "'$*' exited $got, expected $want: $(cat "$work/err" "$work/out")"
+}
+json_field() {  # file, field
+  python3 -c 'import json,sys; v=json.load(open(sys.argv[1]))[sys.argv[2]]; print("null" if v is None else v)' "$1" "$2"
+}
+
+# --- the annotated sample and the category example check clean as shipped
+expect_exit 0 "$MINTGATE" check -c ../mintgate.toml
+grep -q "OK" "$work/out" || fail "check of conf/mintgate.toml printed no OK"
+expect_exit 0 "$MINTGATE" check -c no-decrypt-finance-health.toml
+grep -q "3 categories with 9 pattern(s)" "$work/out" || fail "categories not counted: $(cat "$work/out")"
+
+# --- the migration example needs its CA files: until they exist, check names each one
+expect_exit 2 "$MINTGATE" check -c migration.toml
+grep -q "migration.toml:15: \[ca.legacy\]: .*ca/legacy/ca.pem: cannot read" "$work/err" ||
+  fail "missing CA file not reported with its line: $(cat "$work/err")"
+"$MINTGATE" ca init --out ca/legacy --name "TREND.IWS.2" >/dev/null
+"$MINTGATE" ca init --out ca/new --name "Web Security Cloud Root CA" >/dev/null
+expect_exit 0 "$MINTGATE" check -c migration.toml
+
+# Before the cutover the default rule signs with legacy, after it with new; a rule that
+# already names new keeps it; tunnel rules sign with nothing.
+expect_exit 0 "$MINTGATE" rules test -c migration.toml --host www.example.com \
+  --at 2026-06-29T23:59:59+09:00 --json
+[[ $(json_field "$work/out" rule) == default ]] || fail "expected the default rule"
+[[ $(json_field "$work/out" ca) == legacy ]] || fail "before the cutover: $(cat "$work/out")"
+expect_exit 0 "$MINTGATE" rules test -c migration.toml --host www.example.com \
+  --at 2026-06-30T00:00:00+09:00 --json
+[[ $(json_field "$work/out" ca) == new ]] || fail "at the cutover: $(cat "$work/out")"
+[[ $(json_field "$work/out" configured_ca) == legacy ]] || fail "configured CA lost"
+grep -q 'retired at' "$work/out" || fail "reason does not explain the retirement"
+expect_exit 0 "$MINTGATE" rules test -c migration.toml --host online.bank.example --json
+[[ $(json_field "$work/out" action) == tunnel ]] || fail "bank not tunnelled: $(cat "$work/out")"
+[[ $(json_field "$work/out" ca) == null ]] || fail "a tunnel names a CA"
+expect_exit 0 "$MINTGATE" rules test -c migration.toml --host x.example --client 10.20.3.4 \
+  --at 2026-01-01T00:00:00Z --json
+[[ $(json_field "$work/out" rule) == sales-already-migrated ]] || fail "client rule missed"
+[[ $(json_field "$work/out" ca) == new ]] || fail "migrated rule does not sign with new"
+expect_exit 0 "$MINTGATE" rules test -c migration.toml --host malware.example
+grep -q "^action:  block" "$work/out" || fail "block rule: $(cat "$work/out")"
+# SNI decides over the CONNECT host, as on the wire.
+expect_exit 0 "$MINTGATE" rules test -c migration.toml --host 192.0.2.1 --sni a.bank.example \
+  --json
+[[ $(json_field "$work/out" action) == tunnel ]] || fail "--sni not used"
+
+# --- the cross-signed example: new root's key and subject, issued by the customer root
+"$MINTGATE" ca init --out ca/customer --name "Customer Enterprise Root" --key rsa-2048 >/dev/null
+cat >"$work/ext.cnf" <<'EXT'
+[v3_ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EXT
+openssl x509 -x509toreq -in ca/new/ca.pem -signkey ca/new/ca.key -out "$work/new.csr" 2>/dev/null
+openssl x509 -req -in "$work/new.csr" -CA ca/customer/ca.pem -CAkey ca/customer/ca.key \
+  -set_serial 0x1234 -days 365 -extfile "$work/ext.cnf" -extensions v3_ca \
+  -out ca/new-cross.pem 2>/dev/null
+expect_exit 0 "$MINTGATE" check -c cross-signed.toml
+expect_exit 0 "$MINTGATE" rules test -c cross-signed.toml --host portal.health.example --json
+[[ $(json_field "$work/out" action) == tunnel ]] || fail "health not tunnelled"
+# A chain that does not match is refused by check, naming the chain file.
+"$MINTGATE" ca init --out ca/other --name "Unrelated Root" >/dev/null
+sed -i 's|chain = \["ca/customer/ca.pem"\]|chain = ["ca/other/ca.pem"]|' cross-signed.toml
+expect_exit 2 "$MINTGATE" check -c cross-signed.toml
+grep -q "ca/other/ca.pem" "$work/err" || fail "wrong chain not named: $(cat "$work/err")"
+
+# --- configuration errors: every one reported, with file:line:column, exit 2
+cat >"$work/bad.toml" <<'BAD'
+[server]
+workres = 2
+
+[inspection]
+enabled = "yes"
+
+[[rule]]
+name = "r1"
+action = "decrypt"
+hosts = ["*.*.example"]
+ca = "nowhere"
+
+[[rule]]
+name = "r1"
+action = "tunnel"
+BAD
+expect_exit 2 "$MINTGATE" check -c "$work/bad.toml"
+grep -q "bad.toml:2:1: unknown key 'workres' in \[server\]; did you mean 'workers'?" "$work/err" ||
+  fail "unknown key: $(cat "$work/err")"
+grep -q "bad.toml:5:11: inspection.enabled: expected true or false, got a string" "$work/err" ||
+  fail "wrong type: $(cat "$work/err")"
+grep -q '\*\.\*\.example' "$work/err" || fail "bad pattern not reported: $(cat "$work/err")"
+grep -q 'nowhere' "$work/err" || fail "unknown CA profile not reported: $(cat "$work/err")"
+grep -q 'already used by rule' "$work/err" || fail "duplicate rule name not reported: $(cat "$work/err")"
+expect_exit 2 "$MINTGATE" rules test -c "$work/bad.toml" --host a.example
+expect_exit 2 "$MINTGATE" rules test -c migration.toml --host a.example --at yesterday
+expect_exit 2 "$MINTGATE" check -c "$work/does-not-exist.toml"
+grep -q "does-not-exist.toml: cannot read" "$work/err" || fail "missing file: $(cat "$work/err")"
+
+echo "PASS: check and rules test on the sample configurations"

@@ -1,0 +1,256 @@
+#include "proxy/config_loader.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+namespace mintgate::proxy {
+namespace {
+
+ConfigLoadResult Parse(const std::string& text) {
+  return ConfigLoader::Parse(text, "/etc/mintgate/mintgate.toml");
+}
+
+// The single error of `text`, asserted to exist.
+ConfigError OnlyError(const std::string& text) {
+  ConfigLoadResult r = Parse(text);
+  EXPECT_EQ(r.errors.size(), 1u) << (r.errors.empty() ? "no error" : r.errors[0].ToString());
+  return r.errors.empty() ? ConfigError{} : r.errors[0];
+}
+
+TEST(ConfigLoader, EmptyFileGivesEveryDefault) {
+  ConfigLoadResult r = Parse("");
+  ASSERT_TRUE(r.ok());
+  const Config& c = r.config;
+  ASSERT_EQ(c.server.listen.size(), 1u);
+  EXPECT_EQ(c.server.listen[0].ToString(), "127.0.0.1:3128");
+  EXPECT_EQ(c.server.workers, 0);
+  EXPECT_EQ(c.server.allow_clients, (std::vector<std::string>{"127.0.0.0/8", "::1/128"}));
+  EXPECT_FALSE(c.server.allow_loopback_upstreams);
+  EXPECT_EQ(c.admin.listen.ToString(), "127.0.0.1:9090");
+  EXPECT_TRUE(c.inspection.enabled);
+  EXPECT_EQ(c.inspection.default_ca, "default");
+  EXPECT_EQ(c.inspection.upstream_cert_errors, UpstreamCertErrors::kBlock);
+  EXPECT_EQ(c.inspection.connect_ports, (std::vector<std::uint16_t>{443}));
+  EXPECT_EQ(c.mint.leaf_key, tls::LeafKeyType::kEcdsaP256);
+  EXPECT_EQ(c.mint.leaf_days, 30);
+  EXPECT_EQ(c.mint.cache_entries, 100000u);
+  EXPECT_FALSE(c.mint.signing_intermediate);
+  EXPECT_TRUE(c.rules.empty());
+  EXPECT_TRUE(c.cas.empty());
+  EXPECT_EQ(c.log.access, "-");
+  EXPECT_EQ(c.log.format, LogFormat::kJson);
+}
+
+TEST(ConfigLoader, ReadsEverySection) {
+  ConfigLoadResult r = Parse(R"(
+[server]
+listen = ["127.0.0.1:3128", "[::1]:3129"]
+workers = 2
+allow_clients = ["10.0.0.0/8"]
+state_dir = "state"
+allow_loopback_upstreams = true
+
+[dns]
+servers = ["127.0.0.1:5353", "[::1]"]
+
+[admin]
+listen = "127.0.0.1:9191"
+
+[inspection]
+enabled = false
+default_ca = "new"
+upstream_cert_errors = "untrusted"
+extra_trust = ["lab-ca.pem", "/abs/ca.pem"]
+connect_ports = [443, 8443]
+
+[ca.legacy]
+cert = "ca/legacy.cer"
+key = "ca/legacy.key"
+retire_at = 2022-06-30T00:00:00+09:00
+successor = "new"
+
+[ca.new]
+cert = "ca/new.pem"
+key = "ca/new.key"
+chain = ["ca/customer-root.pem"]
+passphrase_env = "NEW_CA_PASS"
+
+[mint]
+leaf_key = "rsa-2048"
+leaf_days = 90
+cache_entries = 5000
+signing_intermediate = true
+
+[[rule]]
+name = "no-decrypt-finance"
+action = "tunnel"
+hosts = ["*.bank.example", "pay.example.com"]
+ports = [443]
+clients = ["10.0.0.0/8"]
+users = ["alice"]
+groups = ["finance"]
+categories = ["finance"]
+
+[[rule]]
+name = "legacy-users"
+action = "decrypt"
+ca = "legacy"
+
+[category.finance]
+file = "/dev/null"
+
+[log]
+access = "access.log"
+format = "squid"
+)");
+  ASSERT_TRUE(r.ok()) << r.errors[0].ToString();
+  const Config& c = r.config;
+  ASSERT_EQ(c.server.listen.size(), 2u);
+  EXPECT_EQ(c.server.listen[1].host, "::1");
+  EXPECT_EQ(c.server.listen[1].ToString(), "[::1]:3129");
+  EXPECT_EQ(c.server.workers, 2);
+  EXPECT_EQ(c.server.state_dir, "/etc/mintgate/state");
+  EXPECT_TRUE(c.server.allow_loopback_upstreams);
+  ASSERT_EQ(c.dns.servers.size(), 2u);
+  EXPECT_EQ(c.dns.servers[1].port, 53);
+  EXPECT_EQ(c.admin.listen.port, 9191);
+  EXPECT_FALSE(c.inspection.enabled);
+  EXPECT_EQ(c.inspection.upstream_cert_errors, UpstreamCertErrors::kUntrusted);
+  EXPECT_EQ(c.inspection.extra_trust,
+            (std::vector<std::string>{"/etc/mintgate/lab-ca.pem", "/abs/ca.pem"}));
+  EXPECT_EQ(c.inspection.connect_ports, (std::vector<std::uint16_t>{443, 8443}));
+  ASSERT_EQ(c.cas.size(), 2u);
+  EXPECT_EQ(c.cas[0].spec.name, "legacy");
+  EXPECT_EQ(c.cas[0].spec.cert_file, "/etc/mintgate/ca/legacy.cer");
+  ASSERT_TRUE(c.cas[0].retire_at.has_value());
+  // 2022-06-30T00:00:00+09:00 is 2022-06-29T15:00:00Z.
+  EXPECT_EQ(c.cas[0].retire_at->time_since_epoch().count(), 1656514800);
+  EXPECT_EQ(c.cas[0].successor, "new");
+  EXPECT_EQ(c.cas[1].spec.chain_files,
+            (std::vector<std::string>{"/etc/mintgate/ca/customer-root.pem"}));
+  EXPECT_EQ(c.cas[1].spec.passphrase.env, "NEW_CA_PASS");
+  EXPECT_EQ(c.mint.leaf_key, tls::LeafKeyType::kRsa2048);
+  EXPECT_EQ(c.mint.leaf_days, 90);
+  EXPECT_TRUE(c.mint.signing_intermediate);
+  ASSERT_EQ(c.rules.size(), 2u);
+  EXPECT_EQ(c.rules[0].name, "no-decrypt-finance");
+  EXPECT_EQ(c.rules[0].action, rules::Action::kTunnel);
+  EXPECT_EQ(c.rules[0].hosts.size(), 2u);
+  EXPECT_EQ(c.rules[0].line, 40);  // the [[rule]] header
+  EXPECT_EQ(c.rules[1].ca, "legacy");
+  ASSERT_EQ(c.categories.size(), 1u);
+  EXPECT_EQ(c.log.access, "/etc/mintgate/access.log");
+  EXPECT_EQ(c.log.format, LogFormat::kSquid);
+}
+
+TEST(ConfigLoader, UnknownKeysAreErrorsWithPositionAndSuggestion) {
+  ConfigError e = OnlyError("[server]\nlisten = [\"127.0.0.1:1\"]\nworkres = 2\n");
+  EXPECT_EQ(e.file, "/etc/mintgate/mintgate.toml");
+  EXPECT_EQ(e.line, 3);
+  EXPECT_EQ(e.column, 1);
+  EXPECT_EQ(e.message, "unknown key 'workres' in [server]; did you mean 'workers'?");
+
+  e = OnlyError("[inspection]\n  enable = true\n");
+  EXPECT_EQ(e.line, 2);
+  EXPECT_EQ(e.column, 3);
+  EXPECT_NE(e.message.find("did you mean 'enabled'?"), std::string::npos);
+
+  e = OnlyError("[sever]\n");
+  EXPECT_EQ(e.message, "unknown key 'sever'; did you mean 'server'?");
+
+  e = OnlyError("[[rule]]\nname = \"x\"\naction = \"block\"\nhost = [\"a.example\"]\n");
+  EXPECT_EQ(e.line, 4);
+  EXPECT_NE(e.message.find("did you mean 'hosts'?"), std::string::npos);
+
+  // Far from every key: no suggestion.
+  e = OnlyError("[mint]\nzzzzzzzz = 1\n");
+  EXPECT_EQ(e.message, "unknown key 'zzzzzzzz' in [mint]");
+}
+
+TEST(ConfigLoader, WrongTypesNameTheKeyAndWhatWasExpected) {
+  ConfigError e = OnlyError("[inspection]\nenabled = \"yes\"\n");
+  EXPECT_EQ(e.line, 2);
+  EXPECT_EQ(e.message, "inspection.enabled: expected true or false, got a string");
+  e = OnlyError("[mint]\nleaf_days = \"30\"\n");
+  EXPECT_EQ(e.message, "mint.leaf_days: expected an integer, got a string");
+  e = OnlyError("[inspection]\nconnect_ports = [443, 70000]\n");
+  EXPECT_EQ(e.line, 2);
+  EXPECT_EQ(e.column, 23);
+  EXPECT_EQ(e.message, "inspection.connect_ports: expected a port number 1-65535");
+}
+
+TEST(ConfigLoader, BadValuesAreErrors) {
+  EXPECT_EQ(OnlyError("[mint]\nleaf_days = 200\n").message,
+            "mint.leaf_days must be between 1 and 199, got 200");
+  EXPECT_EQ(OnlyError("[mint]\nleaf_key = \"ed25519\"\n").message,
+            "mint.leaf_key must be \"ecdsa-p256\" or \"rsa-2048\", got \"ed25519\"");
+  EXPECT_NE(OnlyError("[server]\nlisten = [\"::1:3128\"]\n").message.find("brackets"),
+            std::string::npos);
+  EXPECT_NE(OnlyError("[server]\nlisten = [\"127.0.0.1:99999\"]\n").message.find("invalid port"),
+            std::string::npos);
+  EXPECT_NE(OnlyError("[admin]\nlisten = \"127.0.0.1\"\n").message.find("missing port"),
+            std::string::npos);
+  EXPECT_NE(OnlyError("[[rule]]\nname = \"r\"\naction = \"allow\"\n").message.find("action must"),
+            std::string::npos);
+  EXPECT_NE(OnlyError("[[rule]]\naction = \"block\"\n").message.find("needs a name"),
+            std::string::npos);
+  ConfigError e = OnlyError(
+      "[ca.old]\ncert = \"a.pem\"\nkey = \"a.key\"\nretire_at = 2022-06-30T00:00:00\n"
+      "successor = \"new\"\n");
+  EXPECT_EQ(e.line, 4);
+  EXPECT_NE(e.message.find("UTC offset"), std::string::npos);
+  e = OnlyError("[log]\nformat = \"xml\"\n");
+  EXPECT_EQ(e.message, "log.format must be \"json\" or \"squid\", got \"xml\"");
+  e = OnlyError("[inspection]\nupstream_cert_errors = \"ignore\"\n");
+  EXPECT_NE(e.message.find("\"block\" or \"untrusted\""), std::string::npos);
+}
+
+TEST(ConfigLoader, ReportsEveryProblemInFileOrder) {
+  ConfigLoadResult r = Parse("[server]\nworkers = -1\n[mint]\nleaf_days = 0\nfoo = 1\n");
+  ASSERT_EQ(r.errors.size(), 3u);
+  EXPECT_EQ(r.errors[0].line, 2);
+  EXPECT_EQ(r.errors[1].line, 4);
+  EXPECT_EQ(r.errors[2].line, 5);
+  EXPECT_EQ(r.errors[2].ToString(), "/etc/mintgate/mintgate.toml:5:1: unknown key 'foo' in [mint]");
+}
+
+TEST(ConfigLoader, SyntaxErrorsHaveAPosition) {
+  ConfigLoadResult r = Parse("[server]\nworkers = = 2\n");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].line, 2);
+  EXPECT_NE(r.errors[0].message.find("TOML syntax"), std::string::npos);
+}
+
+TEST(ConfigLoader, CategoryFilesAreReadRelativeToTheConfig) {
+  std::string dir = (std::filesystem::temp_directory_path() / "mgcfgXXXXXX").string();
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  std::filesystem::create_directory(dir + "/categories");
+  std::ofstream(dir + "/categories/finance.txt")
+      << "# banks\n*.bank.example\n\n  pay.example.com  # payments\n.broker.example\n";
+  std::ofstream(dir + "/mintgate.toml") << "[category.finance]\nfile = \"categories/finance.txt\"\n"
+                                        << "[category.health]\nfile = \"missing.txt\"\n";
+  ConfigLoadResult r = ConfigLoader::LoadFile(dir + "/mintgate.toml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].line, 4);
+  EXPECT_NE(r.errors[0].message.find("category.health: cannot read " + dir + "/missing.txt"),
+            std::string::npos)
+      << r.errors[0].message;
+  ASSERT_EQ(r.config.categories.size(), 1u);
+  EXPECT_EQ(r.config.categories[0].patterns,
+            (std::vector<std::string>{"*.bank.example", "pay.example.com", ".broker.example"}));
+  std::filesystem::remove_all(dir);
+}
+
+TEST(ConfigLoader, UnreadableFileIsAnError) {
+  ConfigLoadResult r = ConfigLoader::LoadFile("/nonexistent/mintgate.toml");
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0].ToString(),
+            "/nonexistent/mintgate.toml: cannot read: No such file or directory");
+}
+
+}  // namespace
+}  // namespace mintgate::proxy

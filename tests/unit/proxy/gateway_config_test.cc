@@ -1,0 +1,78 @@
+#include "proxy/gateway_config.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+
+namespace mintgate::proxy {
+namespace {
+
+class GatewayConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = (std::filesystem::temp_directory_path() / "mggwXXXXXX").string();
+    ASSERT_NE(mkdtemp(dir_.data()), nullptr);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  GatewayConfig Load(const std::string& text, bool load_cas = true) {
+    std::ofstream(dir_ + "/m.toml") << text;
+    GatewayConfigOptions options;
+    options.load_cas = load_cas;
+    return LoadGatewayConfig(dir_ + "/m.toml", options);
+  }
+  std::string dir_;
+};
+
+TEST_F(GatewayConfigTest, EmptyConfigUsesTheGeneratedDefaultCa) {
+  GatewayConfig g = Load("");
+  ASSERT_TRUE(g.ok()) << g.errors[0].ToString();
+  EXPECT_TRUE(g.uses_generated_ca);
+  EXPECT_EQ(g.generated_ca_dir, dir_ + "/mintgate-state/ca");
+  ASSERT_TRUE(g.rules.has_value());
+  EXPECT_EQ(g.rules->size(), 1u);
+  ASSERT_EQ(g.warnings.size(), 1u);
+  EXPECT_NE(g.warnings[0].find("generated in " + dir_ + "/mintgate-state/ca"), std::string::npos);
+}
+
+TEST_F(GatewayConfigTest, RuleErrorsCarryTheRuleLine) {
+  GatewayConfig g = Load("\n\n[[rule]]\nname = \"x\"\naction = \"decrypt\"\nca = \"nope\"\n");
+  ASSERT_EQ(g.errors.size(), 1u);
+  EXPECT_EQ(g.errors[0].line, 3);
+  EXPECT_NE(g.errors[0].message.find("unknown CA profile \"nope\""), std::string::npos);
+}
+
+TEST_F(GatewayConfigTest, CaLoadErrorsNameTheProfileAndItsLine) {
+  GatewayConfig g = Load("[ca.new]\ncert = \"new.pem\"\nkey = \"new.key\"\n");
+  ASSERT_EQ(g.errors.size(), 1u);
+  EXPECT_EQ(g.errors[0].line, 1);
+  EXPECT_NE(g.errors[0].message.find("[ca.new]: " + dir_ + "/new.pem: cannot read"),
+            std::string::npos)
+      << g.errors[0].message;
+  // Without loading CA files (rules test), the same config is fine.
+  EXPECT_TRUE(Load("[ca.new]\ncert = \"new.pem\"\nkey = \"new.key\"\n", false).ok());
+}
+
+TEST_F(GatewayConfigTest, BadAllowClientsAreReported) {
+  GatewayConfig g = Load("[server]\nallow_clients = [\"10.0.0.1/8\", \"bogus\"]\n");
+  ASSERT_EQ(g.errors.size(), 2u);
+  EXPECT_NE(g.errors[0].message.find("10.0.0.1/8"), std::string::npos);
+  EXPECT_NE(g.errors[1].message.find("bogus"), std::string::npos);
+}
+
+TEST_F(GatewayConfigTest, SuccessorCyclesAreReported) {
+  GatewayConfig g = Load(
+      "[ca.a]\ncert = \"a.pem\"\nkey = \"a.key\"\nretire_at = 2020-01-01T00:00:00Z\n"
+      "successor = \"b\"\n[ca.b]\ncert = \"b.pem\"\nkey = \"b.key\"\n"
+      "retire_at = 2020-01-01T00:00:00Z\nsuccessor = \"a\"\n",
+      false);
+  ASSERT_FALSE(g.ok());
+  bool cycle = false;
+  for (const ConfigError& e : g.errors)
+    cycle = cycle || e.message.find("cycle") != std::string::npos;
+  EXPECT_TRUE(cycle) << g.errors[0].ToString();
+}
+
+}  // namespace
+}  // namespace mintgate::proxy
