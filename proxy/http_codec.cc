@@ -1,0 +1,535 @@
+#include "proxy/http_codec.h"
+
+#include <llhttp.h>
+
+#include <algorithm>
+#include <cassert>
+#include <charconv>
+#include <cstring>
+
+namespace mintgate::proxy {
+namespace {
+
+char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (Lower(a[i]) != Lower(b[i])) return false;
+  }
+  return true;
+}
+
+std::string_view TrimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Calls `fn` with each trimmed, non-empty element of a comma-separated header value.
+template <typename Fn>
+void ForEachListElement(std::string_view value, Fn&& fn) {
+  while (!value.empty()) {
+    std::size_t comma = value.find(',');
+    std::string_view element = TrimOws(value.substr(0, comma));
+    if (!element.empty()) fn(element);
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+}
+
+bool IsTchar(char c) {
+  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
+  return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != '\0';
+}
+
+}  // namespace
+
+const HttpHeader* HttpHead::Find(std::string_view name) const {
+  for (const HttpHeader& h : headers) {
+    if (EqualsIgnoreCase(h.name, name)) return &h;
+  }
+  return nullptr;
+}
+
+struct HttpParser::Impl {
+  Impl(Kind k, Handler& h, Limits l) : kind(k), handler(h), limits(l) {
+    llhttp_settings_init(&settings);
+    settings.on_message_begin = &Impl::OnMessageBegin;
+    settings.on_url = &Impl::OnUrl;
+    settings.on_status = &Impl::OnStatus;
+    settings.on_header_field = &Impl::OnHeaderField;
+    settings.on_header_value = &Impl::OnHeaderValue;
+    settings.on_header_value_complete = &Impl::OnHeaderValueComplete;
+    settings.on_headers_complete = &Impl::OnHeadersComplete;
+    settings.on_body = &Impl::OnBodyCb;
+    settings.on_message_complete = &Impl::OnMessageCompleteCb;
+    llhttp_init(&parser, k == Kind::kRequest ? HTTP_REQUEST : HTTP_RESPONSE, &settings);
+    parser.data = this;
+  }
+
+  // Whatever is wrong with an upstream response, the client gets a 502.
+  int Status(int request_status) const { return kind == Kind::kRequest ? request_status : 502; }
+
+  static Impl& Self(llhttp_t* p) { return *static_cast<Impl*>(p->data); }
+
+  // Records an error of our own and makes llhttp stop with HPE_USER.
+  int Fail(int status, const char* reason) {
+    pending_error = HttpError{Status(status), reason};
+    llhttp_set_error_reason(&parser, reason);
+    return HPE_USER;
+  }
+
+  static int OnMessageBegin(llhttp_t* p) {
+    Impl& s = Self(p);
+    s.head = HttpHead{};
+    s.field.clear();
+    s.value.clear();
+    s.in_message = true;
+    s.in_trailers = false;
+    s.trailer_bytes = 0;
+    s.host_count = 0;
+    s.saw_transfer_encoding = false;
+    s.saw_content_length = false;
+    return 0;
+  }
+
+  static int OnUrl(llhttp_t* p, const char* at, std::size_t len) {
+    Impl& s = Self(p);
+    if (s.head.target.size() + len > s.limits.max_target_bytes) {
+      return s.Fail(414, "request target too long");
+    }
+    s.head.target.append(at, len);
+    return 0;
+  }
+
+  static int OnStatus(llhttp_t* p, const char* at, std::size_t len) {
+    Self(p).head.reason.append(at, len);
+    return 0;
+  }
+
+  // Trailers are not relayed (the body is re-framed for the next hop), so they are only
+  // counted, which keeps an endless trailer section from growing memory.
+  int CountTrailer(std::size_t len) {
+    trailer_bytes += len;
+    if (trailer_bytes > limits.max_head_bytes) return Fail(431, "trailer section too large");
+    return 0;
+  }
+
+  static int OnHeaderField(llhttp_t* p, const char* at, std::size_t len) {
+    Impl& s = Self(p);
+    if (s.in_trailers) return s.CountTrailer(len);
+    s.field.append(at, len);
+    return 0;
+  }
+
+  static int OnHeaderValue(llhttp_t* p, const char* at, std::size_t len) {
+    Impl& s = Self(p);
+    if (s.in_trailers) return s.CountTrailer(len);
+    s.value.append(at, len);
+    return 0;
+  }
+
+  static int OnHeaderValueComplete(llhttp_t* p) {
+    Impl& s = Self(p);
+    if (s.in_trailers) return 0;
+    for (char c : s.field) {
+      // llhttp stops field names at ':' and rejects most bytes, but a name that is not a pure
+      // token (e.g. "Host " before the colon) must never reach the next hop.
+      if (!IsTchar(c)) return s.Fail(400, "invalid header name");
+    }
+    if (s.field.empty()) return s.Fail(400, "empty header name");
+    std::string_view v = TrimOws(s.value);
+    for (char c : v) {
+      if (c == '\r' || c == '\n' || c == '\0') return s.Fail(400, "invalid header value");
+    }
+    if (EqualsIgnoreCase(s.field, "Host")) ++s.host_count;
+    if (EqualsIgnoreCase(s.field, "Transfer-Encoding")) s.saw_transfer_encoding = true;
+    if (EqualsIgnoreCase(s.field, "Content-Length")) s.saw_content_length = true;
+    s.head.headers.push_back(HttpHeader{std::move(s.field), std::string(v)});
+    s.field.clear();
+    s.value.clear();
+    return 0;
+  }
+
+  // The final coding of a request body must be exactly "chunked", and only there; anything
+  // else leaves the body length ambiguous between us and the next hop.
+  bool RequestTransferEncodingOk() const {
+    std::vector<std::string_view> codings;
+    for (const HttpHeader& h : head.headers) {
+      if (!EqualsIgnoreCase(h.name, "Transfer-Encoding")) continue;
+      ForEachListElement(h.value, [&](std::string_view e) { codings.push_back(e); });
+    }
+    if (codings.empty() || !EqualsIgnoreCase(codings.back(), "chunked")) return false;
+    for (std::size_t i = 0; i + 1 < codings.size(); ++i) {
+      if (EqualsIgnoreCase(codings[i], "chunked")) return false;
+    }
+    return true;
+  }
+
+  static int OnHeadersComplete(llhttp_t* p) {
+    Impl& s = Self(p);
+    s.in_trailers = true;
+    HttpHead& h = s.head;
+    // Checked here as well as by llhttp: these are the classic request-smuggling vectors
+    // and must not depend on one library version's strictness.
+    if (s.saw_transfer_encoding && s.saw_content_length) {
+      return s.Fail(400, "both Content-Length and Transfer-Encoding");
+    }
+    if (s.kind == Kind::kRequest) {
+      if (s.saw_transfer_encoding && !s.RequestTransferEncodingOk()) {
+        return s.Fail(400, "Transfer-Encoding is not chunked-final");
+      }
+      if (s.host_count > 1) return s.Fail(400, "duplicate Host header");
+      h.method = llhttp_method_name(static_cast<llhttp_method_t>(llhttp_get_method(p)));
+    } else {
+      h.status = llhttp_get_status_code(p);
+    }
+    h.version_major = llhttp_get_http_major(p);
+    h.version_minor = llhttp_get_http_minor(p);
+    h.chunked = (p->flags & F_CHUNKED) != 0;
+    if ((p->flags & F_CONTENT_LENGTH) != 0) h.content_length = p->content_length;
+    h.upgrade = p->upgrade != 0;
+    if (const HttpHeader* expect = h.Find("Expect")) {
+      h.expect_continue = EqualsIgnoreCase(expect->value, "100-continue");
+    }
+    const bool skip_body = s.kind == Kind::kResponse && s.next_response_no_body && !h.upgrade;
+    // Set before asking about keep-alive so that a HEAD response without a length is not
+    // taken for a close-delimited one.
+    if (skip_body) p->flags |= F_SKIPBODY;
+    h.keep_alive = llhttp_should_keep_alive(p) != 0;
+    s.handler.OnHead(h);
+    return skip_body ? 1 : 0;
+  }
+
+  static int OnBodyCb(llhttp_t* p, const char* at, std::size_t len) {
+    Self(p).handler.OnBody(at, len);
+    return 0;
+  }
+
+  static int OnMessageCompleteCb(llhttp_t* p) {
+    Impl& s = Self(p);
+    s.in_message = false;
+    s.in_trailers = false;
+    s.head_scan = HeadScan{};
+    // A 1xx response precedes the real one, which is still the answer to a HEAD request.
+    if (s.kind == Kind::kResponse && s.head.status >= 200) s.next_response_no_body = false;
+    s.handler.OnMessageComplete();
+    // Upgrades make llhttp stop by itself with HPE_PAUSED_UPGRADE; pausing here as well
+    // would need two resumes.
+    if (p->upgrade) {
+      s.upgraded = true;
+      return 0;
+    }
+    return HPE_PAUSED;
+  }
+
+  // Raw-byte checks on the head that llhttp 8 does not do itself (bare LF line endings,
+  // obs-fold) and the head size limit. Runs ahead of llhttp over each Feed's bytes, so the
+  // head is refused before any part of it reaches the handler. llhttp pauses only after a
+  // message completes, i.e. after the head end found here, so the scan state always matches
+  // the bytes llhttp consumed.
+  struct HeadScan {
+    bool done = false;
+    bool prev_cr = false;
+    std::size_t line_len = 0;  // bytes of the current line, CR excluded
+    std::size_t lines = 0;     // non-empty lines so far
+    std::size_t bytes = 0;
+  };
+
+  std::optional<HttpError> ScanHead(const char* data, std::size_t size) {
+    HeadScan& sc = head_scan;
+    const bool strict = kind == Kind::kRequest;
+    for (std::size_t i = 0; i < size && !sc.done; ++i) {
+      const char c = data[i];
+      if (++sc.bytes > limits.max_head_bytes) {
+        return HttpError{Status(431), "header section too large"};
+      }
+      if (c == '\n') {
+        if (!sc.prev_cr && strict) return HttpError{400, "bare LF in header section"};
+        if (sc.line_len > 0) {
+          ++sc.lines;
+        } else if (sc.lines > 0) {
+          sc.done = true;
+        }
+        sc.line_len = 0;
+      } else if (c != '\r') {
+        if (sc.line_len == 0 && sc.lines > 0 && (c == ' ' || c == '\t')) {
+          return HttpError{Status(400), "obsolete line folding in header section"};
+        }
+        ++sc.line_len;
+      }
+      sc.prev_cr = c == '\r';
+    }
+    return std::nullopt;
+  }
+
+  Kind kind;
+  Handler& handler;
+  Limits limits;
+  llhttp_settings_t settings{};
+  llhttp_t parser{};
+  HttpHead head;
+  std::string field;
+  std::string value;
+  HeadScan head_scan;
+  std::size_t trailer_bytes = 0;
+  int host_count = 0;
+  bool saw_transfer_encoding = false;
+  bool saw_content_length = false;
+  bool in_message = false;
+  bool in_trailers = false;
+  bool paused = false;
+  bool upgraded = false;  // the last pause was llhttp's upgrade pause
+  bool next_response_no_body = false;
+  std::optional<HttpError> pending_error;
+  std::optional<HttpError> fatal;
+};
+
+HttpParser::HttpParser(Kind kind, Handler& handler, Limits limits)
+    : impl_(std::make_unique<Impl>(kind, handler, limits)) {}
+HttpParser::HttpParser(Kind kind, Handler& handler) : HttpParser(kind, handler, Limits{}) {}
+HttpParser::~HttpParser() = default;
+
+HttpParser::FeedResult HttpParser::Feed(const char* data, std::size_t size) {
+  Impl& s = *impl_;
+  FeedResult result;
+  if (s.fatal) {
+    result.error = s.fatal;
+    return result;
+  }
+  if (s.paused) {
+    result.paused = true;
+    return result;
+  }
+  if (size == 0) return result;
+  if (auto err = s.ScanHead(data, size)) {
+    s.fatal = std::move(err);
+    result.error = s.fatal;
+    return result;
+  }
+  const llhttp_errno_t rc = llhttp_execute(&s.parser, data, size);
+  if (rc == HPE_OK) {
+    result.consumed = size;
+    return result;
+  }
+  if (rc == HPE_PAUSED || rc == HPE_PAUSED_UPGRADE) {
+    s.paused = true;
+    result.paused = true;
+    result.consumed = static_cast<std::size_t>(llhttp_get_error_pos(&s.parser) - data);
+    return result;
+  }
+  if (s.pending_error) {
+    s.fatal = std::move(s.pending_error);
+  } else {
+    const int status = s.Status(400);
+    const char* reason = llhttp_get_error_reason(&s.parser);
+    s.fatal = HttpError{status, reason != nullptr ? reason : llhttp_errno_name(rc)};
+  }
+  result.error = s.fatal;
+  return result;
+}
+
+void HttpParser::Resume() {
+  Impl& s = *impl_;
+  if (!s.paused) return;
+  s.paused = false;
+  // After an upgrade pause, resuming means the upgrade did not happen (e.g. the server
+  // refused the WebSocket handshake) and the connection goes on speaking HTTP/1.1.
+  if (s.upgraded) {
+    s.upgraded = false;
+    llhttp_resume_after_upgrade(&s.parser);
+  } else {
+    llhttp_resume(&s.parser);
+  }
+}
+
+void HttpParser::SetNextResponseHasNoBody(bool no_body) { impl_->next_response_no_body = no_body; }
+
+std::optional<HttpError> HttpParser::FeedEof() {
+  Impl& s = *impl_;
+  if (s.fatal) return s.fatal;
+  if (!s.in_message) return std::nullopt;
+  const int status = s.Status(400);
+  // Requests never have close-delimited bodies; a response is complete at EOF only when
+  // llhttp says so (no length, not chunked).
+  if (s.kind == Kind::kRequest || s.paused) {
+    s.fatal = HttpError{status, "connection closed inside a message"};
+    return s.fatal;
+  }
+  const llhttp_errno_t rc = llhttp_finish(&s.parser);
+  if ((rc == HPE_OK || rc == HPE_PAUSED) && !s.in_message) {
+    s.paused = rc == HPE_PAUSED;
+    return std::nullopt;
+  }
+  s.fatal = HttpError{status, "connection closed inside a message"};
+  return s.fatal;
+}
+
+bool HttpParser::in_message() const { return impl_->in_message; }
+
+namespace {
+
+bool HasLineBreak(std::string_view s) {
+  return s.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+}
+
+// Appends the end-to-end headers of `head`. `drop_host`: requests get the Host of the URL the
+// rules were checked against (RFC 7230 §5.4), never the client's own.
+void AppendEndToEnd(std::string& out, const HttpHead& head, bool keep_upgrade, bool drop_host) {
+  std::vector<std::string> listed;
+  for (const HttpHeader& h : head.headers) {
+    if (!EqualsIgnoreCase(h.name, "Connection")) continue;
+    ForEachListElement(h.value, [&](std::string_view e) { listed.emplace_back(e); });
+  }
+  static constexpr std::string_view kHopByHop[] = {
+      "Connection", "Proxy-Connection", "Keep-Alive", "TE", "Trailer", "Proxy-Authorization"};
+  for (const HttpHeader& h : head.headers) {
+    const std::string_view name = h.name;
+    if (drop_host && EqualsIgnoreCase(name, "Host")) continue;
+    const bool framing = EqualsIgnoreCase(name, "Content-Length") ||
+                         EqualsIgnoreCase(name, "Transfer-Encoding") ||
+                         EqualsIgnoreCase(name, "Host");
+    bool drop = std::any_of(std::begin(kHopByHop), std::end(kHopByHop),
+                            [&](std::string_view hop) { return EqualsIgnoreCase(name, hop); });
+    if (EqualsIgnoreCase(name, "Upgrade")) {
+      drop = !keep_upgrade;
+    } else if (!framing) {
+      // A client could otherwise make us strip the framing headers or Host by listing them in
+      // Connection, and the next hop would frame the message differently from us.
+      drop = drop || std::any_of(listed.begin(), listed.end(),
+                                 [&](const std::string& l) { return EqualsIgnoreCase(name, l); });
+    }
+    if (drop) continue;
+    assert(!HasLineBreak(h.name) && !HasLineBreak(h.value));
+    if (name.empty() || HasLineBreak(h.name) || HasLineBreak(h.value)) continue;
+    out.append(h.name).append(": ").append(h.value).append("\r\n");
+  }
+  if (keep_upgrade) out.append("Connection: upgrade\r\n");
+}
+
+void AppendExtra(std::string& out, const std::vector<HttpHeader>& extra) {
+  for (const HttpHeader& h : extra) {
+    assert(!HasLineBreak(h.name) && !HasLineBreak(h.value));
+    if (h.name.empty() || HasLineBreak(h.name) || HasLineBreak(h.value)) continue;
+    out.append(h.name).append(": ").append(h.value).append("\r\n");
+  }
+}
+
+}  // namespace
+
+std::string SerializeRequestHead(const HttpHead& head, std::string_view path, std::string_view host,
+                                 bool keep_upgrade, const std::vector<HttpHeader>& extra) {
+  std::string out;
+  out.reserve(256);
+  out.append(head.method).append(" ").append(path).append(" HTTP/1.1\r\n");
+  if (!HasLineBreak(host)) out.append("Host: ").append(host).append("\r\n");
+  AppendEndToEnd(out, head, keep_upgrade, /*drop_host=*/true);
+  AppendExtra(out, extra);
+  out.append("\r\n");
+  return out;
+}
+
+std::string SerializeResponseHead(const HttpHead& head, bool keep_upgrade,
+                                  const std::vector<HttpHeader>& extra) {
+  std::string out;
+  out.reserve(256);
+  out.append("HTTP/1.1 ").append(std::to_string(head.status)).append(" ");
+  if (!HasLineBreak(head.reason)) out.append(head.reason);
+  out.append("\r\n");
+  AppendEndToEnd(out, head, keep_upgrade, /*drop_host=*/false);
+  AppendExtra(out, extra);
+  out.append("\r\n");
+  return out;
+}
+
+namespace {
+
+std::optional<std::uint16_t> ParsePort(std::string_view s) {
+  if (s.empty() || s.size() > 5) return std::nullopt;
+  unsigned value = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), value);
+  if (ec != std::errc() || ptr != s.data() + s.size() || value == 0 || value > 65535) {
+    return std::nullopt;
+  }
+  return static_cast<std::uint16_t>(value);
+}
+
+bool IsRegNameChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_';
+}
+
+// Splits "host[:port]" / "[v6][:port]"; the port is empty when absent. Host lower-cased.
+std::optional<std::pair<std::string, std::string_view>> SplitAuthority(std::string_view a) {
+  std::string_view host;
+  std::string_view rest;
+  if (!a.empty() && a.front() == '[') {
+    const std::size_t close = a.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    host = a.substr(1, close - 1);
+    rest = a.substr(close + 1);
+    if (host.find(':') == std::string_view::npos) return std::nullopt;
+    for (char c : host) {
+      const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+      if (!hex && c != ':' && c != '.') return std::nullopt;
+    }
+  } else {
+    const std::size_t colon = a.find(':');
+    host = a.substr(0, colon);
+    rest = colon == std::string_view::npos ? std::string_view() : a.substr(colon);
+    for (char c : host) {
+      if (!IsRegNameChar(c)) return std::nullopt;
+    }
+  }
+  if (host.empty()) return std::nullopt;
+  std::string_view port;
+  if (!rest.empty()) {
+    if (rest.front() != ':') return std::nullopt;
+    port = rest.substr(1);
+    if (port.empty()) return std::nullopt;
+  }
+  std::string lower(host);
+  for (char& c : lower) c = Lower(c);
+  return std::make_pair(std::move(lower), port);
+}
+
+}  // namespace
+
+std::optional<HttpUrl> ParseAbsoluteHttpUrl(std::string_view target) {
+  constexpr std::string_view kScheme = "http://";
+  if (target.size() < kScheme.size() || !EqualsIgnoreCase(target.substr(0, 7), kScheme)) {
+    return std::nullopt;
+  }
+  target.remove_prefix(kScheme.size());
+  const std::size_t end = target.find_first_of("/?#");
+  const std::string_view authority = target.substr(0, end);
+  // Userinfo is refused: "http://allowed.example@evil.example/" is a classic policy trick.
+  if (authority.find('@') != std::string_view::npos) return std::nullopt;
+  auto split = SplitAuthority(authority);
+  if (!split) return std::nullopt;
+  HttpUrl url;
+  url.host = std::move(split->first);
+  if (!split->second.empty()) {
+    auto port = ParsePort(split->second);
+    if (!port) return std::nullopt;
+    url.port = *port;
+  }
+  std::string_view rest = end == std::string_view::npos ? std::string_view() : target.substr(end);
+  // A fragment is never sent to the origin.
+  rest = rest.substr(0, rest.find('#'));
+  if (rest.empty() || rest.front() != '/') url.path = "/";
+  url.path.append(rest);
+  return url;
+}
+
+std::optional<std::pair<std::string, std::uint16_t>> ParseAuthority(std::string_view target) {
+  if (target.find_first_of("@/?#") != std::string_view::npos) return std::nullopt;
+  auto split = SplitAuthority(target);
+  if (!split || split->second.empty()) return std::nullopt;
+  auto port = ParsePort(split->second);
+  if (!port) return std::nullopt;
+  return std::make_pair(std::move(split->first), *port);
+}
+
+}  // namespace mintgate::proxy
