@@ -22,5 +22,10 @@ if [[ "${MINTGATE_SANITIZERS:-1}" != 0 ]]; then
     echo "== $preset unit tests"
     ctest --preset "$preset" -j"$jobs" --timeout 600
   done
+  # Traffic from the network must never crash the gateway: the end-to-end suites once more
+  # against the ASan+UBSan binary (which aborts on the first error).
+  echo "== asan end-to-end tests"
+  MINTGATE_SANITIZED=1 ctest --test-dir build/asan -L e2e -j"$jobs" --timeout 600 \
+    --output-on-failure
 fi
 echo "mintgate: all tests passed"

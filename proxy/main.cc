@@ -4,6 +4,7 @@
 
 #include "proxy/ca_commands.h"
 #include "proxy/config_commands.h"
+#include "proxy/run_command.h"
 
 namespace {
 
@@ -37,6 +38,11 @@ int main(int argc, char** argv) {
   ca_show->add_option("files", show_files, "certificate files (PEM or DER)")->required();
   ca_show->add_flag("--json", show_json, "one JSON object for scripts");
 
+  std::string run_config;
+  CLI::App* run = app.add_subcommand("run", "run the gateway in the foreground");
+  run->add_option("-c,--config", run_config,
+                  "configuration file (default: the embedded default configuration)");
+
   std::string check_config;
   CLI::App* check = app.add_subcommand(
       "check", "validate a configuration completely (files, keys, CAs, rules) without listening");
@@ -65,6 +71,7 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : kUsageError;
   }
 
+  if (run->parsed()) return mintgate::proxy::RunGateway(run_config, std::cout, std::cerr);
   if (check->parsed()) return mintgate::proxy::RunCheck(check_config, std::cout, std::cerr);
   if (rules_test->parsed()) return mintgate::proxy::RunRulesTest(test_args, std::cout, std::cerr);
   if (ca_init->parsed()) return mintgate::proxy::RunCaInit(init_args, std::cout, std::cerr);

@@ -14,6 +14,10 @@ namespace mintgate::rules {
 
 using Instant = std::chrono::sys_seconds;
 
+inline Instant Now() {
+  return std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
+}
+
 // One decryption rule. An empty match list matches anything; all non-empty lists must match.
 struct Rule {
   std::string name;

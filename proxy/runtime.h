@@ -1,0 +1,30 @@
+// The immutable snapshot of configuration every worker reads: swapped as a whole on reload,
+// never modified while in use.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "proxy/config.h"
+#include "rules/ip_address.h"
+#include "rules/rule_set.h"
+
+namespace mintgate::proxy {
+
+struct Runtime {
+  Config config;
+  std::vector<rules::Cidr> allow_clients;
+  std::optional<rules::RuleSet> rules;
+
+  bool ClientAllowed(const rules::IpAddress& address) const {
+    for (const rules::Cidr& cidr : allow_clients) {
+      if (cidr.Contains(address)) return true;
+    }
+    return false;
+  }
+};
+
+using RuntimePtr = std::shared_ptr<const Runtime>;
+
+}  // namespace mintgate::proxy

@@ -1,0 +1,770 @@
+#include "proxy/session.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <algorithm>
+#include <cstring>
+#include <iostream>
+
+#include "proxy/error_page.h"
+#include "proxy/worker.h"
+#include "tls/client_hello_peek.h"
+
+namespace mintgate::proxy {
+namespace {
+
+constexpr std::uint64_t kHeadTimeoutMs = 10'000;     // SPEC §5: no complete head -> 408
+constexpr std::uint64_t kIdleTimeoutMs = 60'000;     // an idle keep-alive client
+constexpr std::uint64_t kConnectTimeoutMs = 10'000;  // -> 504
+constexpr std::uint64_t kResponseTimeoutMs = 120'000;
+constexpr std::size_t kHighWatermark = 1 << 20;  // stop reading the other side above this
+constexpr std::size_t kLowWatermark = 256 << 10;
+constexpr std::size_t kMaxPipelined = 256 << 10;
+
+std::string PeerAddress(uv_tcp_t* tcp) {
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "";
+  char text[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, text, sizeof text);
+  } else if (ss.ss_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, text, sizeof text);
+  }
+  return text;
+}
+
+// Destinations a client must not reach through the gateway: its own loopback services and
+// link-local addresses (cloud metadata endpoints, routers), and unspecified addresses.
+bool IsForbiddenDestination(const IpEndpointAddress& a, bool allow_loopback) {
+  const auto& b = a.bytes;
+  if (a.family == AF_INET) {
+    if (b[0] == 127) return !allow_loopback;
+    if (b[0] == 169 && b[1] == 254) return true;
+    if (b[0] == 0) return true;
+    return false;
+  }
+  static constexpr std::array<std::uint8_t, 16> kLoopback6{0, 0, 0, 0, 0, 0, 0, 0,
+                                                           0, 0, 0, 0, 0, 0, 0, 1};
+  if (b == kLoopback6) return !allow_loopback;
+  if (b == std::array<std::uint8_t, 16>{}) return true;
+  if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return true;  // fe80::/10
+  // IPv4-mapped: judge the IPv4 address.
+  static constexpr std::array<std::uint8_t, 12> kMapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::equal(kMapped.begin(), kMapped.end(), b.begin())) {
+    IpEndpointAddress v4;
+    v4.family = AF_INET;
+    std::copy(b.begin() + 12, b.end(), v4.bytes.begin());
+    return IsForbiddenDestination(v4, allow_loopback);
+  }
+  return false;
+}
+
+// The gateway's own listeners (proxy and admin): a request looping back into them would let
+// a client reach the admin API or make the gateway call itself forever.
+bool IsOwnAddress(const IpEndpointAddress& a, std::uint16_t port, const Config& config) {
+  auto same = [&a, port](const HostPort& hp) {
+    if (hp.port != port) return false;
+    const std::string host = hp.host == "localhost" ? "127.0.0.1" : hp.host;
+    return host == a.ToString() || host == "0.0.0.0" || host == "::";
+  };
+  for (const HostPort& hp : config.server.listen) {
+    if (same(hp)) return true;
+  }
+  return same(config.admin.listen);
+}
+
+std::string HexChunkHeader(std::size_t size) {
+  char buf[32];
+  int n = std::snprintf(buf, sizeof buf, "%zx\r\n", size);
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
+}  // namespace
+
+struct Session::WriteRequest {
+  uv_write_t req{};
+  std::string data;
+  Session* session = nullptr;
+  Leg leg = Leg::kClient;
+};
+
+class Session::RequestSide : public HttpParser::Handler {
+ public:
+  explicit RequestSide(Session& s) : s_(s) {}
+  void OnHead(HttpHead& head) override { s_.OnRequestHead(head); }
+  void OnBody(const char* data, std::size_t size) override { s_.ForwardRequestBody(data, size); }
+  void OnMessageComplete() override {
+    s_.request_complete_ = true;
+    if (s_.request_.chunked && s_.state_ != State::kClosing) {
+      s_.ForwardRequestBody(nullptr, 0);  // the terminating chunk
+    }
+  }
+
+ private:
+  Session& s_;
+};
+
+class Session::ResponseSide : public HttpParser::Handler {
+ public:
+  explicit ResponseSide(Session& s) : s_(s) {}
+  void OnHead(HttpHead& head) override {
+    const bool interim = head.status >= 100 && head.status < 200 && head.status != 101;
+    if (interim) {
+      // 100 Continue and friends go to the client as they are; the final response follows.
+      s_.Write(Leg::kClient, SerializeResponseHead(head, false, {}));
+      return;
+    }
+    s_.response_started_ = true;
+    const bool no_body = s_.request_.method == "HEAD" || head.status == 204 || head.status == 304;
+    s_.response_chunked_ = head.chunked && !no_body;
+    s_.response_close_delimited_ = !no_body && !head.chunked && !head.content_length;
+    std::vector<HttpHeader> extra;
+    if (s_.response_close_delimited_ || !s_.keep_client_alive_) {
+      // A body that ends with the connection can only be passed on the same way.
+      s_.keep_client_alive_ = false;
+      extra.push_back({"Connection", "close"});
+    }
+    s_.Write(Leg::kClient, SerializeResponseHead(head, false, extra));
+  }
+  void OnBody(const char* data, std::size_t size) override { s_.ForwardResponseBody(data, size); }
+  void OnMessageComplete() override {
+    if (!s_.response_started_) return;  // an interim response: the final one follows
+    if (s_.response_chunked_) s_.Write(Leg::kClient, "0\r\n\r\n");
+    // Finished by OnUpstreamRead once the parser has returned: never tear it down from
+    // inside its own callback.
+    s_.response_complete_ = true;
+  }
+
+ private:
+  Session& s_;
+};
+
+Session::Session(Worker& worker)
+    : worker_(worker),
+      request_side_(std::make_unique<RequestSide>(*this)),
+      response_side_(std::make_unique<ResponseSide>(*this)) {
+  client_.data = this;
+  upstream_.data = this;
+  timer_.data = this;
+  uv_tcp_init(worker_.loop(), &client_);
+  uv_timer_init(worker_.loop(), &timer_);
+  open_handles_ = 2;
+}
+
+Session::~Session() = default;
+
+bool Session::Accept(uv_stream_t* server) {
+  if (uv_accept(server, client_stream()) != 0) {
+    Close();
+    return false;
+  }
+  uv_tcp_nodelay(&client_, 1);
+  client_address_ = PeerAddress(&client_);
+  return true;
+}
+
+void Session::Start() {
+  std::optional<rules::IpAddress> peer = rules::IpAddress::Parse(client_address_);
+  if (!peer || !worker_.runtime().ClientAllowed(*peer)) {
+    RespondError(403, "client " + client_address_ + " is not allowed to use this proxy");
+    return;
+  }
+  request_parser_ = std::make_unique<HttpParser>(HttpParser::Kind::kRequest, *request_side_);
+  ReadRequest();
+}
+
+void Session::ReadRequest() {
+  state_ = State::kReadRequest;
+  head_timer_armed_ = false;
+  request_ = HttpHead{};
+  url_ = HttpUrl{};
+  request_complete_ = false;
+  response_started_ = false;
+  response_complete_ = false;
+  response_chunked_ = false;
+  response_close_delimited_ = false;
+  upstream_backlog_.clear();
+  StartTimer(client_in_.empty() ? kIdleTimeoutMs : kHeadTimeoutMs, [](uv_timer_t* t) {
+    auto* s = static_cast<Session*>(t->data);
+    if (s->state_ != State::kReadRequest) return;
+    if (s->client_in_.empty() && !s->request_parser_->in_message()) {
+      s->Close();  // an idle keep-alive connection: nothing to answer
+    } else {
+      s->RespondError(408, "the request head did not arrive within 10 seconds");
+    }
+  });
+  UpdateReading();
+  if (!client_in_.empty()) ProcessClientInput();
+}
+
+void Session::ProcessClientInput() {
+  while (!client_in_.empty() && !request_paused_ && state_ != State::kClosing) {
+    HttpParser::FeedResult r = request_parser_->Feed(client_in_.data(), client_in_.size());
+    client_in_.erase(0, r.consumed);
+    if (r.error) {
+      RespondError(r.error->status, r.error->reason);
+      return;
+    }
+    if (r.paused) request_paused_ = true;
+    if (r.consumed == 0 && !r.paused) break;
+  }
+  // The 10 s for a head run from its first byte, once: trickling bytes do not extend them.
+  if (state_ == State::kReadRequest && !head_timer_armed_ &&
+      (!client_in_.empty() || request_parser_->in_message())) {
+    head_timer_armed_ = true;
+    StartTimer(kHeadTimeoutMs, [](uv_timer_t* t) {
+      auto* s = static_cast<Session*>(t->data);
+      if (s->state_ == State::kReadRequest) {
+        s->RespondError(408, "the request head did not arrive within 10 seconds");
+      }
+    });
+  }
+  UpdateReading();
+}
+
+void Session::OnRequestHead(HttpHead& head) {
+  uv_timer_stop(&timer_);
+  request_ = head;
+  keep_client_alive_ = head.keep_alive && !draining_;
+  if (head.method == "CONNECT") {
+    OnConnectHead(head);
+    return;
+  }
+  std::optional<HttpUrl> url = ParseAbsoluteHttpUrl(head.target);
+  if (!url) {
+    RespondError(400, "this is a proxy: requests must use an absolute http:// URL");
+    return;
+  }
+  url_ = *url;
+  state_ = State::kResolve;
+  UpdateReading();  // the body waits until the upstream is connected
+  resolve_id_ = worker_.resolver().Resolve(
+      url_.host, [this](const ResolveResult& result) { OnResolved(result); });
+}
+
+// CONNECT host:port. Everything that can be refused with a plain HTTP answer is refused
+// before the 200: a forbidden port, a rule that blocks the CONNECT host, an unknown host, a
+// forbidden destination, an origin that does not accept the connection.
+void Session::OnConnectHead(const HttpHead& head) {
+  is_connect_ = true;
+  keep_client_alive_ = false;
+  std::optional<std::pair<std::string, std::uint16_t>> authority = ParseAuthority(head.target);
+  if (!authority) {
+    RespondError(400, "CONNECT needs a host:port target");
+    return;
+  }
+  url_.host = authority->first;
+  url_.port = authority->second;
+  const Runtime& rt = worker_.runtime();
+  const std::vector<std::uint16_t>& ports = rt.config.inspection.connect_ports;
+  if (std::find(ports.begin(), ports.end(), url_.port) == ports.end()) {
+    RespondError(403, "CONNECT to port " + std::to_string(url_.port) +
+                          " is not allowed (inspection.connect_ports)");
+    return;
+  }
+  rules::Target target;
+  target.host = url_.host;
+  target.port = url_.port;
+  target.client = client_address_;
+  const rules::Decision decision = rt.rules->Decide(target, rules::Now());
+  if (decision.action == rules::Action::kBlock) {
+    RespondError(403, "blocked by rule \"" + decision.rule + "\": " + decision.reason);
+    return;
+  }
+  state_ = State::kResolve;
+  UpdateReading();
+  resolve_id_ = worker_.resolver().Resolve(
+      url_.host, [this](const ResolveResult& result) { OnResolved(result); });
+}
+
+void Session::PeekClientHello() {
+  tls::ClientHelloPeek peek;
+  const tls::ClientHelloPeek::Status status =
+      peek.Examine(reinterpret_cast<const std::uint8_t*>(client_in_.data()), client_in_.size());
+  switch (status) {
+    case tls::ClientHelloPeek::Status::kNeedMore:
+      if (client_in_.size() > tls::ClientHelloPeek::kMaxHelloBytes) {
+        Abort("ClientHello too large");
+      }
+      return;
+    case tls::ClientHelloPeek::Status::kNotTls:
+      // Only the CONNECT host is known: a tunnel rule splices whatever protocol this is, a
+      // decrypt rule cannot decrypt what is not TLS.
+      Decide("");
+      return;
+    case tls::ClientHelloPeek::Status::kMalformed:
+      std::cerr << "mintgate: " << client_address_ << " CONNECT " << url_.host << ":" << url_.port
+                << ": closed: malformed ClientHello (" << peek.error() << ")\n";
+      Close();
+      return;
+    case tls::ClientHelloPeek::Status::kDone:
+      Decide(peek.info().sni);
+      return;
+  }
+}
+
+// Decides by the rules with the SNI (or the CONNECT host when there is none).
+void Session::Decide(const std::string& sni) {
+  uv_timer_stop(&timer_);
+  rules::Target target;
+  target.host = sni.empty() ? url_.host : sni;
+  target.port = url_.port;
+  target.client = client_address_;
+  const rules::Decision decision = worker_.runtime().rules->Decide(target, rules::Now());
+  if (decision.action == rules::Action::kTunnel) {
+    Tunnel();
+    return;
+  }
+  // Block pages over TLS and decryption need the TLS engine, which later steps add; until
+  // then the connection is closed rather than passed on uninspected.
+  std::cerr << "mintgate: " << client_address_ << " CONNECT " << url_.host << ":" << url_.port
+            << " sni=" << (sni.empty() ? "-" : sni) << ": rule \"" << decision.rule << "\" says "
+            << rules::ToString(decision.action) << ", which this build cannot do yet: closed\n";
+  Close();
+}
+
+void Session::Tunnel() {
+  state_ = State::kTunnel;
+  std::string peeked;
+  peeked.swap(client_in_);
+  Write(Leg::kUpstream, std::move(peeked));
+  UpdateReading();
+}
+
+void Session::OnResolved(const ResolveResult& result) {
+  resolve_id_ = 0;
+  if (state_ != State::kResolve) return;
+  if (!result.ok) {
+    RespondError(502, result.error);
+    return;
+  }
+  const Config& config = worker_.runtime().config;
+  const bool allow_loopback = config.server.allow_loopback_upstreams;
+  addresses_.clear();
+  for (const IpEndpointAddress& a : result.addresses) {
+    if (IsOwnAddress(a, url_.port, config)) {
+      RespondError(403, "refusing to connect the gateway to itself (" + a.ToString() + ":" +
+                            std::to_string(url_.port) + ")");
+      return;
+    }
+    if (!IsForbiddenDestination(a, allow_loopback)) addresses_.push_back(a);
+  }
+  if (addresses_.empty()) {
+    RespondError(403, url_.host +
+                          " resolves only to addresses this gateway does not connect "
+                          "to (loopback, link-local or unspecified)");
+    return;
+  }
+  ConnectUpstream();
+}
+
+void Session::ConnectUpstream() {
+  state_ = State::kConnectUpstream;
+  const IpEndpointAddress& a = addresses_.front();
+  sockaddr_storage ss{};
+  if (a.family == AF_INET) {
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(url_.port);
+    std::memcpy(&v4->sin_addr, a.bytes.data(), 4);
+  } else {
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(url_.port);
+    std::memcpy(&v6->sin6_addr, a.bytes.data(), 16);
+  }
+  uv_tcp_init(worker_.loop(), &upstream_);
+  ++open_handles_;
+  upstream_open_ = true;
+  auto* req = new uv_connect_t;
+  req->data = this;
+  int rc = uv_tcp_connect(req, &upstream_, reinterpret_cast<sockaddr*>(&ss),
+                          [](uv_connect_t* r, int status) {
+                            auto* s = static_cast<Session*>(r->data);
+                            delete r;
+                            s->OnUpstreamConnected(status);
+                          });
+  if (rc != 0) {
+    delete req;
+    RespondError(502, "cannot connect to " + url_.host + ": " + uv_strerror(rc));
+    return;
+  }
+  StartTimer(kConnectTimeoutMs, [](uv_timer_t* t) {
+    auto* s = static_cast<Session*>(t->data);
+    if (s->state_ == State::kConnectUpstream) {
+      s->RespondError(504, "connecting to " + s->url_.host + " timed out");
+    }
+  });
+}
+
+void Session::OnUpstreamConnected(int status) {
+  if (status == UV_ECANCELED || state_ != State::kConnectUpstream) return;
+  uv_timer_stop(&timer_);
+  if (status != 0) {
+    RespondError(502, "cannot connect to " + url_.host + ": " + uv_strerror(status));
+    return;
+  }
+  uv_tcp_nodelay(&upstream_, 1);
+  if (is_connect_) {
+    state_ = State::kPeek;
+    Write(Leg::kClient, "HTTP/1.1 200 Connection established\r\n\r\n");
+    StartTimer(kHeadTimeoutMs, [](uv_timer_t* t) {
+      auto* s = static_cast<Session*>(t->data);
+      if (s->state_ == State::kPeek) s->Abort("no ClientHello within 10 seconds");
+    });
+    UpdateReading();
+    if (!client_in_.empty()) PeekClientHello();
+    return;
+  }
+  state_ = State::kRelay;
+  response_parser_ = std::make_unique<HttpParser>(HttpParser::Kind::kResponse, *response_side_);
+  response_parser_->SetNextResponseHasNoBody(request_.method == "HEAD");
+  std::string host = url_.host.find(':') != std::string::npos ? "[" + url_.host + "]" : url_.host;
+  if (url_.port != 80) host += ":" + std::to_string(url_.port);
+  // One request per upstream connection until connection reuse lands.
+  Write(Leg::kUpstream,
+        SerializeRequestHead(request_, url_.path, host, false, {{"Connection", "close"}}));
+  if (!upstream_backlog_.empty()) Write(Leg::kUpstream, std::move(upstream_backlog_));
+  upstream_backlog_.clear();
+  StartTimer(kResponseTimeoutMs, [](uv_timer_t* t) {
+    auto* s = static_cast<Session*>(t->data);
+    if (s->state_ == State::kRelay && !s->response_started_) {
+      s->RespondError(504, s->url_.host + " did not answer in time");
+    }
+  });
+  UpdateReading();
+}
+
+void Session::ForwardRequestBody(const char* data, std::size_t size) {
+  std::string out;
+  if (request_.chunked) {
+    if (size == 0) {
+      out = "0\r\n\r\n";
+    } else {
+      out = HexChunkHeader(size);
+      out.append(data, size);
+      out += "\r\n";
+    }
+  } else {
+    out.assign(data, size);
+  }
+  if (state_ == State::kRelay) {
+    Write(Leg::kUpstream, std::move(out));
+  } else {
+    upstream_backlog_ += out;
+  }
+}
+
+void Session::ForwardResponseBody(const char* data, std::size_t size) {
+  if (size == 0) return;
+  if (response_chunked_) {
+    std::string out = HexChunkHeader(size);
+    out.append(data, size);
+    out += "\r\n";
+    Write(Leg::kClient, std::move(out));
+  } else {
+    Write(Leg::kClient, std::string(data, size));
+  }
+}
+
+void Session::FinishExchange() {
+  uv_timer_stop(&timer_);
+  if (!request_complete_) {
+    // The origin answered before the request body ended (e.g. an error): the rest of the
+    // body cannot be told apart from a next request, so this connection ends here.
+    keep_client_alive_ = false;
+  }
+  if (upstream_open_) {
+    upstream_open_ = false;
+    upstream_reading_ = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&upstream_),
+             [](uv_handle_t* h) { static_cast<Session*>(h->data)->OnHandleClosed(); });
+  }
+  response_parser_.reset();
+  if (!keep_client_alive_ || client_eof_ || draining_) {
+    CloseWhenFlushed();
+    return;
+  }
+  request_paused_ = false;
+  request_parser_->Resume();
+  ReadRequest();
+}
+
+void Session::OnClientRead(ssize_t nread, const uv_buf_t* buf) {
+  if (nread < 0 && state_ == State::kTunnel) {
+    // The client is done sending: pass the end on and keep relaying the other way.
+    client_eof_ = true;
+    client_reading_ = false;
+    uv_read_stop(client_stream());
+    auto* req = new uv_shutdown_t;
+    if (uv_shutdown(req, upstream_stream(), [](uv_shutdown_t* r, int) { delete r; }) != 0) {
+      delete req;
+      CloseWhenFlushed();
+    }
+    return;
+  }
+  if (nread < 0) {
+    client_eof_ = true;
+    client_reading_ = false;
+    uv_read_stop(client_stream());
+    if (state_ == State::kReadRequest || state_ == State::kResolve ||
+        state_ == State::kConnectUpstream || !request_complete_) {
+      Close();  // nobody is left to answer
+    }
+    return;
+  }
+  if (nread == 0) return;
+  if (state_ == State::kTunnel) {
+    Write(Leg::kUpstream, std::string(buf->base, static_cast<std::size_t>(nread)));
+    return;
+  }
+  client_in_.append(buf->base, static_cast<std::size_t>(nread));
+  if (state_ == State::kPeek) {
+    PeekClientHello();
+    return;
+  }
+  ProcessClientInput();
+}
+
+void Session::OnUpstreamRead(ssize_t nread, const uv_buf_t* buf) {
+  if (state_ == State::kTunnel) {
+    if (nread < 0) {
+      CloseWhenFlushed();  // the origin is done: flush what it sent, then close both
+    } else if (nread > 0) {
+      Write(Leg::kClient, std::string(buf->base, static_cast<std::size_t>(nread)));
+    }
+    return;
+  }
+  if (!response_parser_ || state_ != State::kRelay) return;
+  if (nread < 0) {
+    upstream_reading_ = false;
+    uv_read_stop(upstream_stream());
+    std::optional<HttpError> error = response_parser_->FeedEof();
+    if (response_complete_) {
+      FinishExchange();
+    } else if (!response_started_) {
+      RespondError(502, url_.host + " closed the connection without answering" +
+                            (error ? ": " + error->reason : std::string()));
+    } else {
+      Close();  // a response cut short cannot be repaired; the client sees the close
+    }
+    return;
+  }
+  std::size_t offset = 0;
+  const auto size = static_cast<std::size_t>(nread);
+  while (offset < size && state_ == State::kRelay) {
+    HttpParser::FeedResult r = response_parser_->Feed(buf->base + offset, size - offset);
+    offset += r.consumed;
+    if (r.error) {
+      if (!response_started_) {
+        RespondError(502, "invalid response from " + url_.host + ": " + r.error->reason);
+      } else {
+        Close();
+      }
+      return;
+    }
+    if (r.paused) {
+      if (response_complete_) {
+        FinishExchange();  // anything after the response is not ours: the upstream closes
+        return;
+      }
+      response_parser_->Resume();  // after an interim 1xx response
+      continue;
+    }
+    if (r.consumed == 0) break;
+  }
+}
+
+void Session::Write(Leg leg, std::string data) {
+  if (data.empty()) return;
+  uv_stream_t* stream = leg == Leg::kClient ? client_stream() : upstream_stream();
+  if (leg == Leg::kUpstream && !upstream_open_) return;
+  auto* w = new WriteRequest;
+  w->data = std::move(data);
+  w->session = this;
+  w->leg = leg;
+  w->req.data = w;
+  uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  (leg == Leg::kClient ? client_queued_bytes_ : upstream_queued_bytes_) += w->data.size();
+  (leg == Leg::kClient ? client_pending_writes_ : upstream_pending_writes_) += 1;
+  int rc = uv_write(&w->req, stream, &buf, 1, [](uv_write_t* req, int status) {
+    auto* done = static_cast<WriteRequest*>(req->data);
+    Session* s = done->session;
+    const Leg written = done->leg;
+    (written == Leg::kClient ? s->client_queued_bytes_ : s->upstream_queued_bytes_) -=
+        done->data.size();
+    delete done;
+    s->OnWritten(written, status);
+  });
+  if (rc != 0) {
+    (leg == Leg::kClient ? client_queued_bytes_ : upstream_queued_bytes_) -= w->data.size();
+    (leg == Leg::kClient ? client_pending_writes_ : upstream_pending_writes_) -= 1;
+    delete w;
+    Close();
+    return;
+  }
+  UpdateReading();
+}
+
+void Session::OnWritten(Leg leg, int status) {
+  (leg == Leg::kClient ? client_pending_writes_ : upstream_pending_writes_) -= 1;
+  if (status < 0) {
+    if (status != UV_ECANCELED) Close();
+  } else if (state_ == State::kClosing && !closing_ && client_pending_writes_ == 0) {
+    Linger();
+    return;
+  }
+  if (!closing_) UpdateReading();
+}
+
+// Reads stop on one side while the other side's write queue is above the high watermark and
+// resume below the low one, so memory per connection stays bounded whatever the body size.
+void Session::UpdateReading() {
+  if (closing_ || lingering_) return;
+  auto want = [](bool reading, bool allowed, std::size_t queued) {
+    if (!allowed) return false;
+    return reading ? queued <= kHighWatermark : queued <= kLowWatermark;
+  };
+  const bool client_allowed =
+      !client_eof_ && state_ != State::kClosing && client_in_.size() < kMaxPipelined &&
+      (state_ == State::kReadRequest || state_ == State::kPeek || state_ == State::kTunnel ||
+       (state_ == State::kRelay && !is_connect_ && (!request_paused_ || request_complete_)));
+  const bool want_client = want(client_reading_, client_allowed, upstream_queued_bytes_);
+  if (want_client != client_reading_) {
+    client_reading_ = want_client;
+    if (want_client) {
+      uv_read_start(
+          client_stream(),
+          [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+            auto* s = static_cast<Session*>(h->data);
+            *buf = uv_buf_init(s->client_buffer_.data(),
+                               static_cast<unsigned>(s->client_buffer_.size()));
+          },
+          [](uv_stream_t* st, ssize_t nread, const uv_buf_t* buf) {
+            static_cast<Session*>(st->data)->OnClientRead(nread, buf);
+          });
+    } else {
+      uv_read_stop(client_stream());
+    }
+  }
+  const bool upstream_allowed =
+      upstream_open_ && (state_ == State::kRelay || state_ == State::kTunnel);
+  const bool want_upstream = want(upstream_reading_, upstream_allowed, client_queued_bytes_);
+  if (want_upstream != upstream_reading_) {
+    upstream_reading_ = want_upstream;
+    if (want_upstream) {
+      uv_read_start(
+          upstream_stream(),
+          [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+            auto* s = static_cast<Session*>(h->data);
+            *buf = uv_buf_init(s->upstream_buffer_.data(),
+                               static_cast<unsigned>(s->upstream_buffer_.size()));
+          },
+          [](uv_stream_t* st, ssize_t nread, const uv_buf_t* buf) {
+            static_cast<Session*>(st->data)->OnUpstreamRead(nread, buf);
+          });
+    } else {
+      uv_read_stop(upstream_stream());
+    }
+  }
+}
+
+void Session::RespondError(int status, const std::string& reason) {
+  if (closing_ || state_ == State::kClosing) return;
+  if (response_started_) {
+    Close();  // part of a response is already out: closing is the only honest signal left
+    return;
+  }
+  Write(Leg::kClient, ErrorResponse(status, reason, true));
+  CloseWhenFlushed();
+}
+
+void Session::CloseWhenFlushed() {
+  if (closing_) return;
+  state_ = State::kClosing;
+  uv_timer_stop(&timer_);
+  if (resolve_id_ != 0) {
+    worker_.resolver().Cancel(resolve_id_);
+    resolve_id_ = 0;
+  }
+  if (client_reading_) {
+    client_reading_ = false;
+    uv_read_stop(client_stream());
+  }
+  if (upstream_open_) {
+    upstream_open_ = false;
+    upstream_reading_ = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&upstream_),
+             [](uv_handle_t* h) { static_cast<Session*>(h->data)->OnHandleClosed(); });
+  }
+  if (client_pending_writes_ == 0) Linger();
+}
+
+// Closing a socket with unread input makes the kernel send a reset, which can destroy the
+// answer still in flight (e.g. a 431 for a head we stopped reading). So: send FIN, discard
+// what the client still sends for up to two seconds, then close.
+void Session::Linger() {
+  if (closing_ || lingering_) return;
+  lingering_ = true;
+  auto* req = new uv_shutdown_t;
+  req->data = this;
+  if (uv_shutdown(req, client_stream(), [](uv_shutdown_t* r, int) { delete r; }) != 0) {
+    delete req;
+    Close();
+    return;
+  }
+  client_reading_ = true;
+  uv_read_start(
+      client_stream(),
+      [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+        auto* s = static_cast<Session*>(h->data);
+        *buf =
+            uv_buf_init(s->client_buffer_.data(), static_cast<unsigned>(s->client_buffer_.size()));
+      },
+      [](uv_stream_t* st, ssize_t nread, const uv_buf_t*) {
+        if (nread < 0) static_cast<Session*>(st->data)->Close();
+      });
+  uv_timer_start(
+      &timer_, [](uv_timer_t* t) { static_cast<Session*>(t->data)->Close(); }, 2000, 0);
+}
+
+void Session::Close() {
+  if (closing_) return;
+  closing_ = true;
+  state_ = State::kClosing;
+  if (resolve_id_ != 0) {
+    worker_.resolver().Cancel(resolve_id_);
+    resolve_id_ = 0;
+  }
+  auto closed = [](uv_handle_t* h) { static_cast<Session*>(h->data)->OnHandleClosed(); };
+  if (upstream_open_) {
+    upstream_open_ = false;
+    uv_close(reinterpret_cast<uv_handle_t*>(&upstream_), closed);
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&client_), closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), closed);
+}
+
+void Session::OnHandleClosed() {
+  if (--open_handles_ == 0) worker_.SessionClosed(this);
+}
+
+void Session::StartTimer(std::uint64_t ms, void (*fire)(uv_timer_t*)) {
+  if (closing_) return;
+  uv_timer_start(&timer_, fire, ms, 0);
+}
+
+void Session::Drain() {
+  draining_ = true;
+  keep_client_alive_ = false;
+  if (state_ == State::kReadRequest && client_in_.empty() &&
+      (!request_parser_ || !request_parser_->in_message())) {
+    Close();
+  }
+}
+
+void Session::Abort(const char*) { Close(); }
+
+}  // namespace mintgate::proxy

@@ -1,0 +1,132 @@
+// One client connection and, while a request is relayed, its upstream connection. An explicit
+// state machine (ENGINEERING.md): plain HTTP is ReadRequest -> Resolve -> ConnectUpstream ->
+// Relay -> (ReadRequest again on keep-alive) -> Closed. CONNECT and decryption come in later
+// steps.
+#pragma once
+
+#include <uv.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "proxy/http_codec.h"
+#include "proxy/resolver.h"
+#include "rules/rule.h"
+
+namespace mintgate::proxy {
+
+class Worker;
+
+class Session {
+ public:
+  explicit Session(Worker& worker);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  // Accepts the pending connection of `server`; false if that failed (the session then
+  // closes itself and reports to the worker as usual).
+  bool Accept(uv_stream_t* server);
+  void Start();
+  // Graceful stop: close now if idle, else after the exchange in progress.
+  void Drain();
+  // Closes both legs now.
+  void Abort(const char* why);
+
+ private:
+  enum class State {
+    kReadRequest,  // waiting for (more of) a request head
+    kResolve,
+    kConnectUpstream,
+    kRelay,   // request and/or response in flight
+    kPeek,    // CONNECT answered 200; reading the ClientHello without consuming it
+    kTunnel,  // bytes spliced both ways
+    kClosing  // waiting for writes to flush, then close
+  };
+  enum class Leg { kClient, kUpstream };
+  struct WriteRequest;
+  class RequestSide;
+  class ResponseSide;
+
+  // Phases.
+  void ReadRequest();
+  void OnRequestHead(HttpHead& head);
+  void OnConnectHead(const HttpHead& head);
+  void PeekClientHello();
+  void Decide(const std::string& host);
+  void Tunnel();
+  void OnResolved(const ResolveResult& result);
+  void ConnectUpstream();
+  void OnUpstreamConnected(int status);
+  void FinishExchange();
+
+  // Input.
+  void OnClientRead(ssize_t nread, const uv_buf_t* buf);
+  void OnUpstreamRead(ssize_t nread, const uv_buf_t* buf);
+  void ProcessClientInput();
+  void ForwardRequestBody(const char* data, std::size_t size);
+  void ForwardResponseBody(const char* data, std::size_t size);
+
+  // Output and flow control.
+  void Write(Leg leg, std::string data);
+  void OnWritten(Leg leg, int status);
+  void UpdateReading();
+  void RespondError(int status, const std::string& reason);
+  void CloseWhenFlushed();
+  void Linger();
+  void Close();
+  void OnHandleClosed();
+  void StartTimer(std::uint64_t ms, void (*fire)(uv_timer_t*));
+
+  uv_stream_t* client_stream() { return reinterpret_cast<uv_stream_t*>(&client_); }
+  uv_stream_t* upstream_stream() { return reinterpret_cast<uv_stream_t*>(&upstream_); }
+
+  Worker& worker_;
+  State state_ = State::kReadRequest;
+  uv_tcp_t client_{};
+  uv_tcp_t upstream_{};
+  uv_timer_t timer_{};
+  int open_handles_ = 0;
+  bool upstream_open_ = false;
+  bool closing_ = false;
+  bool draining_ = false;
+  bool lingering_ = false;
+
+  std::unique_ptr<RequestSide> request_side_;
+  std::unique_ptr<ResponseSide> response_side_;
+  std::unique_ptr<HttpParser> request_parser_;
+  std::unique_ptr<HttpParser> response_parser_;
+
+  std::string client_address_;
+  std::string client_in_;  // client bytes not yet consumed by the request parser
+  bool request_paused_ = false;
+  bool head_timer_armed_ = false;  // the parser stopped after a complete request
+  bool client_eof_ = false;
+  bool client_reading_ = false;
+  bool upstream_reading_ = false;
+  std::size_t client_pending_writes_ = 0;
+  std::size_t upstream_pending_writes_ = 0;
+  std::size_t client_queued_bytes_ = 0;
+  std::size_t upstream_queued_bytes_ = 0;
+
+  // The exchange in progress.
+  HttpHead request_;
+  HttpUrl url_;
+  std::uint64_t resolve_id_ = 0;
+  std::vector<IpEndpointAddress> addresses_;
+  std::string upstream_backlog_;  // request bytes produced before the upstream connected
+  bool request_complete_ = false;
+  bool response_started_ = false;
+  bool response_complete_ = false;
+  bool response_chunked_ = false;
+  bool response_close_delimited_ = false;
+  bool keep_client_alive_ = true;
+  bool is_connect_ = false;
+
+  std::array<char, 64 * 1024> client_buffer_{};
+  std::array<char, 64 * 1024> upstream_buffer_{};
+};
+
+}  // namespace mintgate::proxy

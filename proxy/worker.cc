@@ -1,0 +1,185 @@
+#include "proxy/worker.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "proxy/session.h"
+
+namespace mintgate::proxy {
+
+struct Worker::ListenerHandle {
+  uv_tcp_t tcp{};
+  Worker* worker = nullptr;
+  std::string address;
+};
+
+namespace {
+
+// A listening socket with SO_REUSEPORT, so each worker has its own accept queue (libuv 1.44
+// has no flag for it, hence the socket is made here and handed to uv_tcp_open).
+int MakeListenSocket(const HostPort& hp, std::string& error) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  const std::string host = hp.host == "localhost" ? "127.0.0.1" : hp.host;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(hp.port);
+    len = sizeof *v4;
+  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(hp.port);
+    len = sizeof *v6;
+  } else {
+    error = hp.ToString() + ": listen addresses must be IP addresses";
+    return -1;
+  }
+  int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    error = hp.ToString() + ": socket: " + std::strerror(errno);
+    return -1;
+  }
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (ss.ss_family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    error = hp.ToString() + ": " + std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace
+
+Worker::Worker(int index, RuntimePtr runtime) : index_(index), runtime_(std::move(runtime)) {}
+
+Worker::~Worker() { Join(); }
+
+std::string Worker::Start() {
+  std::promise<std::string> started;
+  std::future<std::string> result = started.get_future();
+  thread_ = std::thread([this, &started] { Run(started); });
+  std::string error = result.get();
+  if (!error.empty()) Join();
+  return error;
+}
+
+void Worker::Stop(std::chrono::milliseconds drain) {
+  drain_ms_ = drain.count();
+  uv_async_send(&stop_async_);
+}
+
+void Worker::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::Run(std::promise<std::string>& started) {
+  uv_loop_init(&loop_);
+  loop_.data = this;
+  uv_async_init(&loop_, &stop_async_,
+                [](uv_async_t* a) { static_cast<Worker*>(a->loop->data)->BeginStop(); });
+  uv_async_init(&loop_, &reap_async_,
+                [](uv_async_t* a) { static_cast<Worker*>(a->loop->data)->ReapClosed(); });
+  uv_timer_init(&loop_, &drain_timer_);
+  std::string error;
+  try {
+    Resolver::Options options;
+    options.servers = runtime_->config.dns.servers;
+    resolver_ = std::make_unique<Resolver>(&loop_, options);
+    error = Listen();
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  if (!error.empty()) {
+    BeginStop();
+  } else {
+    started.set_value("");
+  }
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  uv_loop_close(&loop_);
+  if (!error.empty()) started.set_value(error);
+}
+
+std::string Worker::Listen() {
+  for (const HostPort& hp : runtime_->config.server.listen) {
+    std::string error;
+    int fd = MakeListenSocket(hp, error);
+    if (fd < 0) return error;
+    auto* l = new ListenerHandle;
+    l->worker = this;
+    l->address = hp.ToString();
+    l->tcp.data = l;
+    uv_tcp_init(&loop_, &l->tcp);
+    listeners_.push_back(l);
+    int rc = uv_tcp_open(&l->tcp, fd);
+    if (rc == 0) {
+      rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), 1024,
+                     [](uv_stream_t* server, int status) {
+                       if (status < 0) return;
+                       static_cast<ListenerHandle*>(server->data)->worker->OnConnection(server);
+                     });
+    }
+    if (rc != 0) return hp.ToString() + ": " + uv_strerror(rc);
+  }
+  return "";
+}
+
+void Worker::OnConnection(uv_stream_t* server) {
+  auto session = std::make_unique<Session>(*this);
+  if (!session->Accept(server)) return;  // the session closes itself and reports back
+  Session* raw = session.get();
+  sessions_.emplace(raw, std::move(session));
+  raw->Start();
+}
+
+void Worker::SessionClosed(Session* session) {
+  closed_.push_back(session);
+  uv_async_send(&reap_async_);
+}
+
+void Worker::ReapClosed() {
+  std::vector<Session*> closed;
+  closed.swap(closed_);
+  for (Session* s : closed) sessions_.erase(s);
+  if (stopping_ && sessions_.empty()) FinishStop();
+}
+
+void Worker::BeginStop() {
+  if (stopping_) return;
+  stopping_ = true;
+  for (ListenerHandle* l : listeners_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp),
+             [](uv_handle_t* h) { delete static_cast<ListenerHandle*>(h->data); });
+  }
+  listeners_.clear();
+  for (auto& [raw, session] : sessions_) raw->Drain();
+  if (sessions_.empty()) {
+    FinishStop();
+    return;
+  }
+  uv_timer_start(
+      &drain_timer_,
+      [](uv_timer_t* t) {
+        auto* w = static_cast<Worker*>(t->loop->data);
+        for (auto& [raw, session] : w->sessions_) raw->Abort("shutting down");
+      },
+      static_cast<std::uint64_t>(drain_ms_.load()), 0);
+}
+
+void Worker::FinishStop() {
+  if (finished_) return;
+  finished_ = true;
+  resolver_.reset();
+  uv_close(reinterpret_cast<uv_handle_t*>(&stop_async_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&reap_async_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+}
+
+}  // namespace mintgate::proxy

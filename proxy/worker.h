@@ -1,0 +1,74 @@
+// One worker thread: its own libuv loop, its own SO_REUSEPORT listeners on every configured
+// address (the kernel spreads connections over workers), its own resolver, and the sessions
+// it accepted. Nothing here is shared with other workers except the immutable Runtime.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <chrono>
+#include <future>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "proxy/resolver.h"
+#include "proxy/runtime.h"
+
+namespace mintgate::proxy {
+
+class Session;
+
+class Worker {
+ public:
+  Worker(int index, RuntimePtr runtime);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Starts the thread and binds the listeners. Returns "" on success, else why it failed
+  // (e.g. "127.0.0.1:3128: address already in use").
+  std::string Start();
+  // Thread-safe: stop accepting, let sessions finish for up to `drain`, then close the rest
+  // and end the loop. Join() waits for the thread.
+  void Stop(std::chrono::milliseconds drain);
+  void Join();
+
+  uv_loop_t* loop() { return &loop_; }
+  Resolver& resolver() { return *resolver_; }
+  const Runtime& runtime() const { return *runtime_; }
+  bool stopping() const { return stopping_; }
+  int index() const { return index_; }
+
+  // Called by a session once all its handles are closed; the session is destroyed later on
+  // this loop, never inside its own callback.
+  void SessionClosed(Session* session);
+
+ private:
+  struct ListenerHandle;
+  void Run(std::promise<std::string>& started);
+  std::string Listen();
+  void OnConnection(uv_stream_t* server);
+  void BeginStop();
+  void FinishStop();
+  void ReapClosed();
+
+  int index_;
+  RuntimePtr runtime_;
+  uv_loop_t loop_{};
+  uv_async_t stop_async_{};
+  uv_async_t reap_async_{};
+  uv_timer_t drain_timer_{};
+  std::unique_ptr<Resolver> resolver_;
+  std::vector<ListenerHandle*> listeners_;
+  std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
+  std::vector<Session*> closed_;
+  std::atomic<long long> drain_ms_{10000};
+  bool stopping_ = false;
+  bool finished_ = false;
+  std::thread thread_;
+};
+
+}  // namespace mintgate::proxy

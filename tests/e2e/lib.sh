@@ -1,0 +1,117 @@
+# Shared helpers for the end-to-end tests: free ports, real peers (nginx, dnsmasq) and the
+# mintgate binary, all on loopback, all stopped by the EXIT trap. Source it after `set -euo
+# pipefail`; it needs MINTGATE (the binary) and creates $work.
+
+: "${MINTGATE:?set MINTGATE to the mintgate binary}"
+MINTGATE=$(realpath "$MINTGATE")
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL: $*" >&2
+  for log in "$work"/*.log; do
+    [[ -f $log ]] && { echo "--- $log" >&2; tail -n 20 "$log" >&2; }
+  done
+  exit 1
+}
+
+# A TCP (and UDP) port that was free a moment ago on 127.0.0.1.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+wait_for_port() {  # port [seconds]
+  local port=$1 tries=$((${2:-10} * 10))
+  for ((i = 0; i < tries; i++)); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  fail "nothing listens on 127.0.0.1:$port"
+}
+
+# nginx serving $work/www on $1, with WebDAV PUT for uploads and a few fixed answers.
+start_nginx() {
+  local port=$1
+  mkdir -p "$work/www" "$work/nginx"
+  # As root, nginx would hand requests to an unprivileged worker that cannot read $work.
+  local user_line=""
+  [[ $(id -u) == 0 ]] && user_line="user root;"
+  cat >"$work/nginx/nginx.conf" <<NGINX
+$user_line
+daemon off;
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx.log warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  client_max_body_size 0;
+  server {
+    listen 127.0.0.1:$port;
+    ${NGINX_TLS_PORT:+listen 127.0.0.1:$NGINX_TLS_PORT ssl;}
+    ${NGINX_TLS_PORT:+ssl_certificate $work/pki/site.pem;}
+    ${NGINX_TLS_PORT:+ssl_certificate_key $work/pki/site.key;}
+    root $work/www;
+    location /upload/ { dav_methods PUT; create_full_put_path on; }
+    location = /status/204 { return 204; }
+    location = /echo-headers { return 200 "te=[\$http_te] pc=[\$http_proxy_connection] ka=[\$http_keep_alive] x=[\$http_x_end_to_end] host=[\$host]\n"; }
+  }
+}
+NGINX
+  nginx -c "$work/nginx/nginx.conf" -e "$work/nginx.log" >"$work/nginx.out.log" 2>&1 &
+  pids+=($!)
+  wait_for_port "$port"
+}
+
+# A lab CA and a certificate for www.lab.test / *.lab.test signed by it, made now.
+make_lab_pki() {
+  mkdir -p "$work/pki"
+  (
+    cd "$work/pki"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+      -subj "/CN=mintgate lab CA" -keyout ca.key -out ca.pem \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" \
+      2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=www.lab.test" \
+      -keyout site.key -out site.csr 2>/dev/null
+    printf 'subjectAltName=DNS:www.lab.test,DNS:*.lab.test\nextendedKeyUsage=serverAuth\n' \
+      >site.ext
+    openssl x509 -req -in site.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+      -extfile site.ext -out site.pem 2>/dev/null
+  ) || fail "cannot make the lab PKI"
+}
+
+# dnsmasq on $1 answering *.lab.test with 127.0.0.1 and NXDOMAIN for *.invalid.test.
+start_dnsmasq() {
+  local port=$1
+  dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts --listen-address=127.0.0.1 \
+    --bind-interfaces --port="$port" --address=/lab.test/127.0.0.1 --local=/invalid.test/ \
+    --pid-file="$work/dnsmasq.pid" --user=root --log-facility="$work/dnsmasq.log" \
+    >"$work/dnsmasq.out.log" 2>&1 &
+  pids+=($!)
+  for ((i = 0; i < 50; i++)); do
+    if [[ -s $work/dnsmasq.pid ]]; then return 0; fi
+    sleep 0.1
+  done
+  fail "dnsmasq did not start"
+}
+
+# mintgate run -c $2, logs in $work/$1.log; sets MINTGATE_PID.
+start_mintgate() {
+  local name=$1 config=$2 port=$3
+  "$MINTGATE" run -c "$config" >"$work/$name.log" 2>&1 &
+  MINTGATE_PID=$!
+  pids+=("$MINTGATE_PID")
+  wait_for_port "$port"
+}
