@@ -5,10 +5,16 @@
 // Let's Encrypt's current profiles: clients match names against the SAN only, and skipping
 // the subject name saves its canonical encoding on every mint.
 // This is the hot path: nothing here parses, duplicates or re-encodes a certificate or key.
+// The leaf X509 is built through the API (TLS needs the object, and d2i_X509 would decode the
+// key again), but the TBSCertificate that gets signed is assembled from cached DER pieces
+// instead of being re-encoded by X509_sign_ctx's template encoder.
 // Mint() is thread-safe.
 #pragma once
 
+#include <array>
 #include <ctime>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,15 +47,32 @@ class LeafMinter {
 
   int leaf_days() const { return leaf_days_; }
 
+  // The TBSCertificate DER that the calling thread's last successful Mint() signed (empty if
+  // it was signed through X509_sign_ctx). Tests compare it with i2d_re_X509_tbs.
+  static std::vector<unsigned char> LastTbsForTesting();
+
  private:
+  // SubjectPublicKeyInfo DER of each leaf key, encoded once from the first leaf that carries
+  // the key (LeafKeys hands out the same EVP_PKEY for its whole life).
+  struct SpkiCache {
+    std::once_flag once;
+    const EVP_PKEY* key = nullptr;
+    std::vector<unsigned char> der;
+  };
+  const std::vector<unsigned char>* Spki(LeafKeyType type, X509* cert, EVP_PKEY* key) const;
+
   LeafKeys& keys_;
   int leaf_days_;
   const EVP_MD* sha256_;
-  // Read-only after construction; encoded into each leaf by X509_add1_ext_i2d.
+  // Read-only after construction. basicConstraints is encoded into each leaf by
+  // X509_add1_ext_i2d (which creates the extension list); the other constant extensions are
+  // built once and their DER values copied into each leaf.
   BasicConstraintsPtr basic_constraints_;
-  BitStringPtr key_usage_ec_;
-  BitStringPtr key_usage_rsa_;
-  ExtendedKeyUsagePtr server_auth_;
+  X509ExtensionPtr key_usage_ec_;
+  X509ExtensionPtr key_usage_rsa_;
+  X509ExtensionPtr server_auth_;
+  std::shared_ptr<std::array<SpkiCache, kLeafKeyTypeCount>> spki_ =
+      std::make_shared<std::array<SpkiCache, kLeafKeyTypeCount>>();
 };
 
 }  // namespace mintgate::tls

@@ -4,6 +4,7 @@
 
 #include <ctime>
 #include <memory>
+#include <vector>
 
 #include "tls/leaf.h"
 #include "tls/openssl_ptr.h"
@@ -11,23 +12,32 @@
 namespace mintgate::tls {
 
 using AuthorityKeyIdPtr = std::unique_ptr<AUTHORITY_KEYID, OpenSslDeleter<AUTHORITY_KEYID_free>>;
+using X509AlgorPtr = std::unique_ptr<X509_ALGOR, OpenSslDeleter<X509_ALGOR_free>>;
 
 struct Signer {
   X509Ptr cert;    // issuer of the leaves
   EvpPkeyPtr key;  // its private key
   // AKI for leaves (keyid = cert's SKI); null when the certificate has no SKI.
   AuthorityKeyIdPtr authority_key_id;
+  // The same as a finished extension, copied into each leaf; null when there is no SKI.
+  X509ExtensionPtr authority_key_id_extension;
   // EVP_DigestSignInit(SHA-256, key) done once: each mint copies it instead of fetching the
   // signature algorithm and key management again. Only ever read after construction.
   EvpMdCtxPtr sign_template;
+  // The signature AlgorithmIdentifier that X509_sign_ctx writes when signing with
+  // sign_template, learnt once by signing a throwaway certificate, and its DER. Leaves are
+  // signed over a hand-encoded TBSCertificate (tls/leaf_minter.cc) that embeds these bytes.
+  // When null, leaves are signed through X509_sign_ctx instead.
+  X509AlgorPtr signature_algorithm;
+  std::vector<unsigned char> signature_algorithm_der;
   std::time_t not_before = 0;
   std::time_t not_after = 0;               // leaves never outlive this
   std::shared_ptr<const CertChain> chain;  // served after each leaf
   bool is_intermediate = false;
 };
 
-// Fills `authority_key_id` and `sign_template` from `cert` and `key`. False on failure
-// (OpenSSL's error queue says why).
+// Fills `authority_key_id{,_extension}`, `sign_template` and `signature_algorithm{,_der}` from
+// `cert` and `key`. False on failure (OpenSSL's error queue says why).
 bool PrepareSigner(Signer& signer);
 
 }  // namespace mintgate::tls

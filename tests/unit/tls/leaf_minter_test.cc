@@ -345,8 +345,18 @@ TEST_F(LeafMinterTest, ConcurrentMintsFromOneSignerAllVerify) {
         MintRequest req;
         std::string host = "t" + std::to_string(t) + "-" + std::to_string(i) + ".example.com";
         req.host = host;
-        auto r = minter_.Mint(*ca->signer(at), req, at);
-        if (r.ok()) results[t].push_back(r.value());
+        std::shared_ptr<const Signer> signer = ca->signer(at);
+        auto r = minter_.Mint(*signer, req, at);
+        if (!r.ok()) continue;
+        // Each thread encodes into its own buffer; it must match what it signed.
+        std::vector<unsigned char> tbs = LeafMinter::LastTbsForTesting();
+        unsigned char* der = nullptr;
+        const int len = i2d_re_X509_tbs(r.value()->cert.get(), &der);
+        const bool same = len > 0 && tbs == std::vector<unsigned char>(der, der + len);
+        OPENSSL_free(der);
+        if (same && X509_verify(r.value()->cert.get(), signer->key.get()) == 1) {
+          results[t].push_back(r.value());
+        }
       }
     });
   }
@@ -370,6 +380,132 @@ TEST_F(LeafMinterTest, ConcurrentMintsFromOneSignerAllVerify) {
     }
   }
   EXPECT_EQ(serials.size(), static_cast<std::size_t>(kThreads * kPerThread));
+}
+
+// Mint() signs a TBSCertificate it encodes itself from cached pieces (tls/leaf_minter.cc).
+// It must be byte for byte what OpenSSL encodes from the finished certificate, or every
+// verifier would reject the signature.
+std::string TbsMismatch(const Leaf& leaf, EVP_PKEY* signer_key, const std::vector<X509*>& anchors,
+                        const std::string& host, std::time_t at) {
+  X509* x = leaf.cert.get();
+  std::vector<unsigned char> mine = LeafMinter::LastTbsForTesting();
+  if (mine.empty()) return "leaf was not signed over a hand-encoded TBSCertificate";
+  unsigned char* der = nullptr;
+  const int len = i2d_re_X509_tbs(x, &der);
+  if (len <= 0) return "i2d_re_X509_tbs failed";
+  std::vector<unsigned char> openssl(der, der + len);
+  OPENSSL_free(der);
+  if (mine != openssl) return "TBSCertificate differs from i2d_re_X509_tbs";
+  // The SAN value (encoded by hand too) is the canonical DER of the names it holds.
+  const int san_at = X509_get_ext_by_NID(x, NID_subject_alt_name, -1);
+  if (san_at < 0) return "no SAN";
+  const ASN1_OCTET_STRING* san_value = X509_EXTENSION_get_data(X509_get_ext(x, san_at));
+  GeneralNamesPtr names(
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr)));
+  unsigned char* san_der = nullptr;
+  const int san_len = names ? i2d_GENERAL_NAMES(names.get(), &san_der) : -1;
+  const bool san_same = san_len == ASN1_STRING_length(san_value) &&
+                        std::equal(san_der, san_der + san_len, ASN1_STRING_get0_data(san_value));
+  OPENSSL_free(san_der);
+  if (!san_same) return "SAN value is not the DER of its names";
+  if (X509_verify(x, signer_key) != 1) return "X509_verify failed";
+  // The whole certificate survives a DER round trip and verifies as parsed.
+  const int full_len = i2d_X509(x, nullptr);
+  std::vector<unsigned char> full(static_cast<std::size_t>(full_len));
+  unsigned char* p = full.data();
+  if (full_len <= 0 || i2d_X509(x, &p) != full_len) return "i2d_X509 failed";
+  const unsigned char* in = full.data();
+  X509Ptr parsed(d2i_X509(nullptr, &in, full_len));
+  if (!parsed || in != full.data() + full.size()) return "d2i_X509 failed";
+  if (X509_verify(parsed.get(), signer_key) != 1) return "parsed X509_verify failed";
+  if (X509_cmp(parsed.get(), x) != 0) return "parsed certificate differs";
+  Leaf copy;
+  copy.cert = std::move(parsed);
+  copy.key = UpRef(leaf.key.get());
+  copy.chain = leaf.chain;
+  if (std::string e = VerifyLeaf(copy, anchors, host, at); !e.empty()) return "parsed: " + e;
+  return VerifyLeaf(leaf, anchors, host, at);
+}
+
+TEST_F(LeafMinterTest, HandEncodedTbsIsWhatOpenSslEncodes) {
+  struct Case {
+    const char* what;
+    std::unique_ptr<CertAuthority> ca;
+    X509* anchor;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"ec direct", Authority(Material(pki().fresh)), pki().fresh.cert.get()});
+  cases.push_back({"ec legacy", Authority(Material(pki().legacy)), pki().legacy.cert.get()});
+  cases.push_back({"rsa direct", Authority(Material(pki().rsa_root)), pki().rsa_root.cert.get()});
+  cases.push_back(
+      {"rsa intermediate", Authority(Material(pki().rsa_root), true), pki().rsa_root.cert.get()});
+  cases.push_back(
+      {"cross intermediate",
+       Authority(Material(pki().cross.get(), pki().fresh.key.get(), {pki().customer.cert.get()}),
+                 true),
+       pki().customer.cert.get()});
+  TestCa no_ski = [] {
+    CaOptions o;
+    o.with_ski = false;
+    return MakeRoot("Root Without SKI", MakeKey("p384"), o);
+  }();
+  cases.push_back({"p384 without ski", Authority(Material(no_ski)), no_ski.cert.get()});
+
+  // Names that move the SAN, extension and TBS lengths across the 127/255/65535-byte DER
+  // length forms.
+  std::vector<std::string> few = {"example.com", "*.example.com", "192.0.2.1", "[2001:db8::1]"};
+  std::vector<std::string> some;
+  for (int i = 0; i < 12; ++i) some.push_back("n" + std::to_string(i) + ".example.org");
+  std::vector<std::string> many;
+  for (int i = 0; i < 1200; ++i) {
+    many.push_back("host-number-" + std::to_string(i) + ".some-long-domain-name.example.net");
+  }
+  struct Req {
+    std::string host;
+    const std::vector<std::string>* extra;
+  };
+  const std::vector<Req> reqs = {{"a.io", nullptr},
+                                 {"www.example.com", nullptr},
+                                 {"192.0.2.7", nullptr},
+                                 {"[2001:db8::7]", nullptr},
+                                 {std::string(60, 'x') + ".example.com", nullptr},
+                                 {"www.example.com", &few},
+                                 {"www.example.org", &some},
+                                 {"www.example.net", &many}};
+  for (const Case& c : cases) {
+    std::shared_ptr<const Signer> signer = c.ca->signer(now_);
+    ASSERT_TRUE(signer->signature_algorithm) << c.what;
+    for (LeafKeyType type : {LeafKeyType::kEcdsaP256, LeafKeyType::kRsa2048}) {
+      for (const Req& r : reqs) {
+        LeafPtr leaf = MintOk(*c.ca, r.host, r.extra, type);
+        ASSERT_TRUE(leaf) << c.what << " " << r.host;
+        std::string host = r.host.front() == '[' ? r.host.substr(1, r.host.size() - 2) : r.host;
+        EXPECT_EQ(TbsMismatch(*leaf, signer->key.get(), {c.anchor}, host, now_), "")
+            << c.what << " " << ToString(type) << " " << r.host;
+      }
+    }
+  }
+}
+
+// Times from 2050 on are GeneralizedTime, before it UTCTime, exactly as ASN1_TIME_set writes
+// them; the hand-encoded TBSCertificate must follow.
+TEST_F(LeafMinterTest, HandEncodedTbsAcrossThe2050TimeFormatSwitch) {
+  const std::time_t y2050 = 2524608000;  // 2050-01-01T00:00:00Z
+  CaOptions o;
+  o.not_after = y2050 + 400 * kDay;
+  TestCa root = MakeRoot("Long Root", MakeKey("ec"), o);
+  for (std::time_t at : {y2050 - 10 * kDay, y2050 - 1800, y2050 + 10 * kDay}) {
+    now_ = at;
+    auto ca = Authority(Material(root));
+    LeafPtr leaf = MintOk(*ca, "future.example.com");
+    ASSERT_TRUE(leaf);
+    X509* x = leaf->cert.get();
+    EXPECT_EQ(ASN1_STRING_type(X509_get0_notBefore(x)),
+              at - 3600 < y2050 ? V_ASN1_UTCTIME : V_ASN1_GENERALIZEDTIME);
+    EXPECT_EQ(ASN1_STRING_type(X509_get0_notAfter(x)), V_ASN1_GENERALIZEDTIME);
+    EXPECT_EQ(ToTimeT(X509_get0_notBefore(x)), at - 3600);
+    EXPECT_EQ(TbsMismatch(*leaf, root.key.get(), {root.cert.get()}, "future.example.com", at), "");
+  }
 }
 
 TEST_F(LeafMinterTest, ReloadedProfilesGetNewIds) {
