@@ -72,6 +72,12 @@ int RunGateway(const std::string& config, std::ostream& out, std::ostream& err) 
   }
 
   auto runtime = std::make_shared<Runtime>();
+  try {
+    runtime->access_log = std::make_shared<AccessLog>(g.config.log.access, g.config.log.format);
+  } catch (const std::exception& e) {
+    err << "error: " << e.what() << "\n";
+    return kRuntimeFailure;
+  }
   runtime->config = g.config;
   runtime->rules = g.rules;
   for (const std::string& client : g.config.server.allow_clients) {

@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include "proxy/access_log.h"
 #include "proxy/config.h"
 #include "rules/ip_address.h"
 #include "rules/rule_set.h"
@@ -16,6 +17,7 @@ struct Runtime {
   Config config;
   std::vector<rules::Cidr> allow_clients;
   std::optional<rules::RuleSet> rules;
+  std::shared_ptr<const AccessLog> access_log;  // null: no access log
 
   bool ClientAllowed(const rules::IpAddress& address) const {
     for (const rules::Cidr& cidr : allow_clients) {

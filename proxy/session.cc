@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <iostream>
 
@@ -117,6 +118,7 @@ class Session::ResponseSide : public HttpParser::Handler {
       return;
     }
     s_.response_started_ = true;
+    s_.record_.status = head.status;
     const bool no_body = s_.request_.method == "HEAD" || head.status == 204 || head.status == 304;
     s_.response_chunked_ = head.chunked && !no_body;
     s_.response_close_delimited_ = !no_body && !head.chunked && !head.content_length;
@@ -204,6 +206,7 @@ void Session::ProcessClientInput() {
     HttpParser::FeedResult r = request_parser_->Feed(client_in_.data(), client_in_.size());
     client_in_.erase(0, r.consumed);
     if (r.error) {
+      if (!record_open_) BeginRecord("-", "-");  // refused before a head: still logged
       RespondError(r.error->status, r.error->reason);
       return;
     }
@@ -226,6 +229,7 @@ void Session::ProcessClientInput() {
 
 void Session::OnRequestHead(HttpHead& head) {
   uv_timer_stop(&timer_);
+  BeginRecord(head.method, head.target);
   request_ = head;
   keep_client_alive_ = head.keep_alive && !draining_;
   if (head.method == "CONNECT") {
@@ -238,6 +242,17 @@ void Session::OnRequestHead(HttpHead& head) {
     return;
   }
   url_ = *url;
+  rules::Target target;
+  target.host = url_.host;
+  target.port = url_.port;
+  target.client = client_address_;
+  const rules::Decision decision = worker_.runtime().rules->Decide(target, rules::Now());
+  record_.rule = decision.rule;
+  record_.action = decision.action == rules::Action::kBlock ? "block" : "http";
+  if (decision.action == rules::Action::kBlock) {
+    RespondError(403, "blocked by rule \"" + decision.rule + "\"");
+    return;
+  }
   state_ = State::kResolve;
   UpdateReading();  // the body waits until the upstream is connected
   resolve_id_ = worker_.resolver().Resolve(
@@ -269,6 +284,8 @@ void Session::OnConnectHead(const HttpHead& head) {
   target.port = url_.port;
   target.client = client_address_;
   const rules::Decision decision = rt.rules->Decide(target, rules::Now());
+  record_.rule = decision.rule;
+  record_.action = std::string(rules::ToString(decision.action));
   if (decision.action == rules::Action::kBlock) {
     RespondError(403, "blocked by rule \"" + decision.rule + "\": " + decision.reason);
     return;
@@ -313,10 +330,14 @@ void Session::Decide(const std::string& sni) {
   target.port = url_.port;
   target.client = client_address_;
   const rules::Decision decision = worker_.runtime().rules->Decide(target, rules::Now());
+  record_.rule = decision.rule;
+  record_.action = std::string(rules::ToString(decision.action));
   if (decision.action == rules::Action::kTunnel) {
     Tunnel();
     return;
   }
+  record_.note = "sni " + (sni.empty() ? std::string("-") : sni) + ": " +
+                 std::string(rules::ToString(decision.action)) + " not available yet";
   // Block pages over TLS and decryption need the TLS engine, which later steps add; until
   // then the connection is closed rather than passed on uninspected.
   std::cerr << "mintgate: " << client_address_ << " CONNECT " << url_.host << ":" << url_.port
@@ -407,8 +428,10 @@ void Session::OnUpstreamConnected(int status) {
     return;
   }
   uv_tcp_nodelay(&upstream_, 1);
+  record_.upstream = addresses_.front().ToString();
   if (is_connect_) {
     state_ = State::kPeek;
+    record_.status = 200;
     Write(Leg::kClient, "HTTP/1.1 200 Connection established\r\n\r\n");
     StartTimer(kHeadTimeoutMs, [](uv_timer_t* t) {
       auto* s = static_cast<Session*>(t->data);
@@ -471,6 +494,7 @@ void Session::ForwardResponseBody(const char* data, std::size_t size) {
 
 void Session::FinishExchange() {
   uv_timer_stop(&timer_);
+  LogExchange();
   if (!request_complete_) {
     // The origin answered before the request body ended (e.g. an error): the rest of the
     // body cannot be told apart from a next request, so this connection ends here.
@@ -516,6 +540,7 @@ void Session::OnClientRead(ssize_t nread, const uv_buf_t* buf) {
     return;
   }
   if (nread == 0) return;
+  record_.bytes_from_client += static_cast<std::uint64_t>(nread);
   if (state_ == State::kTunnel) {
     Write(Leg::kUpstream, std::string(buf->base, static_cast<std::size_t>(nread)));
     return;
@@ -588,6 +613,7 @@ void Session::Write(Leg leg, std::string data) {
   w->req.data = w;
   uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
   (leg == Leg::kClient ? client_queued_bytes_ : upstream_queued_bytes_) += w->data.size();
+  if (leg == Leg::kClient) record_.bytes_to_client += w->data.size();
   (leg == Leg::kClient ? client_pending_writes_ : upstream_pending_writes_) += 1;
   int rc = uv_write(&w->req, stream, &buf, 1, [](uv_write_t* req, int status) {
     auto* done = static_cast<WriteRequest*>(req->data);
@@ -635,16 +661,10 @@ void Session::UpdateReading() {
   if (want_client != client_reading_) {
     client_reading_ = want_client;
     if (want_client) {
-      uv_read_start(
-          client_stream(),
-          [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
-            auto* s = static_cast<Session*>(h->data);
-            *buf = uv_buf_init(s->client_buffer_.data(),
-                               static_cast<unsigned>(s->client_buffer_.size()));
-          },
-          [](uv_stream_t* st, ssize_t nread, const uv_buf_t* buf) {
-            static_cast<Session*>(st->data)->OnClientRead(nread, buf);
-          });
+      uv_read_start(client_stream(), &Session::AllocReadBuffer,
+                    [](uv_stream_t* st, ssize_t nread, const uv_buf_t* buf) {
+                      static_cast<Session*>(st->data)->OnClientRead(nread, buf);
+                    });
     } else {
       uv_read_stop(client_stream());
     }
@@ -655,20 +675,23 @@ void Session::UpdateReading() {
   if (want_upstream != upstream_reading_) {
     upstream_reading_ = want_upstream;
     if (want_upstream) {
-      uv_read_start(
-          upstream_stream(),
-          [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
-            auto* s = static_cast<Session*>(h->data);
-            *buf = uv_buf_init(s->upstream_buffer_.data(),
-                               static_cast<unsigned>(s->upstream_buffer_.size()));
-          },
-          [](uv_stream_t* st, ssize_t nread, const uv_buf_t* buf) {
-            static_cast<Session*>(st->data)->OnUpstreamRead(nread, buf);
-          });
+      uv_read_start(upstream_stream(), &Session::AllocReadBuffer,
+                    [](uv_stream_t* st, ssize_t nread, const uv_buf_t* buf) {
+                      static_cast<Session*>(st->data)->OnUpstreamRead(nread, buf);
+                    });
     } else {
       uv_read_stop(upstream_stream());
     }
   }
+}
+
+// Each leg reads into its own fixed buffer: libuv has at most one read in flight per handle,
+// and whatever a read delivers is consumed before the next one starts.
+void Session::AllocReadBuffer(uv_handle_t* handle, std::size_t, uv_buf_t* buf) {
+  auto* s = static_cast<Session*>(handle->data);
+  auto& buffer = handle == reinterpret_cast<uv_handle_t*>(&s->client_) ? s->client_buffer_
+                                                                       : s->upstream_buffer_;
+  *buf = uv_buf_init(buffer.data(), static_cast<unsigned>(buffer.size()));
 }
 
 void Session::RespondError(int status, const std::string& reason) {
@@ -678,6 +701,9 @@ void Session::RespondError(int status, const std::string& reason) {
     return;
   }
   Write(Leg::kClient, ErrorResponse(status, reason, true));
+  record_.status = status;
+  if (record_.note.empty()) record_.note = reason;
+  LogExchange();
   CloseWhenFlushed();
 }
 
@@ -716,16 +742,10 @@ void Session::Linger() {
     return;
   }
   client_reading_ = true;
-  uv_read_start(
-      client_stream(),
-      [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
-        auto* s = static_cast<Session*>(h->data);
-        *buf =
-            uv_buf_init(s->client_buffer_.data(), static_cast<unsigned>(s->client_buffer_.size()));
-      },
-      [](uv_stream_t* st, ssize_t nread, const uv_buf_t*) {
-        if (nread < 0) static_cast<Session*>(st->data)->Close();
-      });
+  uv_read_start(client_stream(), &Session::AllocReadBuffer,
+                [](uv_stream_t* st, ssize_t nread, const uv_buf_t*) {
+                  if (nread < 0) static_cast<Session*>(st->data)->Close();
+                });
   uv_timer_start(
       &timer_, [](uv_timer_t* t) { static_cast<Session*>(t->data)->Close(); }, 2000, 0);
 }
@@ -733,6 +753,7 @@ void Session::Linger() {
 void Session::Close() {
   if (closing_) return;
   closing_ = true;
+  LogExchange();
   state_ = State::kClosing;
   if (resolve_id_ != 0) {
     worker_.resolver().Cancel(resolve_id_);
@@ -745,6 +766,26 @@ void Session::Close() {
   }
   uv_close(reinterpret_cast<uv_handle_t*>(&client_), closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), closed);
+}
+
+void Session::BeginRecord(const std::string& method, const std::string& url) {
+  record_ = AccessRecord{};
+  record_.time = static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count()) /
+                 1000.0;
+  record_start_ms_ = uv_now(worker_.loop());
+  record_.client = client_address_;
+  record_.method = method;
+  record_.url = url;
+  record_open_ = true;
+}
+
+void Session::LogExchange() {
+  if (!record_open_) return;
+  record_open_ = false;
+  record_.duration_ms = uv_now(worker_.loop()) - record_start_ms_;
+  if (const auto& log = worker_.runtime().access_log) log->Write(record_);
 }
 
 void Session::OnHandleClosed() {

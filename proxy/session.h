@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "proxy/access_log.h"
 #include "proxy/http_codec.h"
 #include "proxy/resolver.h"
 #include "rules/rule.h"
@@ -73,12 +74,15 @@ class Session {
   void Write(Leg leg, std::string data);
   void OnWritten(Leg leg, int status);
   void UpdateReading();
+  static void AllocReadBuffer(uv_handle_t* handle, std::size_t, uv_buf_t* buf);
   void RespondError(int status, const std::string& reason);
   void CloseWhenFlushed();
   void Linger();
   void Close();
   void OnHandleClosed();
   void StartTimer(std::uint64_t ms, void (*fire)(uv_timer_t*));
+  void BeginRecord(const std::string& method, const std::string& url);
+  void LogExchange();
 
   uv_stream_t* client_stream() { return reinterpret_cast<uv_stream_t*>(&client_); }
   uv_stream_t* upstream_stream() { return reinterpret_cast<uv_stream_t*>(&upstream_); }
@@ -124,6 +128,9 @@ class Session {
   bool response_close_delimited_ = false;
   bool keep_client_alive_ = true;
   bool is_connect_ = false;
+  AccessRecord record_;
+  std::uint64_t record_start_ms_ = 0;
+  bool record_open_ = false;  // an exchange is being recorded and not yet logged
 
   std::array<char, 64 * 1024> client_buffer_{};
   std::array<char, 64 * 1024> upstream_buffer_{};

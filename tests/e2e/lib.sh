@@ -107,6 +107,22 @@ start_dnsmasq() {
   fail "dnsmasq did not start"
 }
 
+# The lab gateway's [server], [dns] and [admin] sections: listening on $proxy, resolving
+# through dnsmasq on $dns, loopback origins allowed. Tests append their own sections.
+lab_config() {  # file
+  cat >"$1" <<TOML
+[server]
+listen = ["127.0.0.1:$proxy"]
+workers = 2
+allow_loopback_upstreams = true
+state_dir = "$work/state"
+[dns]
+servers = ["127.0.0.1:$dns"]
+[admin]
+listen = "127.0.0.1:$admin"
+TOML
+}
+
 # mintgate run -c $2, logs in $work/$1.log; sets MINTGATE_PID.
 start_mintgate() {
   local name=$1 config=$2 port=$3

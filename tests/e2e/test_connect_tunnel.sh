@@ -16,18 +16,13 @@ wait_for_port "$NGINX_TLS_PORT"
 start_dnsmasq "$dns"
 echo "hello over a tunnel" >"$work/www/hello.txt"
 
-cat >"$work/mintgate.toml" <<TOML
-[server]
-listen = ["127.0.0.1:$proxy"]
-workers = 2
-allow_loopback_upstreams = true
-state_dir = "$work/state"
-[dns]
-servers = ["127.0.0.1:$dns"]
-[admin]
-listen = "127.0.0.1:$admin"
+lab_config "$work/mintgate.toml"
+cat >>"$work/mintgate.toml" <<TOML
 [inspection]
 connect_ports = [443, $NGINX_TLS_PORT, $admin, $proxy]
+
+[log]
+access = "$work/access.log"
 
 [[rule]]
 name = "block-bad"
@@ -96,5 +91,16 @@ exec 3<&-
 grep -q "malformed ClientHello" "$work/gateway.log" || fail "malformed ClientHello not logged"
 out=$(curl "${P[@]}" --cacert "$work/pki/ca.pem" "https://www.lab.test:$NGINX_TLS_PORT/hello.txt")
 [[ $out == "hello over a tunnel" ]] || fail "not serving after a malformed ClientHello"
+
+# The access log has the tunnels (rule, bytes) and the refusals.
+python3 - "$work/access.log" <<'PY' || fail "access log: $(tail -n 3 "$work/access.log")"
+import json, sys
+records = [json.loads(line) for line in open(sys.argv[1])]
+tunnels = [r for r in records if r["method"] == "CONNECT" and r["action"] == "tunnel"]
+assert tunnels and tunnels[0]["rule"] == "tunnel-by-sni" and tunnels[0]["status"] == 200, tunnels
+assert tunnels[0]["bytes_to_client"] > 1000 and tunnels[0]["bytes_from_client"] > 200, tunnels[0]
+blocked = [r for r in records if r["status"] == 403 and r["rule"] == "block-bad"]
+assert blocked and blocked[0]["action"] == "block", blocked
+PY
 
 echo "PASS: CONNECT tunnels"

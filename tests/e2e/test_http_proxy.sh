@@ -14,17 +14,8 @@ start_dnsmasq "$dns"
 echo "hello through mintgate" >"$work/www/hello.txt"
 head -c $((24 << 20)) /dev/urandom >"$work/www/big.bin"
 
-cat >"$work/mintgate.toml" <<TOML
-[server]
-listen = ["127.0.0.1:$proxy"]
-workers = 2
-allow_loopback_upstreams = true
-state_dir = "$work/state"
-[dns]
-servers = ["127.0.0.1:$dns"]
-[admin]
-listen = "127.0.0.1:$admin"
-TOML
+lab_config "$work/mintgate.toml"
+printf '[log]\naccess = "%s"\n' "$work/access.log" >>"$work/mintgate.toml"
 start_mintgate gateway "$work/mintgate.toml" "$proxy"
 P=(--proxy "http://127.0.0.1:$proxy" --silent --show-error --max-time 20)
 base="http://www.lab.test:$origin"
@@ -99,6 +90,20 @@ exec 4<&-
 
 # The gateway is still alive and serving after all of that.
 [[ $(curl "${P[@]}" "$base/hello.txt") == "hello through mintgate" ]] || fail "alive after errors"
+
+# The access log: one JSON line per request, with status, bytes, rule and upstream.
+python3 - "$work/access.log" "$base" <<'PY' || fail "access log: $(tail -n 3 "$work/access.log")"
+import json, sys
+records = [json.loads(line) for line in open(sys.argv[1])]
+base = sys.argv[2]
+hello = [r for r in records if r["url"] == base + "/hello.txt" and r["method"] == "GET"]
+assert hello and hello[0]["status"] == 200 and hello[0]["rule"] == "default", hello[:1]
+assert hello[0]["bytes_to_client"] > 23 and hello[0]["upstream"] == "127.0.0.1", hello[0]
+dns = [r for r in records if "nowhere.invalid.test" in r["url"]]
+assert dns and dns[0]["status"] == 502 and "DNS" in dns[0]["note"], dns
+smuggled = [r for r in records if r["status"] == 400]
+assert len(smuggled) >= 4, smuggled
+PY
 
 # Memory stays bounded while a large body streams: RSS sampled during a slow download.
 curl "${P[@]}" --limit-rate 8M -o /dev/null "$base/big.bin" &
