@@ -1,0 +1,292 @@
+#include "tls/tls_engine.h"
+
+#include <openssl/err.h>
+
+#include <cstdint>
+#include <utility>
+
+#include "tls/host_name.h"
+#include "tls/tls_error.h"
+
+namespace mintgate::tls {
+namespace {
+
+// The last alerts this SSL received and sent, packed into one ex_data slot (received in the
+// low 16 bits, sent in the high 16, each as OpenSSL's (level << 8) | description). Kept on
+// the SSL rather than in the engine because the engine is movable and the callback only gets
+// the SSL.
+int AlertIndex() {
+  static const int index = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return index;
+}
+
+std::uintptr_t Alerts(const SSL* ssl) {
+  return reinterpret_cast<std::uintptr_t>(SSL_get_ex_data(ssl, AlertIndex()));
+}
+
+// close_notify is the orderly end, not a reason, so it is not recorded.
+void InfoCallback(const SSL* ssl, int where, int ret) {
+  if ((where & SSL_CB_ALERT) == 0 || (ret & 0xff) == SSL_AD_CLOSE_NOTIFY) return;
+  std::uintptr_t alerts = Alerts(ssl);
+  const auto value = static_cast<std::uintptr_t>(ret) & 0xffff;
+  if ((where & SSL_CB_READ) != 0) {
+    alerts = (alerts & ~std::uintptr_t{0xffff}) | value;
+  } else {
+    alerts = (alerts & std::uintptr_t{0xffff}) | (value << 16);
+  }
+  // The callback gets a const SSL; the ex_data slot is ours, so writing it is safe.
+  SSL_set_ex_data(const_cast<SSL*>(ssl), AlertIndex(), reinterpret_cast<void*>(alerts));
+}
+
+const char* SslErrorName(int code) {
+  switch (code) {
+    case SSL_ERROR_SSL:
+      return "protocol error";
+    case SSL_ERROR_SYSCALL:
+      return "unexpected end of input";
+    case SSL_ERROR_ZERO_RETURN:
+      return "peer closed the connection";
+    case SSL_ERROR_WANT_X509_LOOKUP:
+    case SSL_ERROR_WANT_CLIENT_HELLO_CB:
+      return "callback did not complete";
+    default:
+      return "unexpected SSL error";
+  }
+}
+
+bool IsIpLiteral(const std::string& name, std::string* canonical) {
+  Result<SanName> parsed = ParseSanName(name);
+  if (!parsed.ok() || parsed->kind != SanName::Kind::kIp) return false;
+  if (canonical != nullptr) *canonical = parsed->text;
+  return true;
+}
+
+}  // namespace
+
+bool TlsEngine::Init(SSL_CTX* ctx) {
+  ERR_clear_error();
+  ssl_.reset(SSL_new(ctx));
+  if (!ssl_) {
+    Fail("cannot create SSL");
+    return false;
+  }
+  BIO* in = BIO_new(BIO_s_mem());
+  BIO* out = BIO_new(BIO_s_mem());
+  if (in == nullptr || out == nullptr) {
+    BIO_free(in);
+    BIO_free(out);
+    Fail("cannot create memory BIOs");
+    return false;
+  }
+  SSL_set_bio(ssl_.get(), in, out);
+  in_ = in;
+  out_ = out;
+  SSL_set_info_callback(ssl_.get(), InfoCallback);
+  return true;
+}
+
+TlsEngine TlsEngine::Server(SSL_CTX* ctx, const Leaf& leaf) {
+  TlsEngine e;
+  if (!e.Init(ctx)) return e;
+  SSL* ssl = e.ssl_.get();
+  SSL_set_accept_state(ssl);
+  if (SSL_use_certificate(ssl, leaf.cert.get()) != 1) {
+    e.Fail("cannot use leaf certificate");
+    return e;
+  }
+  if (SSL_use_PrivateKey(ssl, leaf.key.get()) != 1) {
+    e.Fail("cannot use leaf key");
+    return e;
+  }
+  if (leaf.chain) {
+    // add1: the chain certificates are shared by every leaf of the signer, so this SSL takes
+    // its own references instead of the ones the CertChain holds.
+    for (const X509Ptr& cert : leaf.chain->certs) {
+      if (SSL_add1_chain_cert(ssl, cert.get()) != 1) {
+        e.Fail("cannot add chain certificate");
+        return e;
+      }
+    }
+  }
+  return e;
+}
+
+TlsEngine TlsEngine::Client(SSL_CTX* ctx, const std::string& sni, const std::string& verify_name,
+                            SSL_SESSION* resume) {
+  TlsEngine e;
+  if (!e.Init(ctx)) return e;
+  SSL* ssl = e.ssl_.get();
+  SSL_set_connect_state(ssl);
+  // RFC 6066 forbids IP literals in SNI.
+  if (!sni.empty() && !IsIpLiteral(sni, nullptr) &&
+      SSL_set_tlsext_host_name(ssl, sni.c_str()) != 1) {
+    e.Fail("cannot set SNI");
+    return e;
+  }
+  if (!verify_name.empty()) {
+    std::string ip;
+    if (IsIpLiteral(verify_name, &ip)) {
+      // Canonical text without brackets: set1_ip_asc does not accept "[::1]".
+      if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), ip.c_str()) != 1) {
+        e.Fail("cannot set verification IP");
+        return e;
+      }
+    } else {
+      // "f*.example.com" style wildcards are refused by browsers; match them.
+      SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      if (SSL_set1_host(ssl, verify_name.c_str()) != 1) {
+        e.Fail("cannot set verification name");
+        return e;
+      }
+    }
+  }
+  if (resume != nullptr && SSL_set_session(ssl, resume) != 1) {
+    // A session that cannot be resumed only costs a full handshake.
+    ERR_clear_error();
+  }
+  return e;
+}
+
+TlsEngine::~TlsEngine() {
+  // SSL_free treats a connection that never sent close_notify as broken and invalidates its
+  // session, so an origin connection the proxy simply drops (idle timeout, client gone, origin
+  // closed TCP without close_notify) could never be resumed. Only a connection that failed
+  // keeps that treatment.
+  if (ssl_ && handshake_done_ && error_.empty()) {
+    SSL_set_shutdown(ssl_.get(), SSL_get_shutdown(ssl_.get()) | SSL_SENT_SHUTDOWN);
+  }
+}
+
+void TlsEngine::FeedCiphertext(const char* data, std::size_t size) {
+  if (!ssl_ || size == 0) return;
+  // Memory BIO writes only fail on allocation failure, which the next read reports as an
+  // error through the SSL.
+  std::size_t written = 0;
+  if (BIO_write_ex(in_, data, size, &written) != 1) Fail("cannot buffer ciphertext");
+}
+
+TlsEngine::Status TlsEngine::Handshake() {
+  if (handshake_done_) return Status::kDone;
+  if (!ssl_ || !error_.empty()) return Status::kError;
+  // Stale errors from other connections on this thread would otherwise turn a WANT_READ into
+  // a spurious failure (SSL_get_error consults the queue).
+  ERR_clear_error();
+  int rc = SSL_do_handshake(ssl_.get());
+  if (rc == 1) {
+    handshake_done_ = true;
+    return Status::kDone;
+  }
+  int code = SSL_get_error(ssl_.get(), rc);
+  if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE) return Status::kWantMore;
+  Fail((std::string("handshake failed: ") + SslErrorName(code)).c_str());
+  return Status::kError;
+}
+
+std::string TlsEngine::ReadPlaintext() {
+  std::string out;
+  if (!ssl_ || closed_) return out;
+  char buf[16384];
+  for (;;) {
+    ERR_clear_error();
+    std::size_t n = 0;
+    int rc = SSL_read_ex(ssl_.get(), buf, sizeof buf, &n);
+    if (rc == 1) {
+      out.append(buf, n);
+      continue;
+    }
+    int code = SSL_get_error(ssl_.get(), rc);
+    if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE) break;
+    if (code == SSL_ERROR_ZERO_RETURN) {
+      closed_ = true;
+      break;
+    }
+    Fail((std::string("read failed: ") + SslErrorName(code)).c_str());
+    break;
+  }
+  // SSL_read may have completed the handshake (or a TLS 1.3 ticket) on the way.
+  if (!handshake_done_ && SSL_is_init_finished(ssl_.get()) == 1) handshake_done_ = true;
+  return out;
+}
+
+bool TlsEngine::WritePlaintext(std::string_view data) {
+  if (!ssl_ || closed_) return false;
+  while (!data.empty()) {
+    ERR_clear_error();
+    std::size_t n = 0;
+    int rc = SSL_write_ex(ssl_.get(), data.data(), data.size(), &n);
+    if (rc != 1) {
+      int code = SSL_get_error(ssl_.get(), rc);
+      // Before the handshake is done there is nothing to write with yet; not fatal.
+      if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE) return false;
+      Fail((std::string("write failed: ") + SslErrorName(code)).c_str());
+      return false;
+    }
+    data.remove_prefix(n);
+  }
+  return true;
+}
+
+void TlsEngine::Shutdown() {
+  // SSL_shutdown during the handshake only queues an error; there is nothing to close yet.
+  if (!ssl_ || !handshake_done_) return;
+  ERR_clear_error();
+  // Once: the engine never waits for the peer's close_notify (the proxy closes the socket).
+  SSL_shutdown(ssl_.get());
+  ERR_clear_error();
+}
+
+std::string TlsEngine::TakeCiphertext() {
+  std::string out;
+  if (!ssl_) return out;
+  std::size_t pending = BIO_ctrl_pending(out_);
+  if (pending == 0) return out;
+  out.resize(pending);
+  std::size_t n = 0;
+  if (BIO_read_ex(out_, out.data(), pending, &n) != 1) n = 0;
+  out.resize(n);
+  return out;
+}
+
+long TlsEngine::verify_result() const {  // NOLINT(runtime/int): OpenSSL's type
+  if (!ssl_) return X509_V_ERR_UNSPECIFIED;
+  return SSL_get_verify_result(ssl_.get());
+}
+
+std::string TlsEngine::verify_reason() const {
+  return X509_verify_cert_error_string(verify_result());
+}
+
+std::string TlsEngine::alpn() const {
+  if (!ssl_) return {};
+  const unsigned char* data = nullptr;
+  unsigned int len = 0;
+  SSL_get0_alpn_selected(ssl_.get(), &data, &len);
+  if (data == nullptr) return {};
+  return std::string(reinterpret_cast<const char*>(data), len);
+}
+
+void TlsEngine::Fail(const char* what) {
+  closed_ = true;
+  std::string message = what;
+  if (ssl_) {
+    const std::uintptr_t alerts = Alerts(ssl_.get());
+    // The peer's alert comes first: the gateway recognises clients that reject its CA by it
+    // ("peer sent alert: unknown CA").
+    if ((alerts & 0xffff) != 0) {
+      message += "; peer sent alert: ";
+      message += SSL_alert_desc_string_long(static_cast<int>(alerts & 0xffff));
+    }
+    if ((alerts >> 16) != 0) {
+      message += "; sent alert: ";
+      message += SSL_alert_desc_string_long(static_cast<int>(alerts >> 16));
+    }
+  }
+  std::string detail = DrainOpenSslErrors();
+  if (!detail.empty()) {
+    message += "; ";
+    message += detail;
+  }
+  if (error_.empty()) error_ = std::move(message);
+}
+
+}  // namespace mintgate::tls

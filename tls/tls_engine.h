@@ -1,0 +1,74 @@
+// TLS as a byte engine (ENGINEERING.md): an SSL with memory BIOs, fed ciphertext from the
+// network and asked for ciphertext to send, so the proxy's event loop owns all I/O and the
+// engine can be tested by pumping bytes between two of them with no sockets.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+#include "tls/leaf.h"
+#include "tls/openssl_ptr.h"
+
+namespace mintgate::tls {
+
+class TlsEngine {
+ public:
+  enum class Status {
+    kWantMore,  // needs more ciphertext from the peer (send TakeCiphertext() first)
+    kDone,      // handshake complete
+    kError,     // failed: error() says why; send TakeCiphertext() (it may hold an alert)
+  };
+
+  // Server side with a minted leaf: certificate, key and chain are attached to this SSL only.
+  static TlsEngine Server(SSL_CTX* ctx, const Leaf& leaf);
+  // Client side towards an origin: SNI `sni` (omitted when empty or an IP literal), hostname or
+  // IP verification against `verify_name`, optional session to resume.
+  static TlsEngine Client(SSL_CTX* ctx, const std::string& sni, const std::string& verify_name,
+                          SSL_SESSION* resume);
+
+  // Keeps the session resumable when a healthy connection is dropped without Shutdown():
+  // SSL_free would otherwise mark it not resumable, including for SSL_get1_session holders.
+  ~TlsEngine();
+  TlsEngine(TlsEngine&&) noexcept = default;
+  TlsEngine& operator=(TlsEngine&&) noexcept = default;
+
+  // Network bytes from the peer.
+  void FeedCiphertext(const char* data, std::size_t size);
+  // Drives the handshake as far as the fed bytes allow.
+  Status Handshake();
+  // Decrypted application data available now (may be empty); after a fatal error or the
+  // peer's close_notify, closed() becomes true.
+  std::string ReadPlaintext();
+  // Encrypts application data; the ciphertext is then in TakeCiphertext().
+  bool WritePlaintext(std::string_view data);
+  // Sends close_notify (into TakeCiphertext()).
+  void Shutdown();
+  // Ciphertext to send to the peer (moves it out).
+  std::string TakeCiphertext();
+
+  bool handshake_done() const { return handshake_done_; }
+  bool closed() const { return closed_; }
+  const std::string& error() const { return error_; }
+  // Client side after the handshake: X509_V_OK, or the verification result
+  // (X509_V_ERR_CERT_HAS_EXPIRED, ..._UNABLE_TO_GET_ISSUER_CERT_LOCALLY, ..._HOSTNAME_MISMATCH).
+  long verify_result() const;
+  // A short human reason for a verification failure ("certificate has expired", ...).
+  std::string verify_reason() const;
+  std::string alpn() const;  // negotiated ALPN or ""
+  SSL* ssl() const { return ssl_.get(); }
+
+ private:
+  TlsEngine() = default;
+  bool Init(SSL_CTX* ctx);  // SSL, memory BIOs and alert capture; false after Fail()
+  void Fail(const char* what);
+
+  SslPtr ssl_;
+  BIO* in_ = nullptr;   // owned by ssl_
+  BIO* out_ = nullptr;  // owned by ssl_
+  bool handshake_done_ = false;
+  bool closed_ = false;
+  std::string error_;
+};
+
+}  // namespace mintgate::tls
