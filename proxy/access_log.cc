@@ -55,6 +55,8 @@ std::string AccessLog::Format(const AccessRecord& r) const {
         {"cert_cache",
          r.cert_cache.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.cert_cache)},
         {"upstream", r.upstream.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.upstream)},
+        {"upstream_verify",
+         r.upstream_verify.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.upstream_verify)},
     };
     if (!r.note.empty()) j["note"] = r.note;
     // Replace invalid UTF-8 (a URL is network input) instead of throwing.

@@ -24,10 +24,11 @@ struct AccessRecord {
   std::uint64_t bytes_to_client = 0;
   std::string action;  // decrypt | tunnel | block | http
   std::string rule;
-  std::string ca;          // the profile that signed, "" when none
-  std::string cert_cache;  // hit | miss | coalesced | "" when no leaf was needed
-  std::string upstream;    // the origin address, or why there was none
-  std::string note;        // a short reason when the gateway refused or failed
+  std::string ca;               // the profile that signed, "" when none
+  std::string cert_cache;       // hit | miss | coalesced | "" when no leaf was needed
+  std::string upstream;         // the origin address, or why there was none
+  std::string upstream_verify;  // "ok", or why the origin's certificate was not trusted
+  std::string note;             // a short reason when the gateway refused or failed
 };
 
 class AccessLog {

@@ -66,6 +66,9 @@ int Gateway::Run(std::ostream& out, std::ostream& err) {
   uv_run(&loop, UV_RUN_DEFAULT);
   uv_loop_close(&loop);
   for (auto& w : workers) w->Join();
+  // Mints still running post to the stopped loops, which drop them; the pool must be gone
+  // before the workers are.
+  if (runtime_->mint) runtime_->mint->Shutdown();
   out << "mintgate: stopped" << std::endl;
   return 0;
 }

@@ -7,6 +7,7 @@
 #include "proxy/config_loader.h"
 #include "proxy/gateway.h"
 #include "proxy/gateway_config.h"
+#include "proxy/mint_service.h"
 #include "tls/ca_generator.h"
 #include "tls/cert_info.h"
 #include "tls/cert_loader.h"
@@ -80,6 +81,31 @@ int RunGateway(const std::string& config, std::ostream& out, std::ostream& err) 
   }
   runtime->config = g.config;
   runtime->rules = g.rules;
+  // The CA profiles move into the mint service, which signs for every worker.
+  std::vector<std::unique_ptr<tls::CertAuthority>> authorities;
+  for (auto& ca : g.authorities) {
+    if (ca) authorities.push_back(std::move(ca));
+  }
+  if (g.uses_generated_ca) {
+    tls::CaProfileSpec spec;
+    spec.name = kGeneratedCaName;
+    spec.cert_file = g.generated_ca_dir + "/ca.pem";
+    spec.key_file = g.generated_ca_dir + "/ca.key";
+    tls::SignerOptions signer;
+    signer.signing_intermediate = g.config.mint.signing_intermediate;
+    signer.leaf_days = g.config.mint.leaf_days;
+    try {
+      authorities.push_back(tls::CertAuthority::Load(spec, signer, std::time(nullptr)));
+    } catch (const std::exception& e) {
+      err << "error: the generated CA: " << e.what() << "\n";
+      return kConfigError;
+    }
+  }
+  MintService::Options mint_options;
+  mint_options.leaf_key = g.config.mint.leaf_key;
+  mint_options.leaf_days = g.config.mint.leaf_days;
+  mint_options.cache_entries = g.config.mint.cache_entries;
+  runtime->mint = std::make_shared<MintService>(std::move(authorities), mint_options);
   for (const std::string& client : g.config.server.allow_clients) {
     std::string why;
     if (auto cidr = rules::Cidr::Parse(client, &why)) runtime->allow_clients.push_back(*cidr);
@@ -98,7 +124,9 @@ int RunGateway(const std::string& config, std::ostream& out, std::ostream& err) 
       err << "warning: " << e.what() << "\n";
     }
   }
-  out << "mintgate: try: curl --proxy " << proxy << " http://example.com/\n" << std::flush;
+  out << "mintgate: try: curl --proxy " << proxy;
+  if (!ca_file.empty()) out << " --cacert " << ca_file;
+  out << " https://example.com/\n" << std::flush;
   return Gateway(std::move(runtime)).Run(out, err);
 }
 

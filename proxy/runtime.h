@@ -8,6 +8,7 @@
 
 #include "proxy/access_log.h"
 #include "proxy/config.h"
+#include "proxy/mint_service.h"
 #include "rules/ip_address.h"
 #include "rules/rule_set.h"
 
@@ -18,6 +19,7 @@ struct Runtime {
   std::vector<rules::Cidr> allow_clients;
   std::optional<rules::RuleSet> rules;
   std::shared_ptr<const AccessLog> access_log;  // null: no access log
+  std::shared_ptr<MintService> mint;            // null: decryption unavailable
 
   bool ClientAllowed(const rules::IpAddress& address) const {
     for (const rules::Cidr& cidr : allow_clients) {

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstring>
 #include <iostream>
@@ -119,6 +120,7 @@ class Session::ResponseSide : public HttpParser::Handler {
     }
     s_.response_started_ = true;
     s_.record_.status = head.status;
+    if (!head.keep_alive) s_.upstream_reusable_ = false;
     const bool no_body = s_.request_.method == "HEAD" || head.status == 204 || head.status == 304;
     s_.response_chunked_ = head.chunked && !no_body;
     s_.response_close_delimited_ = !no_body && !head.chunked && !head.content_length;
@@ -145,6 +147,7 @@ class Session::ResponseSide : public HttpParser::Handler {
 
 Session::Session(Worker& worker)
     : worker_(worker),
+      id_(worker.NextSessionId()),
       request_side_(std::make_unique<RequestSide>(*this)),
       response_side_(std::make_unique<ResponseSide>(*this)) {
   client_.data = this;
@@ -181,7 +184,7 @@ void Session::ReadRequest() {
   state_ = State::kReadRequest;
   head_timer_armed_ = false;
   request_ = HttpHead{};
-  url_ = HttpUrl{};
+  if (!decrypting_) url_ = HttpUrl{};  // decrypted requests all go to the CONNECT's origin
   request_complete_ = false;
   response_started_ = false;
   response_complete_ = false;
@@ -234,6 +237,24 @@ void Session::OnRequestHead(HttpHead& head) {
   keep_client_alive_ = head.keep_alive && !draining_;
   if (head.method == "CONNECT") {
     OnConnectHead(head);
+    return;
+  }
+  if (decrypting_) {
+    // Inside the decrypted connection: origin-form targets for the CONNECT's origin.
+    if (head.target.empty() || head.target.front() != '/' || !upstream_reusable_) {
+      RespondError(400, head.target.empty() || head.target.front() != '/'
+                            ? "expected an origin-form request target inside the TLS connection"
+                            : "the origin closed its connection");
+      return;
+    }
+    url_.path = head.target;
+    record_.url = "https://" + tls_host_ +
+                  (url_.port == 443 ? std::string() : ":" + std::to_string(url_.port)) +
+                  head.target;
+    record_.action = "decrypt";
+    record_.ca = profile_;
+    record_.upstream_verify = "ok";
+    SendRequestUpstream();
     return;
   }
   std::optional<HttpUrl> url = ParseAbsoluteHttpUrl(head.target);
@@ -336,6 +357,11 @@ void Session::Decide(const std::string& sni) {
     Tunnel();
     return;
   }
+  if (decision.action == rules::Action::kDecrypt && !decision.ca.empty() &&
+      worker_.runtime().mint && worker_.runtime().mint->Find(decision.ca) != nullptr) {
+    StartDecrypt(sni, decision.ca);
+    return;
+  }
   record_.note = "sni " + (sni.empty() ? std::string("-") : sni) + ": " +
                  std::string(rules::ToString(decision.action)) + " not available yet";
   // Block pages over TLS and decryption need the TLS engine, which later steps add; until
@@ -351,6 +377,130 @@ void Session::Tunnel() {
   std::string peeked;
   peeked.swap(client_in_);
   Write(Leg::kUpstream, std::move(peeked));
+  UpdateReading();
+}
+
+// Decrypt: the origin first (connect done, now TLS with verification), then the leaf, then
+// the client's handshake with the ClientHello it already sent.
+void Session::StartDecrypt(const std::string& sni, const std::string& profile) {
+  decrypting_ = true;
+  profile_ = profile;
+  record_.ca = profile;
+  tls_host_ = sni.empty() ? url_.host : sni;
+  for (char& c : tls_host_) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  upstream_tls_.emplace(
+      tls::TlsEngine::Client(worker_.tls().client(), tls_host_, tls_host_, nullptr));
+  state_ = State::kUpstreamHandshake;
+  StartTimer(kConnectTimeoutMs, [](uv_timer_t* t) {
+    auto* s = static_cast<Session*>(t->data);
+    if (s->state_ != State::kUpstreamHandshake) return;
+    s->upstream_problem_ = "the TLS handshake with the origin timed out";
+    s->RequestLeaf();
+  });
+  UpstreamHandshakeStep();
+  UpdateReading();
+}
+
+void Session::UpstreamHandshakeStep() {
+  const tls::TlsEngine::Status status = upstream_tls_->Handshake();
+  RawWrite(Leg::kUpstream, upstream_tls_->TakeCiphertext());
+  if (status == tls::TlsEngine::Status::kWantMore) return;
+  if (status == tls::TlsEngine::Status::kError) {
+    upstream_problem_ = "TLS with the origin failed: " + upstream_tls_->error();
+  } else if (upstream_tls_->verify_result() != X509_V_OK) {
+    upstream_problem_ =
+        "the origin's certificate failed verification: " + upstream_tls_->verify_reason();
+  } else {
+    upstream_verified_ = true;
+  }
+  record_.upstream_verify = upstream_verified_ ? "ok" : upstream_problem_;
+  RequestLeaf();
+}
+
+void Session::RequestLeaf() {
+  uv_timer_stop(&timer_);
+  state_ = State::kLeaf;
+  UpdateReading();
+  Worker* worker = &worker_;
+  const std::uint64_t id = id_;
+  worker_.runtime().mint->GetLeaf(
+      profile_, tls_host_, [worker](std::function<void()> fn) { worker->Post(std::move(fn)); },
+      [worker, id](const MintService::Outcome& outcome) {
+        if (Session* s = worker->FindSession(id)) s->OnLeaf(outcome);
+      });
+}
+
+void Session::OnLeaf(const MintService::Outcome& outcome) {
+  if (state_ != State::kLeaf || closing_) return;
+  record_.cert_cache = outcome.cache;
+  if (!outcome.leaf.ok()) {
+    record_.note = "no leaf for " + tls_host_ + ": " + outcome.leaf.error();
+    Close();
+    return;
+  }
+  client_tls_.emplace(tls::TlsEngine::Server(worker_.tls().server(), **outcome.leaf));
+  client_tls_->FeedCiphertext(client_in_.data(), client_in_.size());
+  client_in_.clear();
+  state_ = State::kClientHandshake;
+  StartTimer(kHeadTimeoutMs, [](uv_timer_t* t) {
+    auto* s = static_cast<Session*>(t->data);
+    if (s->state_ == State::kClientHandshake) s->Abort("client TLS handshake timed out");
+  });
+  ClientHandshakeStep();
+  UpdateReading();
+}
+
+void Session::ClientHandshakeStep() {
+  const tls::TlsEngine::Status status = client_tls_->Handshake();
+  RawWrite(Leg::kClient, client_tls_->TakeCiphertext());
+  if (status == tls::TlsEngine::Status::kWantMore) return;
+  if (status == tls::TlsEngine::Status::kError) {
+    // Typically the client does not trust the CA that signed the leaf (alert unknown_ca).
+    record_.note = "client TLS: " + client_tls_->error();
+    CloseWhenFlushed();
+    return;
+  }
+  uv_timer_stop(&timer_);
+  std::string early = client_tls_->ReadPlaintext();
+  if (!upstream_verified_) {
+    // Never show the client a trusted certificate for content the origin could not prove
+    // it owns: answer with a page that names the reason instead of relaying anything.
+    record_.status = 502;
+    Write(Leg::kClient, ErrorResponse(502, upstream_problem_, true));
+    LogExchange();
+    CloseWhenFlushed();
+    return;
+  }
+  request_parser_ = std::make_unique<HttpParser>(HttpParser::Kind::kRequest, *request_side_);
+  request_paused_ = false;
+  keep_client_alive_ = !draining_;
+  LogExchange();  // the CONNECT itself
+  ReadRequest();
+  if (!early.empty()) OnClientBytes(early.data(), early.size());
+}
+
+// Sends the current request's head (and any body already read) to the origin.
+void Session::SendRequestUpstream() {
+  state_ = State::kRelay;
+  response_parser_ = std::make_unique<HttpParser>(HttpParser::Kind::kResponse, *response_side_);
+  response_parser_->SetNextResponseHasNoBody(request_.method == "HEAD");
+  const std::string& name = decrypting_ ? tls_host_ : url_.host;
+  std::string host = name.find(':') != std::string::npos ? "[" + name + "]" : name;
+  const std::uint16_t default_port = decrypting_ ? 443 : 80;
+  if (url_.port != default_port) host += ":" + std::to_string(url_.port);
+  std::vector<HttpHeader> extra;
+  // Plain HTTP: one request per upstream connection until connection reuse lands. Decrypted:
+  // the connection to this origin is kept for the client's next request.
+  if (!decrypting_) extra.push_back({"Connection", "close"});
+  Write(Leg::kUpstream, SerializeRequestHead(request_, url_.path, host, false, extra));
+  if (!upstream_backlog_.empty()) Write(Leg::kUpstream, std::move(upstream_backlog_));
+  upstream_backlog_.clear();
+  StartTimer(kResponseTimeoutMs, [](uv_timer_t* t) {
+    auto* s = static_cast<Session*>(t->data);
+    if (s->state_ == State::kRelay && !s->response_started_) {
+      s->RespondError(504, s->url_.host + " did not answer in time");
+    }
+  });
   UpdateReading();
 }
 
@@ -441,23 +591,7 @@ void Session::OnUpstreamConnected(int status) {
     if (!client_in_.empty()) PeekClientHello();
     return;
   }
-  state_ = State::kRelay;
-  response_parser_ = std::make_unique<HttpParser>(HttpParser::Kind::kResponse, *response_side_);
-  response_parser_->SetNextResponseHasNoBody(request_.method == "HEAD");
-  std::string host = url_.host.find(':') != std::string::npos ? "[" + url_.host + "]" : url_.host;
-  if (url_.port != 80) host += ":" + std::to_string(url_.port);
-  // One request per upstream connection until connection reuse lands.
-  Write(Leg::kUpstream,
-        SerializeRequestHead(request_, url_.path, host, false, {{"Connection", "close"}}));
-  if (!upstream_backlog_.empty()) Write(Leg::kUpstream, std::move(upstream_backlog_));
-  upstream_backlog_.clear();
-  StartTimer(kResponseTimeoutMs, [](uv_timer_t* t) {
-    auto* s = static_cast<Session*>(t->data);
-    if (s->state_ == State::kRelay && !s->response_started_) {
-      s->RespondError(504, s->url_.host + " did not answer in time");
-    }
-  });
-  UpdateReading();
+  SendRequestUpstream();
 }
 
 void Session::ForwardRequestBody(const char* data, std::size_t size) {
@@ -500,12 +634,14 @@ void Session::FinishExchange() {
     // body cannot be told apart from a next request, so this connection ends here.
     keep_client_alive_ = false;
   }
-  if (upstream_open_) {
+  const bool keep_upstream = decrypting_ && upstream_reusable_ && request_complete_;
+  if (upstream_open_ && !keep_upstream) {
     upstream_open_ = false;
     upstream_reading_ = false;
     uv_close(reinterpret_cast<uv_handle_t*>(&upstream_),
              [](uv_handle_t* h) { static_cast<Session*>(h->data)->OnHandleClosed(); });
   }
+  if (decrypting_ && !keep_upstream) keep_client_alive_ = false;
   response_parser_.reset();
   if (!keep_client_alive_ || client_eof_ || draining_) {
     CloseWhenFlushed();
@@ -540,12 +676,35 @@ void Session::OnClientRead(ssize_t nread, const uv_buf_t* buf) {
     return;
   }
   if (nread == 0) return;
-  record_.bytes_from_client += static_cast<std::uint64_t>(nread);
-  if (state_ == State::kTunnel) {
-    Write(Leg::kUpstream, std::string(buf->base, static_cast<std::size_t>(nread)));
+  client_bytes_in_ += static_cast<std::uint64_t>(nread);
+  const auto size = static_cast<std::size_t>(nread);
+  if (client_tls_) {
+    client_tls_->FeedCiphertext(buf->base, size);
+    if (state_ == State::kClientHandshake) {
+      ClientHandshakeStep();
+      return;
+    }
+    std::string plain = client_tls_->ReadPlaintext();
+    RawWrite(Leg::kClient, client_tls_->TakeCiphertext());
+    if (!plain.empty()) OnClientBytes(plain.data(), plain.size());
+    if (client_tls_ && client_tls_->closed() && !closing_) {
+      if (state_ == State::kReadRequest || !request_complete_) {
+        CloseWhenFlushed();
+      } else {
+        client_eof_ = true;
+      }
+    }
     return;
   }
-  client_in_.append(buf->base, static_cast<std::size_t>(nread));
+  OnClientBytes(buf->base, size);
+}
+
+void Session::OnClientBytes(const char* data, std::size_t size) {
+  if (state_ == State::kTunnel) {
+    Write(Leg::kUpstream, std::string(data, size));
+    return;
+  }
+  client_in_.append(data, size);
   if (state_ == State::kPeek) {
     PeekClientHello();
     return;
@@ -562,9 +721,35 @@ void Session::OnUpstreamRead(ssize_t nread, const uv_buf_t* buf) {
     }
     return;
   }
+  if (nread > 0 && upstream_tls_) {
+    upstream_tls_->FeedCiphertext(buf->base, static_cast<std::size_t>(nread));
+    if (state_ == State::kUpstreamHandshake) {
+      UpstreamHandshakeStep();
+      return;
+    }
+    std::string plain = upstream_tls_->ReadPlaintext();
+    RawWrite(Leg::kUpstream, upstream_tls_->TakeCiphertext());
+    if (!plain.empty()) OnUpstreamBytes(plain.data(), plain.size());
+    if (!upstream_tls_ || !upstream_tls_->closed()) return;
+    nread = UV_EOF;  // the origin's close_notify ends its side like a TCP close
+  }
+  if (nread < 0 && decrypting_ && state_ != State::kRelay) {
+    // The origin closed an idle kept-alive connection, or during our handshakes.
+    upstream_reusable_ = false;
+    upstream_reading_ = false;
+    uv_read_stop(upstream_stream());
+    if (state_ == State::kUpstreamHandshake) {
+      upstream_problem_ = "the origin closed the connection during the TLS handshake";
+      RequestLeaf();
+    } else if (state_ == State::kReadRequest && client_in_.empty()) {
+      CloseWhenFlushed();
+    }
+    return;
+  }
   if (!response_parser_ || state_ != State::kRelay) return;
   if (nread < 0) {
     upstream_reading_ = false;
+    upstream_reusable_ = false;
     uv_read_stop(upstream_stream());
     std::optional<HttpError> error = response_parser_->FeedEof();
     if (response_complete_) {
@@ -577,10 +762,14 @@ void Session::OnUpstreamRead(ssize_t nread, const uv_buf_t* buf) {
     }
     return;
   }
+  if (!upstream_tls_) OnUpstreamBytes(buf->base, static_cast<std::size_t>(nread));
+}
+
+void Session::OnUpstreamBytes(const char* data, std::size_t size) {
+  if (!response_parser_ || state_ != State::kRelay) return;
   std::size_t offset = 0;
-  const auto size = static_cast<std::size_t>(nread);
   while (offset < size && state_ == State::kRelay) {
-    HttpParser::FeedResult r = response_parser_->Feed(buf->base + offset, size - offset);
+    HttpParser::FeedResult r = response_parser_->Feed(data + offset, size - offset);
     offset += r.consumed;
     if (r.error) {
       if (!response_started_) {
@@ -592,7 +781,7 @@ void Session::OnUpstreamRead(ssize_t nread, const uv_buf_t* buf) {
     }
     if (r.paused) {
       if (response_complete_) {
-        FinishExchange();  // anything after the response is not ours: the upstream closes
+        FinishExchange();
         return;
       }
       response_parser_->Resume();  // after an interim 1xx response
@@ -602,7 +791,21 @@ void Session::OnUpstreamRead(ssize_t nread, const uv_buf_t* buf) {
   }
 }
 
+// Application data for a leg: through its TLS engine once that leg is decrypted.
 void Session::Write(Leg leg, std::string data) {
+  std::optional<tls::TlsEngine>& engine = leg == Leg::kClient ? client_tls_ : upstream_tls_;
+  if (engine && engine->handshake_done()) {
+    if (data.empty()) return;
+    if (!engine->WritePlaintext(data)) {
+      Close();
+      return;
+    }
+    data = engine->TakeCiphertext();
+  }
+  RawWrite(leg, std::move(data));
+}
+
+void Session::RawWrite(Leg leg, std::string data) {
   if (data.empty()) return;
   uv_stream_t* stream = leg == Leg::kClient ? client_stream() : upstream_stream();
   if (leg == Leg::kUpstream && !upstream_open_) return;
@@ -613,7 +816,7 @@ void Session::Write(Leg leg, std::string data) {
   w->req.data = w;
   uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
   (leg == Leg::kClient ? client_queued_bytes_ : upstream_queued_bytes_) += w->data.size();
-  if (leg == Leg::kClient) record_.bytes_to_client += w->data.size();
+  if (leg == Leg::kClient) client_bytes_out_ += w->data.size();
   (leg == Leg::kClient ? client_pending_writes_ : upstream_pending_writes_) += 1;
   int rc = uv_write(&w->req, stream, &buf, 1, [](uv_write_t* req, int status) {
     auto* done = static_cast<WriteRequest*>(req->data);
@@ -653,10 +856,12 @@ void Session::UpdateReading() {
     if (!allowed) return false;
     return reading ? queued <= kHighWatermark : queued <= kLowWatermark;
   };
-  const bool client_allowed =
-      !client_eof_ && state_ != State::kClosing && client_in_.size() < kMaxPipelined &&
-      (state_ == State::kReadRequest || state_ == State::kPeek || state_ == State::kTunnel ||
-       (state_ == State::kRelay && !is_connect_ && (!request_paused_ || request_complete_)));
+  const bool client_allowed = !client_eof_ && state_ != State::kClosing &&
+                              client_in_.size() < kMaxPipelined &&
+                              (state_ == State::kReadRequest || state_ == State::kPeek ||
+                               state_ == State::kTunnel || state_ == State::kClientHandshake ||
+                               (state_ == State::kRelay && (!is_connect_ || decrypting_) &&
+                                (!request_paused_ || request_complete_)));
   const bool want_client = want(client_reading_, client_allowed, upstream_queued_bytes_);
   if (want_client != client_reading_) {
     client_reading_ = want_client;
@@ -670,7 +875,9 @@ void Session::UpdateReading() {
     }
   }
   const bool upstream_allowed =
-      upstream_open_ && (state_ == State::kRelay || state_ == State::kTunnel);
+      upstream_open_ &&
+      (state_ == State::kRelay || state_ == State::kTunnel || state_ == State::kUpstreamHandshake ||
+       (decrypting_ && state_ == State::kReadRequest));
   const bool want_upstream = want(upstream_reading_, upstream_allowed, client_queued_bytes_);
   if (want_upstream != upstream_reading_) {
     upstream_reading_ = want_upstream;
@@ -785,6 +992,12 @@ void Session::LogExchange() {
   if (!record_open_) return;
   record_open_ = false;
   record_.duration_ms = uv_now(worker_.loop()) - record_start_ms_;
+  // Everything since the previous record: the head of a request arrives before it is known
+  // to be one.
+  record_.bytes_from_client = client_bytes_in_ - client_bytes_in_logged_;
+  record_.bytes_to_client = client_bytes_out_ - client_bytes_out_logged_;
+  client_bytes_in_logged_ = client_bytes_in_;
+  client_bytes_out_logged_ = client_bytes_out_;
   if (const auto& log = worker_.runtime().access_log) log->Write(record_);
 }
 

@@ -9,12 +9,15 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "proxy/access_log.h"
 #include "proxy/http_codec.h"
+#include "proxy/mint_service.h"
 #include "proxy/resolver.h"
 #include "rules/rule.h"
+#include "tls/tls_engine.h"
 
 namespace mintgate::proxy {
 
@@ -35,16 +38,20 @@ class Session {
   void Drain();
   // Closes both legs now.
   void Abort(const char* why);
+  std::uint64_t id() const { return id_; }
 
  private:
   enum class State {
     kReadRequest,  // waiting for (more of) a request head
     kResolve,
     kConnectUpstream,
-    kRelay,   // request and/or response in flight
-    kPeek,    // CONNECT answered 200; reading the ClientHello without consuming it
-    kTunnel,  // bytes spliced both ways
-    kClosing  // waiting for writes to flush, then close
+    kRelay,              // request and/or response in flight
+    kPeek,               // CONNECT answered 200; reading the ClientHello without consuming it
+    kTunnel,             // bytes spliced both ways
+    kUpstreamHandshake,  // decrypt: TLS to the origin first, verifying it
+    kLeaf,               // decrypt: waiting for the leaf (cache or mint pool)
+    kClientHandshake,    // decrypt: TLS with the client, the peeked ClientHello fed first
+    kClosing             // waiting for writes to flush, then close
   };
   enum class Leg { kClient, kUpstream };
   struct WriteRequest;
@@ -58,6 +65,15 @@ class Session {
   void PeekClientHello();
   void Decide(const std::string& host);
   void Tunnel();
+  void StartDecrypt(const std::string& sni, const std::string& profile);
+  void UpstreamHandshakeStep();
+  void RequestLeaf();
+  void OnLeaf(const MintService::Outcome& outcome);
+  void ClientHandshakeStep();
+  void SendRequestUpstream();
+  void OnClientBytes(const char* data, std::size_t size);
+  void OnUpstreamBytes(const char* data, std::size_t size);
+  void RawWrite(Leg leg, std::string data);
   void OnResolved(const ResolveResult& result);
   void ConnectUpstream();
   void OnUpstreamConnected(int status);
@@ -88,6 +104,7 @@ class Session {
   uv_stream_t* upstream_stream() { return reinterpret_cast<uv_stream_t*>(&upstream_); }
 
   Worker& worker_;
+  std::uint64_t id_;
   State state_ = State::kReadRequest;
   uv_tcp_t client_{};
   uv_tcp_t upstream_{};
@@ -128,9 +145,22 @@ class Session {
   bool response_close_delimited_ = false;
   bool keep_client_alive_ = true;
   bool is_connect_ = false;
+  // Decryption.
+  bool decrypting_ = false;
+  std::optional<tls::TlsEngine> client_tls_;
+  std::optional<tls::TlsEngine> upstream_tls_;
+  std::string tls_host_;  // the name the leaf is minted for and the origin is verified against
+  std::string profile_;   // the CA profile that signs
+  bool upstream_verified_ = false;
+  std::string upstream_problem_;  // why the origin cannot be trusted, for the block page
+  bool upstream_reusable_ = true;
   AccessRecord record_;
   std::uint64_t record_start_ms_ = 0;
-  bool record_open_ = false;  // an exchange is being recorded and not yet logged
+  bool record_open_ = false;           // an exchange is being recorded and not yet logged
+  std::uint64_t client_bytes_in_ = 0;  // raw bytes from / to the client, whole connection
+  std::uint64_t client_bytes_out_ = 0;
+  std::uint64_t client_bytes_in_logged_ = 0;
+  std::uint64_t client_bytes_out_logged_ = 0;
 
   std::array<char, 64 * 1024> client_buffer_{};
   std::array<char, 64 * 1024> upstream_buffer_{};

@@ -87,9 +87,21 @@ void Worker::Run(std::promise<std::string>& started) {
                 [](uv_async_t* a) { static_cast<Worker*>(a->loop->data)->BeginStop(); });
   uv_async_init(&loop_, &reap_async_,
                 [](uv_async_t* a) { static_cast<Worker*>(a->loop->data)->ReapClosed(); });
+  uv_async_init(&loop_, &post_async_, [](uv_async_t* a) {
+    auto* w = static_cast<Worker*>(a->loop->data);
+    std::vector<std::function<void()>> run;
+    {
+      std::lock_guard<std::mutex> lock(w->post_mutex_);
+      run.swap(w->posted_);
+    }
+    for (auto& fn : run) fn();
+  });
   uv_timer_init(&loop_, &drain_timer_);
   std::string error;
   try {
+    tls::TlsContextOptions tls_options;
+    tls_options.extra_trust = runtime_->config.inspection.extra_trust;
+    tls_ = std::make_unique<tls::TlsContexts>(tls_options);
     Resolver::Options options;
     options.servers = runtime_->config.dns.servers;
     resolver_ = std::make_unique<Resolver>(&loop_, options);
@@ -135,11 +147,25 @@ void Worker::OnConnection(uv_stream_t* server) {
   auto session = std::make_unique<Session>(*this);
   if (!session->Accept(server)) return;  // the session closes itself and reports back
   Session* raw = session.get();
+  by_id_.emplace(raw->id(), raw);
   sessions_.emplace(raw, std::move(session));
   raw->Start();
 }
 
+void Worker::Post(std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(post_mutex_);
+  if (posts_closed_) return;  // the loop has ended: nobody is left to run it
+  posted_.push_back(std::move(fn));
+  uv_async_send(&post_async_);
+}
+
+Session* Worker::FindSession(std::uint64_t id) {
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second;
+}
+
 void Worker::SessionClosed(Session* session) {
+  by_id_.erase(session->id());
   closed_.push_back(session);
   uv_async_send(&reap_async_);
 }
@@ -179,6 +205,12 @@ void Worker::FinishStop() {
   resolver_.reset();
   uv_close(reinterpret_cast<uv_handle_t*>(&stop_async_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&reap_async_), nullptr);
+  {
+    std::lock_guard<std::mutex> lock(post_mutex_);
+    posts_closed_ = true;
+    posted_.clear();
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&post_async_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
 }
 

@@ -7,8 +7,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -16,6 +18,7 @@
 
 #include "proxy/resolver.h"
 #include "proxy/runtime.h"
+#include "tls/tls_contexts.h"
 
 namespace mintgate::proxy {
 
@@ -42,6 +45,14 @@ class Worker {
   bool stopping() const { return stopping_; }
   int index() const { return index_; }
 
+  // Thread-safe: runs `fn` on this worker's loop soon (e.g. a leaf minted on the pool).
+  void Post(std::function<void()> fn);
+  // The live session with this id, or nullptr once it has closed: what a posted callback
+  // uses instead of a pointer that may dangle.
+  Session* FindSession(std::uint64_t id);
+  std::uint64_t NextSessionId() { return ++last_session_id_; }
+  tls::TlsContexts& tls() { return *tls_; }
+
   // Called by a session once all its handles are closed; the session is destroyed later on
   // this loop, never inside its own callback.
   void SessionClosed(Session* session);
@@ -60,6 +71,13 @@ class Worker {
   uv_loop_t loop_{};
   uv_async_t stop_async_{};
   uv_async_t reap_async_{};
+  uv_async_t post_async_{};
+  std::mutex post_mutex_;
+  std::vector<std::function<void()>> posted_;
+  bool posts_closed_ = false;
+  std::unordered_map<std::uint64_t, Session*> by_id_;
+  std::uint64_t last_session_id_ = 0;
+  std::unique_ptr<tls::TlsContexts> tls_;
   uv_timer_t drain_timer_{};
   std::unique_ptr<Resolver> resolver_;
   std::vector<ListenerHandle*> listeners_;

@@ -42,6 +42,12 @@ start_nginx() {
   # As root, nginx would hand requests to an unprivileged worker that cannot read $work.
   local user_line=""
   [[ $(id -u) == 0 ]] && user_line="user root;"
+  # An origin whose certificate nobody trusts, when the test asks for one.
+  local bad_server=""
+  if [[ -n ${NGINX_BAD_TLS_PORT:-} ]]; then
+    bad_server="server { listen 127.0.0.1:$NGINX_BAD_TLS_PORT ssl; root $work/www;
+      ssl_certificate $work/pki/selfsigned.pem; ssl_certificate_key $work/pki/selfsigned.key; }"
+  fi
   cat >"$work/nginx/nginx.conf" <<NGINX
 $user_line
 daemon off;
@@ -67,6 +73,7 @@ http {
     location = /status/204 { return 204; }
     location = /echo-headers { return 200 "te=[\$http_te] pc=[\$http_proxy_connection] ka=[\$http_keep_alive] x=[\$http_x_end_to_end] host=[\$host]\n"; }
   }
+  $bad_server
 }
 NGINX
   nginx -c "$work/nginx/nginx.conf" -e "$work/nginx.log" >"$work/nginx.out.log" 2>&1 &
@@ -89,6 +96,10 @@ make_lab_pki() {
       >site.ext
     openssl x509 -req -in site.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
       -extfile site.ext -out site.pem 2>/dev/null
+    # An origin certificate nobody trusts (self-signed), for the verification-failure tests.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+      -subj "/CN=www.lab.test" -addext "subjectAltName=DNS:www.lab.test" \
+      -keyout selfsigned.key -out selfsigned.pem 2>/dev/null
   ) || fail "cannot make the lab PKI"
 }
 
@@ -96,7 +107,7 @@ make_lab_pki() {
 start_dnsmasq() {
   local port=$1
   dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts --listen-address=127.0.0.1 \
-    --bind-interfaces --port="$port" --address=/lab.test/127.0.0.1 --local=/invalid.test/ \
+    --bind-interfaces --port="$port" --address=/lab.test/127.0.0.1 --address=/other.test/127.0.0.1 --local=/invalid.test/ \
     --pid-file="$work/dnsmasq.pid" --user=root --log-facility="$work/dnsmasq.log" \
     >"$work/dnsmasq.out.log" 2>&1 &
   pids+=($!)

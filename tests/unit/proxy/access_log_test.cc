@@ -1,11 +1,11 @@
 #include "proxy/access_log.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <stdlib.h>
 
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 namespace mintgate::proxy {
 namespace {

@@ -1,0 +1,102 @@
+#include "proxy/mint_service.h"
+
+#include <ctime>
+
+namespace mintgate::proxy {
+namespace {
+
+tls::CertCache::Options CacheOptions(std::size_t entries) {
+  tls::CertCache::Options o;
+  o.max_entries = entries;
+  return o;
+}
+
+}  // namespace
+
+MintService::MintService(std::vector<std::unique_ptr<tls::CertAuthority>> authorities,
+                         Options options)
+    : options_(options),
+      keys_({options.leaf_key}),
+      minter_(keys_, options.leaf_days),
+      cache_(CacheOptions(options.cache_entries)) {
+  for (auto& ca : authorities) {
+    if (ca) {
+      std::string name = ca->name();
+      authorities_.emplace(std::move(name), std::move(ca));
+    }
+  }
+  for (int i = 0; i < std::max(1, options.threads); ++i) threads_.emplace_back([this] { Work(); });
+}
+
+MintService::~MintService() { Shutdown(); }
+
+void MintService::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  for (std::thread& t : threads_) {
+    if (t.joinable()) t.join();
+  }
+}
+
+const tls::CertAuthority* MintService::Find(const std::string& profile) const {
+  auto it = authorities_.find(profile);
+  return it == authorities_.end() ? nullptr : it->second.get();
+}
+
+void MintService::GetLeaf(const std::string& profile, const std::string& host, const Post& post,
+                          Done done) {
+  auto it = authorities_.find(profile);
+  if (it == authorities_.end()) {
+    done(Outcome{tls::Error{"CA profile \"" + profile + "\" is not loaded"}, "miss"});
+    return;
+  }
+  tls::CertAuthority* ca = it->second.get();
+  const std::time_t now = std::time(nullptr);
+  auto key_host = std::make_shared<std::string>(host);
+  tls::CacheKeyView key{ca->id(), *key_host, {}, options_.leaf_key, tls::TrustMode::kTrusted};
+  // A waiter (another loop's request for the same leaf) hops back to its own loop.
+  auto waiter = [post, done](const tls::Result<tls::LeafPtr>& result) {
+    post([done, result] { done(Outcome{result, "coalesced"}); });
+  };
+  tls::CertCache::Acquired acquired = cache_.Acquire(key, now, waiter);
+  if (acquired.outcome == tls::CertCache::Outcome::kHit) {
+    done(Outcome{acquired.leaf, "hit"});
+    return;
+  }
+  if (acquired.outcome == tls::CertCache::Outcome::kCoalesced) return;
+  auto job = [this, ca, key_host, post, done = std::move(done)] {
+    const std::time_t at = std::time(nullptr);
+    tls::MintRequest request;
+    request.host = *key_host;
+    request.key_type = options_.leaf_key;
+    tls::Result<tls::LeafPtr> leaf = minter_.Mint(*ca->signer(at), request, at);
+    tls::CacheKeyView done_key{
+        ca->id(), *key_host, {}, options_.leaf_key, tls::TrustMode::kTrusted};
+    cache_.Complete(done_key, leaf, at);
+    post([done, leaf] { done(Outcome{leaf, "miss"}); });
+  };
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    jobs_.push_back(std::move(job));
+  }
+  wake_.notify_one();
+}
+
+void MintService::Work() {
+  while (true) {
+    std::function<void()> job;
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      wake_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+      if (jobs_.empty()) return;  // stopping, and nothing left to finish
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+    }
+    job();
+  }
+}
+
+}  // namespace mintgate::proxy

@@ -1,0 +1,71 @@
+// Leaves for decrypted connections: the shared certificate cache, single-flight minting on a
+// small pool of our own threads (an RSA signature must never stall an event loop), and the
+// hand-off of each result back to the loop that asked.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tls/cert_authority.h"
+#include "tls/cert_cache.h"
+#include "tls/leaf_keys.h"
+#include "tls/leaf_minter.h"
+
+namespace mintgate::proxy {
+
+class MintService {
+ public:
+  struct Options {
+    tls::LeafKeyType leaf_key = tls::LeafKeyType::kEcdsaP256;
+    int leaf_days = 30;
+    std::size_t cache_entries = 100000;
+    int threads = 2;
+  };
+  struct Outcome {
+    tls::Result<tls::LeafPtr> leaf = tls::Error{"not minted"};
+    const char* cache = "miss";  // "hit" | "miss" | "coalesced"
+  };
+  // Runs a closure on the loop that asked (thread-safe).
+  using Post = std::function<void(std::function<void()>)>;
+  using Done = std::function<void(const Outcome&)>;
+
+  MintService(std::vector<std::unique_ptr<tls::CertAuthority>> authorities, Options options);
+  ~MintService();  // Shutdown()
+  // Finishes queued mints and joins the pool; GetLeaf must not be called afterwards. Call it
+  // before the loops that results are posted to go away.
+  void Shutdown();
+  MintService(const MintService&) = delete;
+  MintService& operator=(const MintService&) = delete;
+
+  const tls::CertAuthority* Find(const std::string& profile) const;
+
+  // A leaf for `host` signed by `profile`. A cache hit calls `done` before returning; a mint
+  // calls it later through `post`. Unknown profiles and invalid hosts give an error outcome.
+  void GetLeaf(const std::string& profile, const std::string& host, const Post& post, Done done);
+
+  tls::CertCacheStats cache_stats() const { return cache_.stats(); }
+
+ private:
+  void Work();
+
+  Options options_;
+  std::map<std::string, std::unique_ptr<tls::CertAuthority>> authorities_;
+  tls::LeafKeys keys_;
+  tls::LeafMinter minter_;
+  tls::CertCache cache_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::deque<std::function<void()>> jobs_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace mintgate::proxy

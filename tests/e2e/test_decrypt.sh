@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Decryption through the real binary: the origin (nginx with a lab CA) is verified first, the
+# client gets a leaf minted by the gateway's generated CA, and requests are relayed decrypted.
+# Origins that fail verification get a page naming the reason, never their content.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+
+make_lab_pki
+origin=$(free_port)
+NGINX_TLS_PORT=$(free_port)
+NGINX_BAD_TLS_PORT=$(free_port)
+dns=$(free_port)
+proxy=$(free_port)
+admin=$(free_port)
+start_nginx "$origin"
+wait_for_port "$NGINX_TLS_PORT"
+wait_for_port "$NGINX_BAD_TLS_PORT"
+start_dnsmasq "$dns"
+echo "secret inside TLS" >"$work/www/hello.txt"
+
+lab_config "$work/mintgate.toml"
+cat >>"$work/mintgate.toml" <<TOML
+[inspection]
+connect_ports = [$NGINX_TLS_PORT, $NGINX_BAD_TLS_PORT]
+extra_trust = ["$work/pki/ca.pem"]
+[log]
+access = "$work/access.log"
+TOML
+start_mintgate gateway "$work/mintgate.toml" "$proxy"
+ca="$work/state/ca/ca.pem"
+[[ -f $ca ]] || fail "no generated CA at $ca"
+P=(--proxy "http://127.0.0.1:$proxy" --silent --show-error --max-time 15)
+url="https://www.lab.test:$NGINX_TLS_PORT"
+
+# Decrypted GET, verified by curl against the gateway's CA only.
+out=$(curl "${P[@]}" --cacert "$ca" "$url/hello.txt") || fail "decrypted GET failed"
+[[ $out == "secret inside TLS" ]] || fail "decrypted GET: $out"
+
+# The client sees a leaf for the host, issued by the gateway's CA, not the origin's cert.
+echo | openssl s_client -proxy "127.0.0.1:$proxy" -connect "www.lab.test:$NGINX_TLS_PORT" \
+  -servername www.lab.test -CAfile "$ca" -verify_hostname www.lab.test >"$work/sc.txt" 2>&1 ||
+  true
+grep -q "Verify return code: 0 (ok)" "$work/sc.txt" || fail "leaf does not verify: $(tail -5 "$work/sc.txt")"
+issuer=$(openssl x509 -noout -issuer <"$work/sc.txt")
+[[ $issuer == *"mintgate Root CA"* ]] || fail "leaf issuer: $issuer"
+
+# Keep-alive inside the decrypted connection, and an upload.
+curl "${P[@]}" --cacert "$ca" -v "$url/hello.txt" "$url/hello.txt" -o /dev/null -o /dev/null \
+  2>"$work/ka.txt" || fail "two decrypted requests"
+[[ $(grep -c "CONNECT www.lab.test" "$work/ka.txt") == 1 ]] || fail "decrypted connection not reused"
+head -c $((2 << 20)) /dev/urandom >"$work/up.bin"
+code=$(curl "${P[@]}" --cacert "$ca" -o /dev/null -w '%{http_code}' -T "$work/up.bin" "$url/upload/x.bin")
+[[ $code == 201 || $code == 204 ]] || fail "decrypted PUT: $code"
+cmp -s "$work/up.bin" "$work/www/upload/x.bin" || fail "decrypted upload differs"
+
+# A client without the gateway's CA refuses the leaf; the gateway logs the client's alert.
+rc=0
+curl "${P[@]}" "$url/hello.txt" -o /dev/null 2>/dev/null || rc=$?
+[[ $rc == 60 ]] || fail "a client without the CA accepted the leaf (curl rc $rc)"
+
+# An origin nobody trusts: a page naming the reason, over a trusted leaf, and nothing of it.
+body=$(curl "${P[@]}" --cacert "$ca" -w '\n%{http_code}' "https://www.lab.test:$NGINX_BAD_TLS_PORT/hello.txt")
+[[ ${body##*$'\n'} == 502 ]] || fail "untrusted origin: status ${body##*$'\n'}"
+grep -q "failed verification" <<<"$body" || fail "no reason on the page: $body"
+grep -q "secret inside TLS" <<<"$body" && fail "content of an unverified origin was relayed"
+# A name the origin's certificate does not cover.
+body=$(curl "${P[@]}" --cacert "$ca" -w '\n%{http_code}' "https://www.other.test:$NGINX_TLS_PORT/hello.txt")
+[[ ${body##*$'\n'} == 502 ]] || fail "name mismatch: status ${body##*$'\n'}"
+grep -qi "hostname mismatch" <<<"$body" || fail "name mismatch not named: $body"
+
+python3 - "$work/access.log" <<'PY' || fail "access log: $(tail -n 5 "$work/access.log")"
+import json, sys
+records = [json.loads(line) for line in open(sys.argv[1])]
+inner = [r for r in records if r["method"] == "GET" and r["url"].startswith("https://www.lab.test:")]
+assert inner and inner[0]["status"] == 200 and inner[0]["action"] == "decrypt", inner[:1]
+assert inner[0]["ca"] == "default" and inner[0]["upstream_verify"] == "ok", inner[0]
+connects = [r for r in records if r["method"] == "CONNECT" and r["action"] == "decrypt"]
+assert any(r.get("cert_cache") == "miss" for r in connects), connects
+assert any(r.get("cert_cache") == "hit" for r in connects), connects
+assert any("unknown ca" in r.get("note", "").lower() for r in connects), connects
+PY
+
+echo "PASS: decryption"

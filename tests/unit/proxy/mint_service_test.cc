@@ -1,0 +1,119 @@
+#include "proxy/mint_service.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "tls/ca_generator.h"
+
+namespace mintgate::proxy {
+namespace {
+
+// A loop stand-in: posted closures queue up and run on the test thread.
+class Inbox {
+ public:
+  MintService::Post post() {
+    return [this](std::function<void()> fn) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      queue_.push_back(std::move(fn));
+      cv_.notify_all();
+    };
+  }
+  // Runs posted closures until `done` holds or 10 s pass.
+  bool RunUntil(const std::function<bool()>& done) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (!done()) {
+      std::vector<std::function<void()>> run;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        if (!cv_.wait_until(lock, deadline, [this] { return !queue_.empty(); })) return false;
+        run.swap(queue_);
+      }
+      for (auto& fn : run) fn();
+    }
+    return true;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<std::function<void()>> queue_;
+};
+
+std::unique_ptr<MintService> MakeService() {
+  tls::GeneratedCa ca = tls::GenerateRootCa({});
+  tls::CaMaterial material;
+  material.cert = std::move(ca.cert);
+  material.key = std::move(ca.key);
+  tls::CaProfileSpec spec;
+  spec.name = "default";
+  std::vector<std::unique_ptr<tls::CertAuthority>> cas;
+  cas.push_back(tls::CertAuthority::Create(spec, std::move(material), {}, std::time(nullptr)));
+  return std::make_unique<MintService>(std::move(cas), MintService::Options{});
+}
+
+TEST(MintService, MintsOnThePoolAndAnswersThroughPost) {
+  auto service = MakeService();
+  Inbox inbox;
+  std::vector<std::string> outcomes;
+  std::vector<std::thread::id> threads;
+  for (int i = 0; i < 2; ++i) {
+    service->GetLeaf("default", "www.example.com", inbox.post(),
+                     [&](const MintService::Outcome& o) {
+                       ASSERT_TRUE(o.leaf.ok()) << o.leaf.error();
+                       outcomes.emplace_back(o.cache);
+                       threads.push_back(std::this_thread::get_id());
+                     });
+  }
+  ASSERT_TRUE(inbox.RunUntil([&] { return outcomes.size() == 2; }));
+  // The first asked, the second joined it (or, if the mint already finished, hit the cache).
+  EXPECT_EQ(outcomes[0] == "miss" || outcomes[1] == "miss", true);
+  for (const auto& id : threads) EXPECT_EQ(id, std::this_thread::get_id());
+  // Now cached: answered before GetLeaf returns.
+  bool answered = false;
+  service->GetLeaf("default", "www.example.com", inbox.post(), [&](const MintService::Outcome& o) {
+    EXPECT_STREQ(o.cache, "hit");
+    answered = true;
+  });
+  EXPECT_TRUE(answered);
+  const tls::CertCacheStats stats = service->cache_stats();
+  EXPECT_EQ(stats.mints, 1u);
+}
+
+TEST(MintService, UnknownProfileAndBadHostAreErrors) {
+  auto service = MakeService();
+  Inbox inbox;
+  bool unknown = false;
+  service->GetLeaf("nope", "a.example", inbox.post(), [&](const MintService::Outcome& o) {
+    EXPECT_FALSE(o.leaf.ok());
+    EXPECT_NE(o.leaf.error().find("not loaded"), std::string::npos);
+    unknown = true;
+  });
+  EXPECT_TRUE(unknown);
+  bool bad = false;
+  service->GetLeaf("default", "a.com,DNS:evil.com", inbox.post(),
+                   [&](const MintService::Outcome& o) {
+                     EXPECT_FALSE(o.leaf.ok());
+                     bad = true;
+                   });
+  ASSERT_TRUE(inbox.RunUntil([&] { return bad; }));
+}
+
+TEST(MintService, ShutdownFinishesQueuedMints) {
+  auto service = MakeService();
+  Inbox inbox;
+  int answered = 0;
+  for (int i = 0; i < 20; ++i) {
+    service->GetLeaf("default", "h" + std::to_string(i) + ".example", inbox.post(),
+                     [&](const MintService::Outcome&) { ++answered; });
+  }
+  service->Shutdown();  // joins the pool: every mint has posted its result
+  ASSERT_TRUE(inbox.RunUntil([&] { return answered == 20; }));
+  EXPECT_EQ(service->cache_stats().mints, 20u);
+}
+
+}  // namespace
+}  // namespace mintgate::proxy
