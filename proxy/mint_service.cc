@@ -2,6 +2,8 @@
 
 #include <ctime>
 
+#include "tls/ca_generator.h"
+
 namespace mintgate::proxy {
 namespace {
 
@@ -25,6 +27,16 @@ MintService::MintService(std::vector<std::unique_ptr<tls::CertAuthority>> author
       authorities_.emplace(std::move(name), std::move(ca));
     }
   }
+  tls::CaInitOptions untrusted;
+  untrusted.common_name = "mintgate untrusted origin (do not install)";
+  untrusted.days = 365;
+  tls::GeneratedCa generated = tls::GenerateRootCa(untrusted);
+  tls::CaMaterial material;
+  material.cert = std::move(generated.cert);
+  material.key = std::move(generated.key);
+  tls::CaProfileSpec spec;
+  spec.name = "untrusted";
+  untrusted_ = tls::CertAuthority::Create(spec, std::move(material), {}, std::time(nullptr));
   for (int i = 0; i < std::max(1, options.threads); ++i) threads_.emplace_back([this] { Work(); });
 }
 
@@ -46,17 +58,20 @@ const tls::CertAuthority* MintService::Find(const std::string& profile) const {
   return it == authorities_.end() ? nullptr : it->second.get();
 }
 
-void MintService::GetLeaf(const std::string& profile, const std::string& host, const Post& post,
-                          Done done) {
-  auto it = authorities_.find(profile);
-  if (it == authorities_.end()) {
+void MintService::GetLeaf(const std::string& profile, const std::string& host, tls::TrustMode trust,
+                          const Post& post, Done done) {
+  tls::CertAuthority* ca = nullptr;
+  if (trust == tls::TrustMode::kUntrusted) {
+    ca = untrusted_.get();
+  } else if (auto it = authorities_.find(profile); it != authorities_.end()) {
+    ca = it->second.get();
+  } else {
     done(Outcome{tls::Error{"CA profile \"" + profile + "\" is not loaded"}, "miss"});
     return;
   }
-  tls::CertAuthority* ca = it->second.get();
   const std::time_t now = std::time(nullptr);
   auto key_host = std::make_shared<std::string>(host);
-  tls::CacheKeyView key{ca->id(), *key_host, {}, options_.leaf_key, tls::TrustMode::kTrusted};
+  tls::CacheKeyView key{ca->id(), *key_host, {}, options_.leaf_key, trust};
   // A waiter (another loop's request for the same leaf) hops back to its own loop.
   auto waiter = [post, done](const tls::Result<tls::LeafPtr>& result) {
     post([done, result] { done(Outcome{result, "coalesced"}); });
@@ -67,14 +82,13 @@ void MintService::GetLeaf(const std::string& profile, const std::string& host, c
     return;
   }
   if (acquired.outcome == tls::CertCache::Outcome::kCoalesced) return;
-  auto job = [this, ca, key_host, post, done = std::move(done)] {
+  auto job = [this, ca, key_host, trust, post, done = std::move(done)] {
     const std::time_t at = std::time(nullptr);
     tls::MintRequest request;
     request.host = *key_host;
     request.key_type = options_.leaf_key;
     tls::Result<tls::LeafPtr> leaf = minter_.Mint(*ca->signer(at), request, at);
-    tls::CacheKeyView done_key{
-        ca->id(), *key_host, {}, options_.leaf_key, tls::TrustMode::kTrusted};
+    tls::CacheKeyView done_key{ca->id(), *key_host, {}, options_.leaf_key, trust};
     cache_.Complete(done_key, leaf, at);
     post([done, leaf] { done(Outcome{leaf, "miss"}); });
   };

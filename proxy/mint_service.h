@@ -47,9 +47,12 @@ class MintService {
 
   const tls::CertAuthority* Find(const std::string& profile) const;
 
-  // A leaf for `host` signed by `profile`. A cache hit calls `done` before returning; a mint
-  // calls it later through `post`. Unknown profiles and invalid hosts give an error outcome.
-  void GetLeaf(const std::string& profile, const std::string& host, const Post& post, Done done);
+  // A leaf for `host` signed by `profile` (kTrusted) or by the untrusted CA (kUntrusted: for
+  // origins that failed verification with upstream_cert_errors = "untrusted", so that the
+  // browser shows its own warning). A cache hit calls `done` before returning; a mint calls
+  // it later through `post`. Unknown profiles and invalid hosts give an error outcome.
+  void GetLeaf(const std::string& profile, const std::string& host, tls::TrustMode trust,
+               const Post& post, Done done);
 
   tls::CertCacheStats cache_stats() const { return cache_.stats(); }
 
@@ -58,6 +61,8 @@ class MintService {
 
   Options options_;
   std::map<std::string, std::unique_ptr<tls::CertAuthority>> authorities_;
+  // Generated in memory at start and never written anywhere or offered to clients.
+  std::unique_ptr<tls::CertAuthority> untrusted_;
   tls::LeafKeys keys_;
   tls::LeafMinter minter_;
   tls::CertCache cache_;

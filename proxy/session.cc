@@ -252,8 +252,8 @@ void Session::OnRequestHead(HttpHead& head) {
                   (url_.port == 443 ? std::string() : ":" + std::to_string(url_.port)) +
                   head.target;
     record_.action = "decrypt";
-    record_.ca = profile_;
-    record_.upstream_verify = "ok";
+    record_.ca = untrusted_leaf_ ? "untrusted" : profile_;
+    record_.upstream_verify = upstream_verified_ ? "ok" : upstream_problem_;
     SendRequestUpstream();
     return;
   }
@@ -357,9 +357,27 @@ void Session::Decide(const std::string& sni) {
     Tunnel();
     return;
   }
-  if (decision.action == rules::Action::kDecrypt && !decision.ca.empty() &&
-      worker_.runtime().mint && worker_.runtime().mint->Find(decision.ca) != nullptr) {
+  const auto& mint = worker_.runtime().mint;
+  if (decision.action == rules::Action::kDecrypt && !decision.ca.empty() && mint &&
+      mint->Find(decision.ca) != nullptr) {
     StartDecrypt(sni, decision.ca);
+    return;
+  }
+  const std::string& block_ca = worker_.runtime().config.inspection.default_ca;
+  if (decision.action == rules::Action::kBlock && mint && mint->Find(block_ca) != nullptr) {
+    // Decided by the SNI after the 200: the refusal has to be a page over TLS.
+    blocking_ = true;
+    upstream_problem_ = "blocked by rule \"" + decision.rule + "\"";
+    profile_ = block_ca;
+    tls_host_ = sni.empty() ? url_.host : sni;
+    decrypting_ = true;
+    if (upstream_open_) {
+      upstream_open_ = false;
+      upstream_reading_ = false;
+      uv_close(reinterpret_cast<uv_handle_t*>(&upstream_),
+               [](uv_handle_t* h) { static_cast<Session*>(h->data)->OnHandleClosed(); });
+    }
+    RequestLeaf();
     return;
   }
   record_.note = "sni " + (sni.empty() ? std::string("-") : sni) + ": " +
@@ -423,8 +441,17 @@ void Session::RequestLeaf() {
   UpdateReading();
   Worker* worker = &worker_;
   const std::uint64_t id = id_;
+  // An origin that failed verification, in "untrusted" mode, gets a leaf no client trusts,
+  // so the browser shows its own warning; everything else a leaf from the rule's profile.
+  const bool untrusted =
+      !blocking_ && !upstream_verified_ &&
+      worker_.runtime().config.inspection.upstream_cert_errors == UpstreamCertErrors::kUntrusted &&
+      upstream_tls_ && upstream_tls_->handshake_done();
+  if (untrusted) record_.ca = "untrusted";
+  untrusted_leaf_ = untrusted;
   worker_.runtime().mint->GetLeaf(
-      profile_, tls_host_, [worker](std::function<void()> fn) { worker->Post(std::move(fn)); },
+      profile_, tls_host_, untrusted ? tls::TrustMode::kUntrusted : tls::TrustMode::kTrusted,
+      [worker](std::function<void()> fn) { worker->Post(std::move(fn)); },
       [worker, id](const MintService::Outcome& outcome) {
         if (Session* s = worker->FindSession(id)) s->OnLeaf(outcome);
       });
@@ -462,7 +489,14 @@ void Session::ClientHandshakeStep() {
   }
   uv_timer_stop(&timer_);
   std::string early = client_tls_->ReadPlaintext();
-  if (!upstream_verified_) {
+  if (blocking_) {
+    record_.status = 403;
+    Write(Leg::kClient, ErrorResponse(403, upstream_problem_, true));
+    LogExchange();
+    CloseWhenFlushed();
+    return;
+  }
+  if (!upstream_verified_ && !untrusted_leaf_) {
     // Never show the client a trusted certificate for content the origin could not prove
     // it owns: answer with a page that names the reason instead of relaying anything.
     record_.status = 502;

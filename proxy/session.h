@@ -154,6 +154,8 @@ class Session {
   bool upstream_verified_ = false;
   std::string upstream_problem_;  // why the origin cannot be trusted, for the block page
   bool upstream_reusable_ = true;
+  bool blocking_ = false;        // a block decided by SNI: a page over TLS, then close
+  bool untrusted_leaf_ = false;  // the origin failed verification; the client gets a warning
   AccessRecord record_;
   std::uint64_t record_start_ms_ = 0;
   bool record_open_ = false;           // an exchange is being recorded and not yet logged

@@ -69,13 +69,17 @@ connect_code() {  # target -> the CONNECT response status
 [[ $(connect_code "nowhere.invalid.test:$NGINX_TLS_PORT") == 502 ]] || fail "unknown host"
 [[ $(connect_code "www.lab.test") == 400 ]] || fail "CONNECT without a port"
 
-# The SNI decides, not the CONNECT host: a blocked SNI behind an allowed CONNECT host is not
-# passed on (the block page over TLS comes with the TLS engine; until then: closed).
-if echo | timeout 5 openssl s_client -proxy "127.0.0.1:$proxy" \
-  -connect "www.lab.test:$NGINX_TLS_PORT" -servername blocked-sni.lab.test >"$work/sni.txt" 2>&1 &&
-  grep -q "BEGIN CERTIFICATE" "$work/sni.txt"; then
-  fail "a blocked SNI got a certificate through the tunnel"
-fi
+# The SNI decides, not the CONNECT host: a blocked SNI behind an allowed CONNECT host gets a
+# block page over TLS, under a leaf from the gateway's CA, never the origin's certificate.
+echo | timeout 5 openssl s_client -proxy "127.0.0.1:$proxy" -connect "www.lab.test:$NGINX_TLS_PORT" \
+  -servername blocked-sni.lab.test >"$work/sni.txt" 2>&1 || true
+issuer=$(openssl x509 -noout -issuer <"$work/sni.txt" 2>/dev/null || true)
+[[ $issuer == *"mintgate Root CA"* ]] || fail "blocked SNI: certificate issuer '$issuer'"
+body=$(curl "${P[@]}" --cacert "$work/state/ca/ca.pem" -w '\n%{http_code}' \
+  --connect-to "blocked-sni.lab.test:$NGINX_TLS_PORT:www.lab.test:$NGINX_TLS_PORT" \
+  "https://blocked-sni.lab.test:$NGINX_TLS_PORT/hello.txt")
+[[ ${body##*$'\n'} == 403 ]] || fail "blocked SNI: status ${body##*$'\n'}"
+grep -q 'blocked by rule &quot;block-by-sni&quot;' <<<"$body" || fail "block page: $body"
 # A tunnel rule matches the SNI of a CONNECT made to an IP address.
 out=$(curl "${P[@]}" --cacert "$work/pki/ca.pem" --connect-to "sni.lab.test:$NGINX_TLS_PORT:127.0.0.1:$NGINX_TLS_PORT" \
   "https://sni.lab.test:$NGINX_TLS_PORT/hello.txt") || fail "tunnel by SNI via IP"

@@ -68,6 +68,25 @@ body=$(curl "${P[@]}" --cacert "$ca" -w '\n%{http_code}' "https://www.other.test
 [[ ${body##*$'\n'} == 502 ]] || fail "name mismatch: status ${body##*$'\n'}"
 grep -qi "hostname mismatch" <<<"$body" || fail "name mismatch not named: $body"
 
+# upstream_cert_errors = "untrusted": the unverified origin is relayed under a leaf no client
+# trusts, so a client warns (curl refuses) unless the user insists (curl -k).
+proxy2=$(free_port)
+sed -e "s/127.0.0.1:$proxy/127.0.0.1:$proxy2/" -e "s|$work/state|$work/state2|" \
+  -e "s|^extra_trust|upstream_cert_errors = \"untrusted\"\nextra_trust|" \
+  -e "s|$work/access.log|$work/access2.log|" -e "s/^listen = \"127.0.0.1:$admin\"/listen = \"127.0.0.1:$(free_port)\"/" \
+  "$work/mintgate.toml" >"$work/untrusted.toml"
+start_mintgate untrusted "$work/untrusted.toml" "$proxy2"
+bad="https://www.lab.test:$NGINX_BAD_TLS_PORT/hello.txt"
+rc=0
+curl --proxy "http://127.0.0.1:$proxy2" -s --max-time 10 --cacert "$work/state2/ca/ca.pem" \
+  "$bad" -o /dev/null || rc=$?
+[[ $rc == 60 ]] || fail "untrusted mode: a verifying client accepted the leaf (rc $rc)"
+out=$(curl --proxy "http://127.0.0.1:$proxy2" -s --max-time 10 -k "$bad")
+[[ $out == "secret inside TLS" ]] || fail "untrusted mode: insisting client got '$out'"
+issuer=$(echo | openssl s_client -proxy "127.0.0.1:$proxy2" -connect "www.lab.test:$NGINX_BAD_TLS_PORT" \
+  -servername www.lab.test 2>/dev/null | openssl x509 -noout -issuer)
+[[ $issuer == *"untrusted"* ]] || fail "untrusted mode: leaf issuer $issuer"
+
 python3 - "$work/access.log" <<'PY' || fail "access log: $(tail -n 5 "$work/access.log")"
 import json, sys
 records = [json.loads(line) for line in open(sys.argv[1])]

@@ -61,7 +61,7 @@ TEST(MintService, MintsOnThePoolAndAnswersThroughPost) {
   std::vector<std::string> outcomes;
   std::vector<std::thread::id> threads;
   for (int i = 0; i < 2; ++i) {
-    service->GetLeaf("default", "www.example.com", inbox.post(),
+    service->GetLeaf("default", "www.example.com", tls::TrustMode::kTrusted, inbox.post(),
                      [&](const MintService::Outcome& o) {
                        ASSERT_TRUE(o.leaf.ok()) << o.leaf.error();
                        outcomes.emplace_back(o.cache);
@@ -74,10 +74,11 @@ TEST(MintService, MintsOnThePoolAndAnswersThroughPost) {
   for (const auto& id : threads) EXPECT_EQ(id, std::this_thread::get_id());
   // Now cached: answered before GetLeaf returns.
   bool answered = false;
-  service->GetLeaf("default", "www.example.com", inbox.post(), [&](const MintService::Outcome& o) {
-    EXPECT_STREQ(o.cache, "hit");
-    answered = true;
-  });
+  service->GetLeaf("default", "www.example.com", tls::TrustMode::kTrusted, inbox.post(),
+                   [&](const MintService::Outcome& o) {
+                     EXPECT_STREQ(o.cache, "hit");
+                     answered = true;
+                   });
   EXPECT_TRUE(answered);
   const tls::CertCacheStats stats = service->cache_stats();
   EXPECT_EQ(stats.mints, 1u);
@@ -87,14 +88,15 @@ TEST(MintService, UnknownProfileAndBadHostAreErrors) {
   auto service = MakeService();
   Inbox inbox;
   bool unknown = false;
-  service->GetLeaf("nope", "a.example", inbox.post(), [&](const MintService::Outcome& o) {
-    EXPECT_FALSE(o.leaf.ok());
-    EXPECT_NE(o.leaf.error().find("not loaded"), std::string::npos);
-    unknown = true;
-  });
+  service->GetLeaf("nope", "a.example", tls::TrustMode::kTrusted, inbox.post(),
+                   [&](const MintService::Outcome& o) {
+                     EXPECT_FALSE(o.leaf.ok());
+                     EXPECT_NE(o.leaf.error().find("not loaded"), std::string::npos);
+                     unknown = true;
+                   });
   EXPECT_TRUE(unknown);
   bool bad = false;
-  service->GetLeaf("default", "a.com,DNS:evil.com", inbox.post(),
+  service->GetLeaf("default", "a.com,DNS:evil.com", tls::TrustMode::kTrusted, inbox.post(),
                    [&](const MintService::Outcome& o) {
                      EXPECT_FALSE(o.leaf.ok());
                      bad = true;
@@ -102,13 +104,37 @@ TEST(MintService, UnknownProfileAndBadHostAreErrors) {
   ASSERT_TRUE(inbox.RunUntil([&] { return bad; }));
 }
 
+TEST(MintService, UntrustedLeavesComeFromACaNoClientHas) {
+  auto service = MakeService();
+  Inbox inbox;
+  tls::LeafPtr trusted, untrusted;
+  service->GetLeaf("default", "x.example", tls::TrustMode::kTrusted, inbox.post(),
+                   [&](const MintService::Outcome& o) { trusted = *o.leaf; });
+  service->GetLeaf("default", "x.example", tls::TrustMode::kUntrusted, inbox.post(),
+                   [&](const MintService::Outcome& o) { untrusted = *o.leaf; });
+  ASSERT_TRUE(inbox.RunUntil([&] { return trusted && untrusted; }));
+  EXPECT_NE(X509_NAME_cmp(X509_get_issuer_name(trusted->cert.get()),
+                          X509_get_issuer_name(untrusted->cert.get())),
+            0);
+  char cn[128] = {};
+  X509_NAME_get_text_by_NID(X509_get_issuer_name(untrusted->cert.get()), NID_commonName, cn,
+                            sizeof cn);
+  EXPECT_NE(std::string(cn).find("untrusted"), std::string::npos) << cn;
+  // Stored under its own key: the next lookup is a hit, answered at once.
+  const char* cache = nullptr;
+  service->GetLeaf("default", "x.example", tls::TrustMode::kUntrusted, inbox.post(),
+                   [&](const MintService::Outcome& o) { cache = o.cache; });
+  ASSERT_NE(cache, nullptr) << "the untrusted leaf was not cached (a mint still 'in flight')";
+  EXPECT_STREQ(cache, "hit");
+}
+
 TEST(MintService, ShutdownFinishesQueuedMints) {
   auto service = MakeService();
   Inbox inbox;
   int answered = 0;
   for (int i = 0; i < 20; ++i) {
-    service->GetLeaf("default", "h" + std::to_string(i) + ".example", inbox.post(),
-                     [&](const MintService::Outcome&) { ++answered; });
+    service->GetLeaf("default", "h" + std::to_string(i) + ".example", tls::TrustMode::kTrusted,
+                     inbox.post(), [&](const MintService::Outcome&) { ++answered; });
   }
   service->Shutdown();  // joins the pool: every mint has posted its result
   ASSERT_TRUE(inbox.RunUntil([&] { return answered == 20; }));
