@@ -54,6 +54,14 @@ class Session {
     kClosing             // waiting for writes to flush, then close
   };
   enum class Leg { kClient, kUpstream };
+  // Limits (SPEC §5) and flow control.
+  static constexpr std::uint64_t kHeadTimeoutMs = 10'000;     // no complete head -> 408
+  static constexpr std::uint64_t kIdleTimeoutMs = 60'000;     // an idle keep-alive client
+  static constexpr std::uint64_t kConnectTimeoutMs = 10'000;  // -> 504
+  static constexpr std::uint64_t kResponseTimeoutMs = 120'000;
+  static constexpr std::size_t kHighWatermark = 1 << 20;  // stop reading the other side above
+  static constexpr std::size_t kLowWatermark = 256 << 10;
+  static constexpr std::size_t kMaxPipelined = 256 << 10;
   struct WriteRequest;
   class RequestSide;
   class ResponseSide;
@@ -98,6 +106,7 @@ class Session {
   void OnHandleClosed();
   void StartTimer(std::uint64_t ms, void (*fire)(uv_timer_t*));
   void BeginRecord(const std::string& method, const std::string& url);
+  void NewRequestParser();
   void LogExchange();
 
   uv_stream_t* client_stream() { return reinterpret_cast<uv_stream_t*>(&client_); }

@@ -1,0 +1,247 @@
+// The CONNECT phases of Session: refusals before the 200, the ClientHello peek, the decision
+// by SNI, tunnelling, and the three steps of decryption (origin, leaf, client). Split from
+// session.cc to keep each file readable; same class.
+#include <cctype>
+#include <iostream>
+
+#include "proxy/error_page.h"
+#include "proxy/session.h"
+#include "proxy/worker.h"
+#include "tls/client_hello_peek.h"
+
+namespace mintgate::proxy {
+
+// CONNECT host:port. Everything that can be refused with a plain HTTP answer is refused
+// before the 200: a forbidden port, a rule that blocks the CONNECT host, an unknown host, a
+// forbidden destination, an origin that does not accept the connection.
+void Session::OnConnectHead(const HttpHead& head) {
+  is_connect_ = true;
+  keep_client_alive_ = false;
+  std::optional<std::pair<std::string, std::uint16_t>> authority = ParseAuthority(head.target);
+  if (!authority) {
+    RespondError(400, "CONNECT needs a host:port target");
+    return;
+  }
+  url_.host = authority->first;
+  url_.port = authority->second;
+  const Runtime& rt = worker_.runtime();
+  const std::vector<std::uint16_t>& ports = rt.config.inspection.connect_ports;
+  if (std::find(ports.begin(), ports.end(), url_.port) == ports.end()) {
+    RespondError(403, "CONNECT to port " + std::to_string(url_.port) +
+                          " is not allowed (inspection.connect_ports)");
+    return;
+  }
+  rules::Target target;
+  target.host = url_.host;
+  target.port = url_.port;
+  target.client = client_address_;
+  const rules::Decision decision = rt.rules->Decide(target, rules::Now());
+  record_.rule = decision.rule;
+  record_.action = std::string(rules::ToString(decision.action));
+  if (decision.action == rules::Action::kBlock) {
+    RespondError(403, "blocked by rule \"" + decision.rule + "\": " + decision.reason);
+    return;
+  }
+  state_ = State::kResolve;
+  UpdateReading();
+  resolve_id_ = worker_.resolver().Resolve(
+      url_.host, [this](const ResolveResult& result) { OnResolved(result); });
+}
+
+void Session::PeekClientHello() {
+  tls::ClientHelloPeek peek;
+  const tls::ClientHelloPeek::Status status =
+      peek.Examine(reinterpret_cast<const std::uint8_t*>(client_in_.data()), client_in_.size());
+  switch (status) {
+    case tls::ClientHelloPeek::Status::kNeedMore:
+      if (client_in_.size() > tls::ClientHelloPeek::kMaxHelloBytes) {
+        Abort("ClientHello too large");
+      }
+      return;
+    case tls::ClientHelloPeek::Status::kNotTls:
+      // Only the CONNECT host is known: a tunnel rule splices whatever protocol this is, a
+      // decrypt rule cannot decrypt what is not TLS.
+      Decide("");
+      return;
+    case tls::ClientHelloPeek::Status::kMalformed:
+      std::cerr << "mintgate: " << client_address_ << " CONNECT " << url_.host << ":" << url_.port
+                << ": closed: malformed ClientHello (" << peek.error() << ")\n";
+      Close();
+      return;
+    case tls::ClientHelloPeek::Status::kDone:
+      Decide(peek.info().sni);
+      return;
+  }
+}
+
+// Decides by the rules with the SNI (or the CONNECT host when there is none).
+void Session::Decide(const std::string& sni) {
+  uv_timer_stop(&timer_);
+  rules::Target target;
+  target.host = sni.empty() ? url_.host : sni;
+  target.port = url_.port;
+  target.client = client_address_;
+  const rules::Decision decision = worker_.runtime().rules->Decide(target, rules::Now());
+  record_.rule = decision.rule;
+  record_.action = std::string(rules::ToString(decision.action));
+  if (decision.action == rules::Action::kTunnel) {
+    Tunnel();
+    return;
+  }
+  const auto& mint = worker_.runtime().mint;
+  if (decision.action == rules::Action::kDecrypt && !decision.ca.empty() && mint &&
+      mint->Find(decision.ca) != nullptr) {
+    StartDecrypt(sni, decision.ca);
+    return;
+  }
+  const std::string& block_ca = worker_.runtime().config.inspection.default_ca;
+  if (decision.action == rules::Action::kBlock && mint && mint->Find(block_ca) != nullptr) {
+    // Decided by the SNI after the 200: the refusal has to be a page over TLS.
+    blocking_ = true;
+    upstream_problem_ = "blocked by rule \"" + decision.rule + "\"";
+    profile_ = block_ca;
+    tls_host_ = sni.empty() ? url_.host : sni;
+    decrypting_ = true;
+    if (upstream_open_) {
+      upstream_open_ = false;
+      upstream_reading_ = false;
+      uv_close(reinterpret_cast<uv_handle_t*>(&upstream_),
+               [](uv_handle_t* h) { static_cast<Session*>(h->data)->OnHandleClosed(); });
+    }
+    RequestLeaf();
+    return;
+  }
+  record_.note = "sni " + (sni.empty() ? std::string("-") : sni) + ": " +
+                 std::string(rules::ToString(decision.action)) + " not available yet";
+  // Block pages over TLS and decryption need the TLS engine, which later steps add; until
+  // then the connection is closed rather than passed on uninspected.
+  std::cerr << "mintgate: " << client_address_ << " CONNECT " << url_.host << ":" << url_.port
+            << " sni=" << (sni.empty() ? "-" : sni) << ": rule \"" << decision.rule << "\" says "
+            << rules::ToString(decision.action) << ", which this build cannot do yet: closed\n";
+  Close();
+}
+
+void Session::Tunnel() {
+  state_ = State::kTunnel;
+  std::string peeked;
+  peeked.swap(client_in_);
+  Write(Leg::kUpstream, std::move(peeked));
+  UpdateReading();
+}
+
+// Decrypt: the origin first (connect done, now TLS with verification), then the leaf, then
+// the client's handshake with the ClientHello it already sent.
+void Session::StartDecrypt(const std::string& sni, const std::string& profile) {
+  decrypting_ = true;
+  profile_ = profile;
+  record_.ca = profile;
+  tls_host_ = sni.empty() ? url_.host : sni;
+  for (char& c : tls_host_) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  upstream_tls_.emplace(
+      tls::TlsEngine::Client(worker_.tls().client(), tls_host_, tls_host_, nullptr));
+  state_ = State::kUpstreamHandshake;
+  StartTimer(kConnectTimeoutMs, [](uv_timer_t* t) {
+    auto* s = static_cast<Session*>(t->data);
+    if (s->state_ != State::kUpstreamHandshake) return;
+    s->upstream_problem_ = "the TLS handshake with the origin timed out";
+    s->RequestLeaf();
+  });
+  UpstreamHandshakeStep();
+  UpdateReading();
+}
+
+void Session::UpstreamHandshakeStep() {
+  const tls::TlsEngine::Status status = upstream_tls_->Handshake();
+  RawWrite(Leg::kUpstream, upstream_tls_->TakeCiphertext());
+  if (status == tls::TlsEngine::Status::kWantMore) return;
+  if (status == tls::TlsEngine::Status::kError) {
+    upstream_problem_ = "TLS with the origin failed: " + upstream_tls_->error();
+  } else if (upstream_tls_->verify_result() != X509_V_OK) {
+    upstream_problem_ =
+        "the origin's certificate failed verification: " + upstream_tls_->verify_reason();
+  } else {
+    upstream_verified_ = true;
+  }
+  record_.upstream_verify = upstream_verified_ ? "ok" : upstream_problem_;
+  RequestLeaf();
+}
+
+void Session::RequestLeaf() {
+  uv_timer_stop(&timer_);
+  state_ = State::kLeaf;
+  UpdateReading();
+  Worker* worker = &worker_;
+  const std::uint64_t id = id_;
+  // An origin that failed verification, in "untrusted" mode, gets a leaf no client trusts,
+  // so the browser shows its own warning; everything else a leaf from the rule's profile.
+  const bool untrusted =
+      !blocking_ && !upstream_verified_ &&
+      worker_.runtime().config.inspection.upstream_cert_errors == UpstreamCertErrors::kUntrusted &&
+      upstream_tls_ && upstream_tls_->handshake_done();
+  if (untrusted) record_.ca = "untrusted";
+  untrusted_leaf_ = untrusted;
+  worker_.runtime().mint->GetLeaf(
+      profile_, tls_host_, untrusted ? tls::TrustMode::kUntrusted : tls::TrustMode::kTrusted,
+      [worker](std::function<void()> fn) { worker->Post(std::move(fn)); },
+      [worker, id](const MintService::Outcome& outcome) {
+        if (Session* s = worker->FindSession(id)) s->OnLeaf(outcome);
+      });
+}
+
+void Session::OnLeaf(const MintService::Outcome& outcome) {
+  if (state_ != State::kLeaf || closing_) return;
+  record_.cert_cache = outcome.cache;
+  if (!outcome.leaf.ok()) {
+    record_.note = "no leaf for " + tls_host_ + ": " + outcome.leaf.error();
+    Close();
+    return;
+  }
+  client_tls_.emplace(tls::TlsEngine::Server(worker_.tls().server(), **outcome.leaf));
+  client_tls_->FeedCiphertext(client_in_.data(), client_in_.size());
+  client_in_.clear();
+  state_ = State::kClientHandshake;
+  StartTimer(kHeadTimeoutMs, [](uv_timer_t* t) {
+    auto* s = static_cast<Session*>(t->data);
+    if (s->state_ == State::kClientHandshake) s->Abort("client TLS handshake timed out");
+  });
+  ClientHandshakeStep();
+  UpdateReading();
+}
+
+void Session::ClientHandshakeStep() {
+  const tls::TlsEngine::Status status = client_tls_->Handshake();
+  RawWrite(Leg::kClient, client_tls_->TakeCiphertext());
+  if (status == tls::TlsEngine::Status::kWantMore) return;
+  if (status == tls::TlsEngine::Status::kError) {
+    // Typically the client does not trust the CA that signed the leaf (alert unknown_ca).
+    record_.note = "client TLS: " + client_tls_->error();
+    CloseWhenFlushed();
+    return;
+  }
+  uv_timer_stop(&timer_);
+  std::string early = client_tls_->ReadPlaintext();
+  if (blocking_) {
+    record_.status = 403;
+    Write(Leg::kClient, ErrorResponse(403, upstream_problem_, true));
+    LogExchange();
+    CloseWhenFlushed();
+    return;
+  }
+  if (!upstream_verified_ && !untrusted_leaf_) {
+    // Never show the client a trusted certificate for content the origin could not prove
+    // it owns: answer with a page that names the reason instead of relaying anything.
+    record_.status = 502;
+    Write(Leg::kClient, ErrorResponse(502, upstream_problem_, true));
+    LogExchange();
+    CloseWhenFlushed();
+    return;
+  }
+  NewRequestParser();
+  request_paused_ = false;
+  keep_client_alive_ = !draining_;
+  LogExchange();  // the CONNECT itself
+  ReadRequest();
+  if (!early.empty()) OnClientBytes(early.data(), early.size());
+}
+
+}  // namespace mintgate::proxy
