@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
+#include "proxy/audit_command.h"
 #include "proxy/ca_commands.h"
 #include "proxy/config_commands.h"
 #include "proxy/run_command.h"
@@ -30,6 +31,13 @@ int main(int argc, char** argv) {
   ca_init->add_option("--days", init_args.days, "validity in days")
       ->check(CLI::Range(1, 36500))
       ->capture_default_str();
+
+  mintgate::proxy::CaAuditArgs audit_args;
+  CLI::App* ca_audit = ca->add_subcommand(
+      "audit", "per rule: the CA that signs, its subject and issuer, and migration status");
+  ca_audit->add_option("-c,--config", audit_args.config, "configuration file")->required();
+  ca_audit->add_option("--at", audit_args.at, "RFC 3339 instant (default: now)");
+  ca_audit->add_flag("--json", audit_args.json, "one JSON object for scripts");
 
   std::vector<std::string> show_files;
   bool show_json = false;
@@ -74,6 +82,7 @@ int main(int argc, char** argv) {
   if (run->parsed()) return mintgate::proxy::RunGateway(run_config, std::cout, std::cerr);
   if (check->parsed()) return mintgate::proxy::RunCheck(check_config, std::cout, std::cerr);
   if (rules_test->parsed()) return mintgate::proxy::RunRulesTest(test_args, std::cout, std::cerr);
+  if (ca_audit->parsed()) return mintgate::proxy::RunCaAudit(audit_args, std::cout, std::cerr);
   if (ca_init->parsed()) return mintgate::proxy::RunCaInit(init_args, std::cout, std::cerr);
   if (ca_show->parsed()) {
     return mintgate::proxy::RunCaShow(show_files, show_json, std::cout, std::cerr);

@@ -67,6 +67,31 @@ expect_exit 0 "$MINTGATE" rules test -c migration.toml --host 192.0.2.1 --sni a.
   --json
 [[ $(json_field "$work/out" action) == tunnel ]] || fail "--sni not used"
 
+# --- ca audit: the migration report before and after the cutover
+expect_exit 1 "$MINTGATE" ca audit -c migration.toml --at 2026-06-01T00:00:00+09:00
+grep -E "^default +decrypt +legacy +TREND.IWS.2 +TREND.IWS.2 +migrate +2026-06-29T15:00:00Z -> new" \
+  "$work/out" >/dev/null || fail "audit before the cutover: $(cat "$work/out")"
+grep -E "^sales-already-migrated +decrypt +new +Web Security Cloud Root CA .* ok" "$work/out" \
+  >/dev/null || fail "audit: migrated rule not ok: $(cat "$work/out")"
+expect_exit 1 "$MINTGATE" ca audit -c migration.toml --at 2026-07-01T00:00:00+09:00 --json
+python3 - "$work/out" <<'PY' || fail "audit JSON: $(cat "$work/out")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert j["needs_migration"] is True
+rows = {r["rule"]: r for r in j["rules"]}
+d = rows["default"]
+assert d["configured_profile"] == "legacy" and d["profile"] == "new", d
+assert d["subject_cn"] == "Web Security Cloud Root CA" and d["status"] == "migrate", d
+assert rows["no-decrypt-banking"]["profile"] is None
+profiles = {p["name"]: p for p in j["profiles"]}
+assert profiles["legacy"]["retire_at"] == "2026-06-29T15:00:00Z"
+assert "default" in profiles["new"]["used_by"] and len(profiles["new"]["sha256"]) == 95
+PY
+# Once every rule names the new profile, the audit is clean (exit 0).
+sed 's/^default_ca = "legacy"/default_ca = "new"/' migration.toml >migrated.toml
+expect_exit 0 "$MINTGATE" ca audit -c migrated.toml
+grep -q "No rule needs migration" "$work/out" || fail "migrated config: $(cat "$work/out")"
+
 # --- the cross-signed example: new root's key and subject, issued by the customer root
 "$MINTGATE" ca init --out ca/customer --name "Customer Enterprise Root" --key rsa-2048 >/dev/null
 cat >"$work/ext.cnf" <<'EXT'
@@ -81,6 +106,10 @@ openssl x509 -req -in "$work/new.csr" -CA ca/customer/ca.pem -CAkey ca/customer/
   -set_serial 0x1234 -days 365 -extfile "$work/ext.cnf" -extensions v3_ca \
   -out ca/new-cross.pem 2>/dev/null
 expect_exit 0 "$MINTGATE" check -c cross-signed.toml
+# 発行先 is the new root's name, 発行元 the customer's root: the cross-signed certificate.
+expect_exit 0 "$MINTGATE" ca audit -c cross-signed.toml --json
+python3 -c 'import json,sys; r={x["rule"]:x for x in json.load(open(sys.argv[1]))["rules"]}["default"]; assert r["subject_cn"]=="Web Security Cloud Root CA" and r["issuer_cn"]=="Customer Enterprise Root", r' \
+  "$work/out" || fail "cross-signed audit: $(cat "$work/out")"
 expect_exit 0 "$MINTGATE" rules test -c cross-signed.toml --host portal.health.example --json
 [[ $(json_field "$work/out" action) == tunnel ]] || fail "health not tunnelled"
 # A chain that does not match is refused by check, naming the chain file.
