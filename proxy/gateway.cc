@@ -7,6 +7,7 @@
 #include <thread>
 #include <vector>
 
+#include "proxy/admin_server.h"
 #include "proxy/worker.h"
 
 namespace mintgate::proxy {
@@ -14,6 +15,7 @@ namespace {
 
 struct SignalState {
   std::vector<std::unique_ptr<Worker>>* workers;
+  AdminServer* admin = nullptr;
   std::ostream* out;
   uv_signal_t term{};
   uv_signal_t interrupt{};
@@ -28,6 +30,7 @@ void OnStopSignal(uv_signal_t* handle, int signum) {
               << ": no longer accepting; draining for up to " << Gateway::kDrain.count() << " s"
               << std::endl;
   for (auto& w : *state->workers) w->Stop(Gateway::kDrain);
+  state->admin->Close();
   uv_close(reinterpret_cast<uv_handle_t*>(&state->term), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&state->interrupt), nullptr);
 }
@@ -54,7 +57,17 @@ int Gateway::Run(std::ostream& out, std::ostream& err) {
 
   uv_loop_t loop;
   uv_loop_init(&loop);
+  AdminServer admin(&loop, runtime_, config_path_);
+  if (std::string error = admin.Start(); !error.empty()) {
+    err << "mintgate: cannot listen for admin requests on " << error << "\n";
+    for (auto& w : workers) w->Stop(std::chrono::milliseconds(0));
+    for (auto& w : workers) w->Join();
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return 3;
+  }
   SignalState state;
+  state.admin = &admin;
   state.workers = &workers;
   state.out = &out;
   state.term.data = &state;

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <ostream>
+#include <string>
 
 #include "proxy/runtime.h"
 
@@ -11,7 +12,8 @@ namespace mintgate::proxy {
 
 class Gateway {
  public:
-  explicit Gateway(RuntimePtr runtime) : runtime_(std::move(runtime)) {}
+  Gateway(RuntimePtr runtime, std::string config_path)
+      : runtime_(std::move(runtime)), config_path_(std::move(config_path)) {}
   // Blocks until a stop signal has been handled. Returns the process exit code: 0 after a
   // clean stop, 3 when the listeners could not be set up.
   int Run(std::ostream& out, std::ostream& err);
@@ -20,6 +22,7 @@ class Gateway {
 
  private:
   RuntimePtr runtime_;
+  std::string config_path_;
 };
 
 }  // namespace mintgate::proxy

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "tls/cert_authority.h"
@@ -55,6 +56,12 @@ class MintService {
                const Post& post, Done done);
 
   tls::CertCacheStats cache_stats() const { return cache_.stats(); }
+  // Every loaded profile with its certificate's not-after (for /metrics).
+  std::vector<std::pair<std::string, std::time_t>> ProfileExpiry() const {
+    std::vector<std::pair<std::string, std::time_t>> out;
+    for (const auto& [name, ca] : authorities_) out.emplace_back(name, ca->not_after());
+    return out;
+  }
 
  private:
   void Work();

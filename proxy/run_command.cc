@@ -127,7 +127,9 @@ int RunGateway(const std::string& config, std::ostream& out, std::ostream& err) 
   out << "mintgate: try: curl --proxy " << proxy;
   if (!ca_file.empty()) out << " --cacert " << ca_file;
   out << " https://example.com/\n" << std::flush;
-  return Gateway(std::move(runtime)).Run(out, err);
+  out << "mintgate: admin on http://" << g.config.admin.listen.ToString()
+      << " (/healthz, /metrics, /audit)\n";
+  return Gateway(std::move(runtime), config).Run(out, err);
 }
 
 }  // namespace mintgate::proxy

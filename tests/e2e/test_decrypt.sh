@@ -87,6 +87,16 @@ issuer=$(echo | openssl s_client -proxy "127.0.0.1:$proxy2" -connect "www.lab.te
   -servername www.lab.test 2>/dev/null | openssl x509 -noout -issuer)
 [[ $issuer == *"untrusted"* ]] || fail "untrusted mode: leaf issuer $issuer"
 
+# Metrics count the certificate cache and show each CA's days to expiry; /audit is the
+# `ca audit` report as JSON.
+curl -s --max-time 5 "http://127.0.0.1:$admin/metrics" >"$work/metrics.txt"
+grep -Eq '^mintgate_cert_cache_hits_total [1-9]' "$work/metrics.txt" || fail "metrics: cache hits"
+grep -Eq '^mintgate_ca_expiry_days\{profile="default"\} [0-9]+' "$work/metrics.txt" ||
+  fail "metrics: CA expiry"
+curl -s --max-time 5 "http://127.0.0.1:$admin/audit" |
+  python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["rules"][-1]["rule"]=="default" and j["rules"][-1]["subject_cn"]=="mintgate Root CA", j' ||
+  fail "/audit"
+
 python3 - "$work/access.log" <<'PY' || fail "access log: $(tail -n 5 "$work/access.log")"
 import json, sys
 records = [json.loads(line) for line in open(sys.argv[1])]

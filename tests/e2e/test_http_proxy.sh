@@ -138,10 +138,18 @@ code=$(curl --proxy "http://127.0.0.1:$proxy2" -s -o "$work/loop.html" -w '%{htt
 grep -q "loopback" "$work/loop.html" || fail "403 page does not say why"
 sed -i 's|^workers = 1|workers = 1\nallow_clients = ["10.0.0.0/8"]|' "$work/strict.toml"
 proxy3=$(free_port)
-sed -i "s|127.0.0.1:$proxy2|127.0.0.1:$proxy3|" "$work/strict.toml"
+sed -i -e "s|127.0.0.1:$proxy2|127.0.0.1:$proxy3|" \
+  -e "s|^listen = \"127.0.0.1:[0-9]*\"$|listen = \"127.0.0.1:$(free_port)\"|" "$work/strict.toml"
 start_mintgate denied "$work/strict.toml" "$proxy3"
 code=$(curl --proxy "http://127.0.0.1:$proxy3" -s -o /dev/null -w '%{http_code}' "$base/hello.txt")
 [[ $code == 403 ]] || fail "client outside allow_clients not refused: $code"
+
+# The admin listener answers health checks and metrics; the proxy port does not.
+[[ $(curl -s --max-time 5 "http://127.0.0.1:$admin/healthz") == ok ]] || fail "/healthz"
+curl -s --max-time 5 "http://127.0.0.1:$admin/metrics" | grep -q "^mintgate_up 1$" ||
+  fail "/metrics"
+[[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$admin/nope") == 404 ]] ||
+  fail "unknown admin path"
 
 # SIGTERM: stop accepting, drain, exit 0.
 kill -TERM "$MINTGATE_PID"

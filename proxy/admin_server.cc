@@ -1,0 +1,180 @@
+#include "proxy/admin_server.h"
+
+#include <ctime>
+#include <memory>
+#include <sstream>
+
+#include "proxy/audit_command.h"
+#include "proxy/http_codec.h"
+
+namespace mintgate::proxy {
+namespace {
+
+std::string Response(int status, const char* reason, const char* type, const std::string& body) {
+  return "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nContent-Type: " + type +
+         "\r\nContent-Length: " + std::to_string(body.size()) +
+         "\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n" + body;
+}
+
+}  // namespace
+
+// One admin client: read one request, answer, close.
+struct AdminServer::Connection : HttpParser::Handler {
+  uv_tcp_t tcp{};
+  const AdminServer* server = nullptr;
+  std::unique_ptr<HttpParser> parser;
+  std::string method, path;
+  bool answered = false;
+  char buffer[4096];
+
+  void OnHead(HttpHead& head) override {
+    method = head.method;
+    path = head.target.substr(0, head.target.find('?'));
+  }
+  void OnBody(const char*, std::size_t) override {}
+  void OnMessageComplete() override { Answer(server->Respond(method, path)); }
+
+  void Answer(std::string text) {
+    if (answered) return;
+    answered = true;
+    uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp));
+    struct Write {
+      uv_write_t req;
+      std::string data;
+    };
+    auto* w = new Write{{}, std::move(text)};
+    w->req.data = this;
+    uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+    if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp), &buf, 1, [](uv_write_t* req, int) {
+          auto* c = static_cast<Connection*>(req->data);
+          delete reinterpret_cast<Write*>(req);
+          c->Close();
+        }) != 0) {
+      delete w;
+      Close();
+    }
+  }
+  void Close() {
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp),
+             [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });
+  }
+};
+
+AdminServer::AdminServer(uv_loop_t* loop, RuntimePtr runtime, std::string config_path)
+    : loop_(loop), runtime_(std::move(runtime)), config_path_(std::move(config_path)) {}
+
+std::string AdminServer::Start() {
+  const HostPort& hp = runtime_->config.admin.listen;
+  sockaddr_storage ss{};
+  const std::string host = hp.host == "localhost" ? "127.0.0.1" : hp.host;
+  if (uv_ip4_addr(host.c_str(), hp.port, reinterpret_cast<sockaddr_in*>(&ss)) != 0 &&
+      uv_ip6_addr(host.c_str(), hp.port, reinterpret_cast<sockaddr_in6*>(&ss)) != 0) {
+    return hp.ToString() + ": the admin listen address must be an IP address";
+  }
+  listener_ = new uv_tcp_t;
+  listener_->data = this;
+  uv_tcp_init(loop_, listener_);
+  int rc = uv_tcp_bind(listener_, reinterpret_cast<sockaddr*>(&ss), 0);
+  if (rc == 0) {
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(listener_), 64, [](uv_stream_t* s, int status) {
+      if (status == 0) static_cast<AdminServer*>(s->data)->OnConnection();
+    });
+  }
+  if (rc != 0) {
+    Close();
+    return hp.ToString() + ": " + uv_strerror(rc);
+  }
+  return "";
+}
+
+void AdminServer::Close() {
+  if (listener_ == nullptr) return;
+  uv_close(reinterpret_cast<uv_handle_t*>(listener_),
+           [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
+  listener_ = nullptr;
+}
+
+void AdminServer::OnConnection() {
+  auto* c = new Connection;
+  c->server = this;
+  c->tcp.data = c;
+  uv_tcp_init(loop_, &c->tcp);
+  if (uv_accept(reinterpret_cast<uv_stream_t*>(listener_),
+                reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
+    c->Close();
+    return;
+  }
+  c->parser = std::make_unique<HttpParser>(HttpParser::Kind::kRequest, *c);
+  uv_read_start(
+      reinterpret_cast<uv_stream_t*>(&c->tcp),
+      [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+        auto* conn = static_cast<Connection*>(h->data);
+        *buf = uv_buf_init(conn->buffer, sizeof conn->buffer);
+      },
+      [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+        auto* conn = static_cast<Connection*>(s->data);
+        if (nread < 0) {
+          if (!conn->answered) {
+            conn->answered = true;
+            uv_read_stop(s);
+            conn->Close();
+          }
+          return;
+        }
+        HttpParser::FeedResult r = conn->parser->Feed(buf->base, static_cast<std::size_t>(nread));
+        if (r.error && !conn->answered) {
+          conn->Answer(Response(r.error->status, "Bad Request", "text/plain", r.error->reason));
+        }
+      });
+}
+
+std::string AdminServer::Respond(const std::string& method, const std::string& path) const {
+  if (path == "/healthz") return Response(200, "OK", "text/plain", "ok\n");
+  if (path == "/metrics") {
+    std::ostringstream m;
+    m << "# HELP mintgate_up 1 while the gateway runs.\n# TYPE mintgate_up gauge\nmintgate_up 1\n";
+    if (runtime_->mint) {
+      const tls::CertCacheStats s = runtime_->mint->cache_stats();
+      auto counter = [&m](const char* name, const char* help, std::uint64_t v) {
+        m << "# HELP " << name << " " << help << "\n# TYPE " << name << " counter\n"
+          << name << " " << v << "\n";
+      };
+      counter("mintgate_cert_cache_hits_total", "Leaf lookups served from the cache.", s.hits);
+      counter("mintgate_cert_cache_misses_total", "Leaf lookups that started a mint.", s.misses);
+      counter("mintgate_cert_mints_total", "Leaves minted.", s.mints);
+      counter("mintgate_cert_coalesced_total", "Lookups that joined a running mint.", s.coalesced);
+      counter("mintgate_cert_cache_evictions_total", "Leaves evicted or expired.", s.evictions);
+      counter("mintgate_cert_mint_failures_total", "Mints that failed.", s.failures);
+      m << "# HELP mintgate_cert_cache_entries Leaves in the cache.\n"
+        << "# TYPE mintgate_cert_cache_entries gauge\nmintgate_cert_cache_entries " << s.entries
+        << "\n";
+      const std::time_t now = std::time(nullptr);
+      m << "# HELP mintgate_ca_expiry_days Days until a CA profile's certificate expires "
+           "(alert below 30).\n# TYPE mintgate_ca_expiry_days gauge\n";
+      for (const auto& [name, not_after] : runtime_->mint->ProfileExpiry()) {
+        m << "mintgate_ca_expiry_days{profile=\"" << name << "\"} " << (not_after - now) / 86400
+          << "\n";
+      }
+    }
+    return Response(200, "OK", "text/plain; version=0.0.4", m.str());
+  }
+  if (path == "/audit") {
+    if (config_path_.empty()) {
+      return Response(404, "Not Found", "text/plain",
+                      "no configuration file: the embedded default has nothing to audit\n");
+    }
+    std::ostringstream out, err;
+    CaAuditArgs args;
+    args.config = config_path_;
+    args.json = true;
+    const int rc = RunCaAudit(args, out, err);
+    if (rc == 2) return Response(500, "Internal Server Error", "text/plain", err.str());
+    return Response(200, "OK", "application/json", out.str());
+  }
+  if (method == "POST" && path == "/reload") {
+    return Response(501, "Not Implemented", "text/plain", "reload is not implemented yet\n");
+  }
+  return Response(404, "Not Found", "text/plain", "unknown admin endpoint " + path + "\n");
+}
+
+}  // namespace mintgate::proxy
