@@ -12,6 +12,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# A command that fails under `set -e` without its own message still says where it stopped.
+trap 'echo "FAIL: line $LINENO of $(basename "$0") exited $?" >&2' ERR
 
 fail() {
   echo "FAIL: $*" >&2
@@ -132,6 +134,22 @@ servers = ["127.0.0.1:$dns"]
 [admin]
 listen = "127.0.0.1:$admin"
 TOML
+}
+
+# The issuer of the certificate a client gets for $3 (SNI) at $2 (host:port) through the
+# proxy on $1. openssl s_client occasionally closes before printing the certificate on a
+# loaded machine, so it is asked up to three times.
+issuer_via_proxy() {  # proxy_port host:port sni
+  local out
+  for _ in 1 2 3; do
+    out=$(echo | timeout 10 openssl s_client -proxy "127.0.0.1:$1" -connect "$2" -servername "$3" \
+      2>/dev/null | openssl x509 -noout -issuer 2>/dev/null) && [[ -n $out ]] && {
+      echo "$out"
+      return 0
+    }
+    sleep 0.2
+  done
+  echo "(no certificate)"
 }
 
 # mintgate run -c $2, logs in $work/$1.log; sets MINTGATE_PID.

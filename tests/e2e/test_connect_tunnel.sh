@@ -45,8 +45,7 @@ P=(--proxy "http://127.0.0.1:$proxy" --silent --show-error --max-time 10)
 # A tunnel rule: the client sees the origin's own certificate, issued by the lab CA.
 out=$(curl "${P[@]}" --cacert "$work/pki/ca.pem" "https://www.lab.test:$NGINX_TLS_PORT/hello.txt")
 [[ $out == "hello over a tunnel" ]] || fail "tunnelled GET: $out"
-issuer=$(echo | openssl s_client -proxy "127.0.0.1:$proxy" -connect "www.lab.test:$NGINX_TLS_PORT" \
-  -servername www.lab.test 2>/dev/null | openssl x509 -noout -issuer)
+issuer=$(issuer_via_proxy "$proxy" "www.lab.test:$NGINX_TLS_PORT" www.lab.test)
 [[ $issuer == *"mintgate lab CA"* ]] || fail "tunnel does not show the origin certificate: $issuer"
 
 # Keep-alive inside the tunnel: several requests, one CONNECT.
@@ -71,9 +70,7 @@ connect_code() {  # target -> the CONNECT response status
 
 # The SNI decides, not the CONNECT host: a blocked SNI behind an allowed CONNECT host gets a
 # block page over TLS, under a leaf from the gateway's CA, never the origin's certificate.
-echo | timeout 5 openssl s_client -proxy "127.0.0.1:$proxy" -connect "www.lab.test:$NGINX_TLS_PORT" \
-  -servername blocked-sni.lab.test >"$work/sni.txt" 2>&1 || true
-issuer=$(openssl x509 -noout -issuer <"$work/sni.txt" 2>/dev/null || true)
+issuer=$(issuer_via_proxy "$proxy" "www.lab.test:$NGINX_TLS_PORT" blocked-sni.lab.test)
 [[ $issuer == *"mintgate Root CA"* ]] || fail "blocked SNI: certificate issuer '$issuer'"
 body=$(curl "${P[@]}" --cacert "$work/state/ca/ca.pem" -w '\n%{http_code}' \
   --connect-to "blocked-sni.lab.test:$NGINX_TLS_PORT:www.lab.test:$NGINX_TLS_PORT" \
