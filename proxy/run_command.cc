@@ -126,9 +126,10 @@ int RunGateway(const std::string& config, std::ostream& out, std::ostream& err) 
   }
   out << "mintgate: try: curl --proxy " << proxy;
   if (!ca_file.empty()) out << " --cacert " << ca_file;
-  out << " https://example.com/\n" << std::flush;
+  out << " https://example.com/\n";
   out << "mintgate: admin on http://" << g.config.admin.listen.ToString()
-      << " (/healthz, /metrics, /audit)\n";
+      << " (/healthz, /metrics, /audit)\n"
+      << std::flush;
   return Gateway(std::move(runtime), config).Run(out, err);
 }
 
