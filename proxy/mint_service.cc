@@ -1,6 +1,8 @@
 #include "proxy/mint_service.h"
 
+#include <algorithm>
 #include <ctime>
+#include <iostream>
 
 #include "tls/ca_generator.h"
 
@@ -97,6 +99,15 @@ void MintService::GetLeaf(const std::string& profile, const std::string& host, t
     jobs_.push_back(std::move(job));
   }
   wake_.notify_one();
+}
+
+void MintService::NoteCutover(const std::string& configured, const std::string& signing) {
+  std::lock_guard<std::mutex> lock(cutover_mutex_);
+  std::pair<std::string, std::string> cutover{configured, signing};
+  if (std::find(cutovers_.begin(), cutovers_.end(), cutover) != cutovers_.end()) return;
+  cutovers_.push_back(cutover);
+  std::cerr << "mintgate: CA cutover: rules naming profile \"" << configured
+            << "\" now sign with \"" << signing << "\" (its retire_at has passed)" << std::endl;
 }
 
 void MintService::Work() {

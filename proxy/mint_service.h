@@ -56,6 +56,10 @@ class MintService {
                const Post& post, Done done);
 
   tls::CertCacheStats cache_stats() const { return cache_.stats(); }
+
+  // Logs, once per process, that rules naming `configured` now sign with `signing` because a
+  // scheduled retirement has passed.
+  void NoteCutover(const std::string& configured, const std::string& signing);
   // Every loaded profile with its certificate's not-after (for /metrics).
   std::vector<std::pair<std::string, std::time_t>> ProfileExpiry() const {
     std::vector<std::pair<std::string, std::time_t>> out;
@@ -78,6 +82,8 @@ class MintService {
   std::deque<std::function<void()>> jobs_;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
+  std::mutex cutover_mutex_;
+  std::vector<std::pair<std::string, std::string>> cutovers_;
 };
 
 }  // namespace mintgate::proxy

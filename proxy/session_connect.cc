@@ -91,6 +91,8 @@ void Session::Decide(const std::string& sni) {
   const auto& mint = worker_.runtime().mint;
   if (decision.action == rules::Action::kDecrypt && !decision.ca.empty() && mint &&
       mint->Find(decision.ca) != nullptr) {
+    if (decision.ca != decision.configured_ca)
+      mint->NoteCutover(decision.configured_ca, decision.ca);
     StartDecrypt(sni, decision.ca);
     return;
   }
