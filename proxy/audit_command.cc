@@ -83,16 +83,9 @@ void PrintTable(std::ostream& out, const std::vector<std::vector<std::string>>& 
 }  // namespace
 
 int RunCaAudit(const CaAuditArgs& args, std::ostream& out, std::ostream& err) {
-  rules::Instant at = rules::Now();
-  if (!args.at.empty()) {
-    std::optional<rules::Instant> parsed = ParseRfc3339(args.at);
-    if (!parsed) {
-      err << "error: --at \"" << args.at
-          << "\" is not an RFC 3339 time such as 2026-06-30T00:00:00+09:00\n";
-      return kConfigError;
-    }
-    at = *parsed;
-  }
+  const std::optional<rules::Instant> at_option = ParseAtOption(args.at, err);
+  if (!at_option) return kConfigError;
+  const rules::Instant at = *at_option;
   // CA files are read here one by one, so that a broken profile is a row with status
   // "error" rather than the end of the audit.
   GatewayConfigOptions options;

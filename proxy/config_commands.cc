@@ -44,17 +44,9 @@ int RunCheck(const std::string& config, std::ostream& out, std::ostream& err) {
 }
 
 int RunRulesTest(const RulesTestArgs& args, std::ostream& out, std::ostream& err) {
-  rules::Instant at =
-      std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
-  if (!args.at.empty()) {
-    std::optional<rules::Instant> parsed = ParseRfc3339(args.at);
-    if (!parsed) {
-      err << "error: --at \"" << args.at
-          << "\" is not an RFC 3339 time such as 2026-06-30T00:00:00+09:00\n";
-      return kConfigError;
-    }
-    at = *parsed;
-  }
+  const std::optional<rules::Instant> at_option = ParseAtOption(args.at, err);
+  if (!at_option) return kConfigError;
+  const rules::Instant at = *at_option;
   // The rules alone decide: CA files need not be in place to test a rule set.
   GatewayConfigOptions options;
   options.load_cas = false;

@@ -55,4 +55,14 @@ std::optional<rules::Instant> ParseRfc3339(std::string_view s) {
   return sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} - minutes{offset_minutes};
 }
 
+std::optional<rules::Instant> ParseAtOption(const std::string& text, std::ostream& err) {
+  if (text.empty()) return rules::Now();
+  std::optional<rules::Instant> at = ParseRfc3339(text);
+  if (!at) {
+    err << "error: --at \"" << text
+        << "\" is not an RFC 3339 time such as 2026-06-30T00:00:00+09:00\n";
+  }
+  return at;
+}
+
 }  // namespace mintgate::proxy
