@@ -152,6 +152,22 @@ issuer_via_proxy() {  # proxy_port host:port sni
   echo "(no certificate)"
 }
 
+# The TLS lab: lab PKI, nginx (plain on $origin, TLS on $NGINX_TLS_PORT, and on
+# $NGINX_BAD_TLS_PORT with an untrusted certificate when that is set), dnsmasq on $dns, and
+# free ports for the gateway ($proxy, $admin). Sets those variables.
+start_tls_lab() {
+  make_lab_pki
+  origin=$(free_port)
+  NGINX_TLS_PORT=$(free_port)
+  dns=$(free_port)
+  proxy=$(free_port)
+  admin=$(free_port)
+  start_nginx "$origin"
+  wait_for_port "$NGINX_TLS_PORT"
+  if [[ -n ${NGINX_BAD_TLS_PORT:-} ]]; then wait_for_port "$NGINX_BAD_TLS_PORT"; fi
+  start_dnsmasq "$dns"
+}
+
 # mintgate run -c $2, logs in $work/$1.log; sets MINTGATE_PID.
 start_mintgate() {
   local name=$1 config=$2 port=$3

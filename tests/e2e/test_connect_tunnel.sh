@@ -5,15 +5,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-make_lab_pki
-origin=$(free_port)
-NGINX_TLS_PORT=$(free_port)
-dns=$(free_port)
-proxy=$(free_port)
-admin=$(free_port)
-start_nginx "$origin"
-wait_for_port "$NGINX_TLS_PORT"
-start_dnsmasq "$dns"
+start_tls_lab
 echo "hello over a tunnel" >"$work/www/hello.txt"
 
 lab_config "$work/mintgate.toml"

@@ -5,17 +5,8 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-make_lab_pki
-origin=$(free_port)
-NGINX_TLS_PORT=$(free_port)
 NGINX_BAD_TLS_PORT=$(free_port)
-dns=$(free_port)
-proxy=$(free_port)
-admin=$(free_port)
-start_nginx "$origin"
-wait_for_port "$NGINX_TLS_PORT"
-wait_for_port "$NGINX_BAD_TLS_PORT"
-start_dnsmasq "$dns"
+start_tls_lab
 echo "secret inside TLS" >"$work/www/hello.txt"
 
 lab_config "$work/mintgate.toml"
