@@ -37,6 +37,8 @@ struct AdminConfig {
 };
 
 enum class UpstreamCertErrors { kBlock, kUntrusted };
+// What a decrypt decision does when the CA that would sign has expired (it never signs).
+enum class OnCaExpired { kBlock, kTunnel };
 
 struct InspectionConfig {
   bool enabled = true;
@@ -44,6 +46,31 @@ struct InspectionConfig {
   UpstreamCertErrors upstream_cert_errors = UpstreamCertErrors::kBlock;
   std::vector<std::string> extra_trust;
   std::vector<std::uint16_t> connect_ports{443};
+  OnCaExpired on_ca_expired = OnCaExpired::kBlock;
+};
+
+// The client portal (SPEC §6): CA downloads and /proxy.pac, plain HTTP, on a reserved host
+// name and on the proxy's own listen addresses.
+struct PortalConfig {
+  bool enabled = true;
+  std::string host = "mintgate.portal";
+  // Hosts and networks /proxy.pac sends DIRECT: host patterns ("*.corp.example", "intranet")
+  // and CIDRs ("10.0.0.0/8").
+  std::vector<std::string> pac_bypass{"localhost", "127.0.0.0/8", "::1/128"};
+};
+
+// [[canary]]: decrypt rules sign with `ca` for these clients before any cutover, so client
+// readiness is measured on real traffic.
+struct CanaryConfig {
+  std::string ca;
+  std::vector<std::string> clients{"0.0.0.0/0", "::/0"};  // CIDRs
+  int percent = 100;     // share of those clients (by a stable hash of the address)
+  bool fallback = true;  // a client seen rejecting `ca` gets the rule's own profile again
+  int line = 0;
+};
+
+struct ReadinessConfig {
+  std::size_t max_clients = 10000;  // client addresses remembered (least recently seen go)
 };
 
 struct CaProfileConfig {
@@ -74,6 +101,9 @@ struct Config {
   AdminConfig admin;
   InspectionConfig inspection;
   std::vector<CaProfileConfig> cas;  // in file order
+  PortalConfig portal;
+  std::vector<CanaryConfig> canaries;  // in file order; the first that covers a client applies
+  ReadinessConfig readiness;
   MintConfig mint;
   std::vector<rules::Rule> rules;           // in file order, without the implicit default
   std::vector<rules::Category> categories;  // patterns loaded from their files

@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -308,10 +309,10 @@ void ReadAdmin(Reader& r, const toml::table& t, AdminConfig& out) {
 }
 
 void ReadInspection(Reader& r, const toml::table& t, InspectionConfig& out) {
-  r.CheckKeys(
-      t,
-      {"enabled"sv, "default_ca"sv, "upstream_cert_errors"sv, "extra_trust"sv, "connect_ports"sv},
-      "inspection");
+  r.CheckKeys(t,
+              {"enabled"sv, "default_ca"sv, "upstream_cert_errors"sv, "extra_trust"sv,
+               "connect_ports"sv, "on_ca_expired"sv},
+              "inspection");
   r.Bool(t, "enabled", "inspection", out.enabled);
   r.String(t, "default_ca", "inspection", out.default_ca);
   std::string errors_mode;
@@ -329,6 +330,44 @@ void ReadInspection(Reader& r, const toml::table& t, InspectionConfig& out) {
   r.StringArray(t, "extra_trust", "inspection", out.extra_trust);
   for (std::string& p : out.extra_trust) p = r.Path(p);
   r.PortArray(t, "connect_ports", "inspection", out.connect_ports);
+  std::string expired;
+  if (r.String(t, "on_ca_expired", "inspection", expired)) {
+    if (expired == "block") {
+      out.on_ca_expired = OnCaExpired::kBlock;
+    } else if (expired == "tunnel") {
+      out.on_ca_expired = OnCaExpired::kTunnel;
+    } else {
+      r.Error(t.get("on_ca_expired")->source(),
+              "inspection.on_ca_expired must be \"block\" or \"tunnel\", got \"" + expired + "\"");
+    }
+  }
+}
+
+void ReadPortal(Reader& r, const toml::table& t, PortalConfig& out) {
+  r.CheckKeys(t, {"enabled"sv, "host"sv, "pac_bypass"sv}, "portal");
+  r.Bool(t, "enabled", "portal", out.enabled);
+  if (r.String(t, "host", "portal", out.host)) {
+    for (char& ch : out.host) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (out.host.empty() || out.host.find_first_of(" /:@") != std::string::npos) {
+      r.Error(t.get("host")->source(), "portal.host must be a host name, got \"" + out.host + "\"");
+    }
+  }
+  r.StringArray(t, "pac_bypass", "portal", out.pac_bypass);
+}
+
+void ReadCanary(Reader& r, const toml::table& t, Config& out) {
+  r.CheckKeys(t, {"ca"sv, "clients"sv, "percent"sv, "fallback"sv}, "canary");
+  CanaryConfig canary;
+  canary.line = static_cast<int>(t.source().begin.line);
+  if (!r.String(t, "ca", "canary", canary.ca)) {
+    r.Error(t.source(), "[[canary]] needs ca = \"profile\"");
+  }
+  r.StringArray(t, "clients", "canary", canary.clients);
+  std::int64_t percent = canary.percent;
+  r.Int(t, "percent", "canary", 0, 100, percent);
+  canary.percent = static_cast<int>(percent);
+  r.Bool(t, "fallback", "canary", canary.fallback);
+  out.canaries.push_back(std::move(canary));
 }
 
 void ReadCa(Reader& r, const std::string& name, const toml::table& t, Config& out) {
@@ -506,7 +545,7 @@ ConfigLoadResult ConfigLoader::Parse(const std::string& text, const std::string&
   Config& c = result.config;
   r.CheckKeys(root,
               {"server"sv, "dns"sv, "admin"sv, "inspection"sv, "ca"sv, "mint"sv, "rule"sv,
-               "category"sv, "log"sv},
+               "category"sv, "log"sv, "portal"sv, "canary"sv, "readiness"sv},
               "");
   if (const toml::table* t = r.Table(root, "server", "[server]")) ReadServer(r, *t, c.server);
   if (const toml::table* t = r.Table(root, "dns", "[dns]")) ReadDns(r, *t, c.dns);
@@ -517,6 +556,21 @@ ConfigLoadResult ConfigLoader::Parse(const std::string& text, const std::string&
   ForEachNamedTable(r, root, "ca",
                     [&](const std::string& name, const toml::table& t) { ReadCa(r, name, t, c); });
   if (const toml::table* t = r.Table(root, "mint", "[mint]")) ReadMint(r, *t, c.mint);
+  if (const toml::table* t = r.Table(root, "portal", "[portal]")) ReadPortal(r, *t, c.portal);
+  if (const toml::table* t = r.Table(root, "readiness", "[readiness]")) {
+    r.CheckKeys(*t, {"max_clients"sv}, "readiness");
+    auto max_clients = static_cast<std::int64_t>(c.readiness.max_clients);
+    r.Int(*t, "max_clients", "readiness", 1, 10'000'000, max_clients);
+    c.readiness.max_clients = static_cast<std::size_t>(max_clients);
+  }
+  if (const toml::node* node = root.get("canary")) {
+    const toml::array* array = node->as_array();
+    if (array == nullptr || !array->is_array_of_tables()) {
+      r.Error(node->source(), "canaries are written as [[canary]] tables");
+    } else {
+      for (std::size_t i = 0; i < array->size(); ++i) ReadCanary(r, *array->get(i)->as_table(), c);
+    }
+  }
   if (const toml::node* node = root.get("rule")) {
     const toml::array* array = node->as_array();
     if (array == nullptr || !array->is_array_of_tables()) {

@@ -55,6 +55,27 @@ GatewayConfig LoadGatewayConfig(const std::string& path, const GatewayConfigOpti
     }
   }
 
+  for (const CanaryConfig& canary : c.canaries) {
+    const bool known = canary.ca == kGeneratedCaName ||
+                       std::any_of(c.cas.begin(), c.cas.end(), [&](const CaProfileConfig& ca) {
+                         return ca.spec.name == canary.ca;
+                       });
+    if (!known && !canary.ca.empty()) {
+      error(canary.line, "[[canary]]: ca = \"" + canary.ca + "\" is not a [ca.NAME] profile");
+    }
+    for (const std::string& client : canary.clients) {
+      std::string why;
+      if (!rules::Cidr::Parse(client, &why)) {
+        error(canary.line, "[[canary]] clients: \"" + client + "\": " + why);
+      }
+    }
+  }
+  for (const std::string& bypass : c.portal.pac_bypass) {
+    if (bypass.empty() || bypass.find_first_of(" \"'\\") != std::string::npos) {
+      error(0, "portal.pac_bypass: \"" + bypass + "\" is not a host pattern or network");
+    }
+  }
+
   // The CA profiles, and the generated default when something relies on it.
   std::vector<rules::CaSchedule> schedules;
   bool default_configured = false;

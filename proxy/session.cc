@@ -139,6 +139,7 @@ class Session::ResponseSide : public HttpParser::Handler {
 
 Session::Session(Worker& worker)
     : worker_(worker),
+      runtime_(worker.runtime_ptr()),
       id_(worker.NextSessionId()),
       request_side_(std::make_unique<RequestSide>(*this)),
       response_side_(std::make_unique<ResponseSide>(*this)) {
@@ -164,7 +165,7 @@ bool Session::Accept(uv_stream_t* server) {
 
 void Session::Start() {
   std::optional<rules::IpAddress> peer = rules::IpAddress::Parse(client_address_);
-  if (!peer || !worker_.runtime().ClientAllowed(*peer)) {
+  if (!peer || !runtime().ClientAllowed(*peer)) {
     RespondError(403, "client " + client_address_ + " is not allowed to use this proxy");
     return;
   }
@@ -259,7 +260,7 @@ void Session::OnRequestHead(HttpHead& head) {
   target.host = url_.host;
   target.port = url_.port;
   target.client = client_address_;
-  const rules::Decision decision = worker_.runtime().rules->Decide(target, rules::Now());
+  const rules::Decision decision = runtime().rules->Decide(target, rules::Now());
   record_.rule = decision.rule;
   record_.action = decision.action == rules::Action::kBlock ? "block" : "http";
   if (decision.action == rules::Action::kBlock) {
@@ -304,7 +305,7 @@ void Session::OnResolved(const ResolveResult& result) {
     RespondError(502, result.error);
     return;
   }
-  const Config& config = worker_.runtime().config;
+  const Config& config = runtime().config;
   const bool allow_loopback = config.server.allow_loopback_upstreams;
   addresses_.clear();
   for (const IpEndpointAddress& a : result.addresses) {
@@ -791,7 +792,7 @@ void Session::LogExchange() {
   record_.bytes_to_client = client_bytes_out_ - client_bytes_out_logged_;
   client_bytes_in_logged_ = client_bytes_in_;
   client_bytes_out_logged_ = client_bytes_out_;
-  if (const auto& log = worker_.runtime().access_log) log->Write(record_);
+  if (const auto& log = runtime().access_log) log->Write(record_);
 }
 
 void Session::NewRequestParser() {

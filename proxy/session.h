@@ -16,6 +16,7 @@
 #include "proxy/http_codec.h"
 #include "proxy/mint_service.h"
 #include "proxy/resolver.h"
+#include "proxy/runtime.h"
 #include "rules/rule.h"
 #include "tls/tls_engine.h"
 
@@ -39,6 +40,9 @@ class Session {
   // Closes both legs now.
   void Abort(const char* why);
   std::uint64_t id() const { return id_; }
+  // The configuration this connection started under: a reload swaps the worker's snapshot,
+  // never the one a connection in progress uses.
+  const Runtime& runtime() const { return *runtime_; }
 
  private:
   enum class State {
@@ -113,6 +117,7 @@ class Session {
   uv_stream_t* upstream_stream() { return reinterpret_cast<uv_stream_t*>(&upstream_); }
 
   Worker& worker_;
+  RuntimePtr runtime_;
   std::uint64_t id_;
   State state_ = State::kReadRequest;
   uv_tcp_t client_{};

@@ -24,7 +24,7 @@ void Session::OnConnectHead(const HttpHead& head) {
   }
   url_.host = authority->first;
   url_.port = authority->second;
-  const Runtime& rt = worker_.runtime();
+  const Runtime& rt = runtime();
   const std::vector<std::uint16_t>& ports = rt.config.inspection.connect_ports;
   if (std::find(ports.begin(), ports.end(), url_.port) == ports.end()) {
     RespondError(403, "CONNECT to port " + std::to_string(url_.port) +
@@ -81,14 +81,14 @@ void Session::Decide(const std::string& sni) {
   target.host = sni.empty() ? url_.host : sni;
   target.port = url_.port;
   target.client = client_address_;
-  const rules::Decision decision = worker_.runtime().rules->Decide(target, rules::Now());
+  const rules::Decision decision = runtime().rules->Decide(target, rules::Now());
   record_.rule = decision.rule;
   record_.action = std::string(rules::ToString(decision.action));
   if (decision.action == rules::Action::kTunnel) {
     Tunnel();
     return;
   }
-  const auto& mint = worker_.runtime().mint;
+  const auto& mint = runtime().mint;
   if (decision.action == rules::Action::kDecrypt && !decision.ca.empty() && mint &&
       mint->Find(decision.ca) != nullptr) {
     if (decision.ca != decision.configured_ca)
@@ -96,7 +96,7 @@ void Session::Decide(const std::string& sni) {
     StartDecrypt(sni, decision.ca);
     return;
   }
-  const std::string& block_ca = worker_.runtime().config.inspection.default_ca;
+  const std::string& block_ca = runtime().config.inspection.default_ca;
   if (decision.action == rules::Action::kBlock && mint && mint->Find(block_ca) != nullptr) {
     // Decided by the SNI after the 200: the refusal has to be a page over TLS.
     blocking_ = true;
@@ -178,11 +178,11 @@ void Session::RequestLeaf() {
   // so the browser shows its own warning; everything else a leaf from the rule's profile.
   const bool untrusted =
       !blocking_ && !upstream_verified_ &&
-      worker_.runtime().config.inspection.upstream_cert_errors == UpstreamCertErrors::kUntrusted &&
+      runtime().config.inspection.upstream_cert_errors == UpstreamCertErrors::kUntrusted &&
       upstream_tls_ && upstream_tls_->handshake_done();
   if (untrusted) record_.ca = "untrusted";
   untrusted_leaf_ = untrusted;
-  worker_.runtime().mint->GetLeaf(
+  runtime().mint->GetLeaf(
       profile_, tls_host_, untrusted ? tls::TrustMode::kUntrusted : tls::TrustMode::kTrusted,
       [worker](std::function<void()> fn) { worker->Post(std::move(fn)); },
       [worker, id](const MintService::Outcome& outcome) {

@@ -42,6 +42,7 @@ class Worker {
   uv_loop_t* loop() { return &loop_; }
   Resolver& resolver() { return *resolver_; }
   const Runtime& runtime() const { return *runtime_; }
+  const RuntimePtr& runtime_ptr() const { return runtime_; }
   bool stopping() const { return stopping_; }
   int index() const { return index_; }
 

@@ -252,5 +252,45 @@ TEST(ConfigLoader, UnreadableFileIsAnError) {
             "/nonexistent/mintgate.toml: cannot read: No such file or directory");
 }
 
+TEST(ConfigLoader, PortalCanaryReadinessAndExpiredCa) {
+  ConfigLoadResult defaults = Parse("");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_TRUE(defaults.config.portal.enabled);
+  EXPECT_EQ(defaults.config.portal.host, "mintgate.portal");
+  EXPECT_TRUE(defaults.config.canaries.empty());
+  EXPECT_EQ(defaults.config.inspection.on_ca_expired, OnCaExpired::kBlock);
+  EXPECT_EQ(defaults.config.readiness.max_clients, 10000u);
+
+  ConfigLoadResult r = Parse(R"(
+[inspection]
+on_ca_expired = "tunnel"
+[portal]
+host = "CA.Corp.Example"
+pac_bypass = ["*.corp.example", "10.0.0.0/8"]
+[readiness]
+max_clients = 50
+[[canary]]
+ca = "new"
+clients = ["10.1.0.0/16"]
+percent = 10
+fallback = false
+)");
+  ASSERT_TRUE(r.ok()) << r.errors[0].ToString();
+  EXPECT_EQ(r.config.inspection.on_ca_expired, OnCaExpired::kTunnel);
+  EXPECT_EQ(r.config.portal.host, "ca.corp.example");
+  EXPECT_EQ(r.config.portal.pac_bypass.size(), 2u);
+  EXPECT_EQ(r.config.readiness.max_clients, 50u);
+  ASSERT_EQ(r.config.canaries.size(), 1u);
+  EXPECT_EQ(r.config.canaries[0].ca, "new");
+  EXPECT_EQ(r.config.canaries[0].percent, 10);
+  EXPECT_FALSE(r.config.canaries[0].fallback);
+  EXPECT_EQ(r.config.canaries[0].line, 9);
+
+  EXPECT_EQ(OnlyError("[inspection]\non_ca_expired = \"allow\"\n").line, 2);
+  EXPECT_EQ(OnlyError("[[canary]]\nclients = [\"10.0.0.0/8\"]\n").line, 1);
+  EXPECT_EQ(OnlyError("[[canary]]\nca = \"x\"\npercent = 101\n").line, 3);
+  EXPECT_EQ(OnlyError("[portal]\nhost = \"a b\"\n").line, 2);
+}
+
 }  // namespace
 }  // namespace mintgate::proxy
