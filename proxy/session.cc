@@ -144,7 +144,6 @@ Session::Session(Worker& worker)
       request_side_(std::make_unique<RequestSide>(*this)),
       response_side_(std::make_unique<ResponseSide>(*this)) {
   client_.data = this;
-  upstream_.data = this;
   timer_.data = this;
   uv_tcp_init(worker_.loop(), &client_);
   uv_timer_init(worker_.loop(), &timer_);
@@ -202,12 +201,19 @@ void Session::ProcessClientInput() {
     HttpParser::FeedResult r = request_parser_->Feed(client_in_.data(), client_in_.size());
     client_in_.erase(0, r.consumed);
     if (r.error) {
+      if (closing_ || state_ == State::kClosing) return;
       if (!record_open_) BeginRecord("-", "-");  // refused before a head: still logged
       RespondError(r.error->status, r.error->reason);
       return;
     }
     if (r.paused) request_paused_ = true;
     if (r.consumed == 0 && !r.paused) break;
+  }
+  if (state_ == State::kPeek && !client_in_.empty()) {
+    // A CONNECT answered at once (a pooled origin connection): what followed its head is
+    // the ClientHello.
+    PeekClientHello();
+    return;
   }
   // The 10 s for a head run from its first byte, once: trickling bytes do not extend them.
   if (state_ == State::kReadRequest && !head_timer_armed_ &&
@@ -234,10 +240,8 @@ void Session::OnRequestHead(HttpHead& head) {
   }
   if (decrypting_) {
     // Inside the decrypted connection: origin-form targets for the CONNECT's origin.
-    if (head.target.empty() || head.target.front() != '/' || !upstream_reusable_) {
-      RespondError(400, head.target.empty() || head.target.front() != '/'
-                            ? "expected an origin-form request target inside the TLS connection"
-                            : "the origin closed its connection");
+    if (head.target.empty() || head.target.front() != '/') {
+      RespondError(400, "expected an origin-form request target inside the TLS connection");
       return;
     }
     url_.path = head.target;
@@ -247,7 +251,17 @@ void Session::OnRequestHead(HttpHead& head) {
     record_.action = "decrypt";
     record_.ca = untrusted_leaf_ ? "untrusted" : profile_;
     record_.upstream_verify = upstream_verified_ ? "ok" : upstream_problem_;
-    SendRequestUpstream();
+    if (upstream_open_ && upstream_reusable_) {
+      record_.upstream = up_->peer;
+      SendRequestUpstream();
+    } else if (ReleaseUpstream(false),
+               upstream_verified_ &&
+                   TakePooledUpstream(UpstreamPool::TlsKey(url_.host, url_.port, tls_host_))) {
+      SendRequestUpstream();
+    } else {
+      // The origin closed the connection this client used: a fresh one, verified again.
+      ResolveUpstream(AfterConnect::kDecryptTls);
+    }
     return;
   }
   std::optional<HttpUrl> url = ParseAbsoluteHttpUrl(head.target);
@@ -267,26 +281,24 @@ void Session::OnRequestHead(HttpHead& head) {
     RespondError(403, "blocked by rule \"" + decision.rule + "\"");
     return;
   }
-  state_ = State::kResolve;
-  UpdateReading();  // the body waits until the upstream is connected
-  resolve_id_ = worker_.resolver().Resolve(
-      url_.host, [this](const ResolveResult& result) { OnResolved(result); });
+  if (TakePooledUpstream(UpstreamPool::HttpKey(url_.host, url_.port))) {
+    SendRequestUpstream();
+    return;
+  }
+  ResolveUpstream(AfterConnect::kRequest);
 }
 
 // Sends the current request's head (and any body already read) to the origin.
 void Session::SendRequestUpstream() {
   state_ = State::kRelay;
+  upstream_idle_ = false;
   response_parser_ = std::make_unique<HttpParser>(HttpParser::Kind::kResponse, *response_side_);
   response_parser_->SetNextResponseHasNoBody(request_.method == "HEAD");
   const std::string& name = decrypting_ ? tls_host_ : url_.host;
   std::string host = name.find(':') != std::string::npos ? "[" + name + "]" : name;
   const std::uint16_t default_port = decrypting_ ? 443 : 80;
   if (url_.port != default_port) host += ":" + std::to_string(url_.port);
-  std::vector<HttpHeader> extra;
-  // Plain HTTP: one request per upstream connection until connection reuse lands. Decrypted:
-  // the connection to this origin is kept for the client's next request.
-  if (!decrypting_) extra.push_back({"Connection", "close"});
-  Write(Leg::kUpstream, SerializeRequestHead(request_, url_.path, host, false, extra));
+  Write(Leg::kUpstream, SerializeRequestHead(request_, url_.path, host, false, {}));
   if (!upstream_backlog_.empty()) Write(Leg::kUpstream, std::move(upstream_backlog_));
   upstream_backlog_.clear();
   StartTimer(kResponseTimeoutMs, [](uv_timer_t* t) {
@@ -340,12 +352,15 @@ void Session::ConnectUpstream() {
     v6->sin6_port = htons(url_.port);
     std::memcpy(&v6->sin6_addr, a.bytes.data(), 16);
   }
-  uv_tcp_init(worker_.loop(), &upstream_);
+  ReleaseUpstream(false);
+  up_ = worker_.pool().Create(this);
+  up_->peer = a.ToString();
   ++open_handles_;
   upstream_open_ = true;
+  upstream_was_pooled_ = false;
   auto* req = new uv_connect_t;
   req->data = this;
-  int rc = uv_tcp_connect(req, &upstream_, reinterpret_cast<sockaddr*>(&ss),
+  int rc = uv_tcp_connect(req, &up_->tcp, reinterpret_cast<sockaddr*>(&ss),
                           [](uv_connect_t* r, int status) {
                             auto* s = static_cast<Session*>(r->data);
                             delete r;
@@ -371,21 +386,37 @@ void Session::OnUpstreamConnected(int status) {
     RespondError(502, "cannot connect to " + url_.host + ": " + uv_strerror(status));
     return;
   }
-  uv_tcp_nodelay(&upstream_, 1);
-  record_.upstream = addresses_.front().ToString();
-  if (is_connect_) {
-    state_ = State::kPeek;
-    record_.status = 200;
-    Write(Leg::kClient, "HTTP/1.1 200 Connection established\r\n\r\n");
-    StartTimer(kHeadTimeoutMs, [](uv_timer_t* t) {
-      auto* s = static_cast<Session*>(t->data);
-      if (s->state_ == State::kPeek) s->Abort("no ClientHello within 10 seconds");
-    });
-    UpdateReading();
-    if (!client_in_.empty()) PeekClientHello();
-    return;
+  uv_tcp_nodelay(&up_->tcp, 1);
+  upstream_reusable_ = true;
+  record_.upstream = up_->peer;
+  up_->key = UpstreamPool::HttpKey(url_.host, url_.port);
+  switch (after_connect_) {
+    case AfterConnect::kConnectReply:
+      AnswerConnect();
+      if (!client_in_.empty()) PeekClientHello();
+      return;
+    case AfterConnect::kTunnel:
+      Tunnel();
+      return;
+    case AfterConnect::kDecryptTls:
+      StartUpstreamTls();
+      return;
+    case AfterConnect::kRequest:
+      SendRequestUpstream();
+      return;
   }
-  SendRequestUpstream();
+}
+
+void Session::AnswerConnect() {
+  state_ = State::kPeek;
+  connect_answered_ = true;
+  record_.status = 200;
+  Write(Leg::kClient, "HTTP/1.1 200 Connection established\r\n\r\n");
+  StartTimer(kHeadTimeoutMs, [](uv_timer_t* t) {
+    auto* s = static_cast<Session*>(t->data);
+    if (s->state_ == State::kPeek) s->Abort("no ClientHello within 10 seconds");
+  });
+  UpdateReading();
 }
 
 void Session::ForwardRequestBody(const char* data, std::size_t size) {
@@ -428,14 +459,15 @@ void Session::FinishExchange() {
     // body cannot be told apart from a next request, so this connection ends here.
     keep_client_alive_ = false;
   }
-  const bool keep_upstream = decrypting_ && upstream_reusable_ && request_complete_;
-  if (upstream_open_ && !keep_upstream) {
-    upstream_open_ = false;
-    upstream_reading_ = false;
-    uv_close(reinterpret_cast<uv_handle_t*>(&upstream_),
-             [](uv_handle_t* h) { static_cast<Session*>(h->data)->OnHandleClosed(); });
+  const bool clean = upstream_reusable_ && request_complete_ && response_complete_ &&
+                     !response_close_delimited_ && upstream_pending_writes_ == 0 &&
+                     (!decrypting_ || upstream_verified_);
+  if (decrypting_ && clean) {
+    upstream_idle_ = true;  // kept for this client's next request, pooled when it leaves
+  } else {
+    ReleaseUpstream(clean);  // plain HTTP: back to the pool for any client
   }
-  if (decrypting_ && !keep_upstream) keep_client_alive_ = false;
+  upstream_retried_ = false;
   response_parser_.reset();
   if (!keep_client_alive_ || client_eof_ || draining_) {
     CloseWhenFlushed();
@@ -444,6 +476,65 @@ void Session::FinishExchange() {
   request_paused_ = false;
   request_parser_->Resume();
   ReadRequest();
+}
+
+void Session::ReleaseUpstream(bool reuse) {
+  if (!upstream_open_) return;
+  upstream_open_ = false;
+  upstream_reading_ = false;
+  upstream_idle_ = false;
+  UpstreamConn* conn = up_;
+  up_ = nullptr;
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&conn->tcp));
+  if (upstream_tls_ && upstream_verified_ && upstream_tls_->handshake_done()) {
+    worker_.pool().SaveSession(tls_host_ + ":" + std::to_string(url_.port), upstream_tls_->ssl());
+  }
+  reuse = reuse && upstream_pending_writes_ == 0 && !worker_.stopping();
+  if (reuse) {
+    conn->tls = std::move(upstream_tls_);
+    upstream_tls_.reset();
+    ++conn->exchanges;
+    --open_handles_;  // the pool owns it now
+    worker_.pool().Put(conn);
+    return;
+  }
+  upstream_tls_.reset();
+  UpstreamPool::Close(conn);
+}
+
+bool Session::TakePooledUpstream(const std::string& key) {
+  UpstreamConn* conn = worker_.pool().Take(key, this);
+  if (conn == nullptr) return false;
+  up_ = conn;
+  ++open_handles_;
+  upstream_open_ = true;
+  upstream_was_pooled_ = true;
+  upstream_reusable_ = true;
+  upstream_tls_ = std::move(conn->tls);
+  conn->tls.reset();
+  record_.upstream = conn->peer;
+  return true;
+}
+
+// A pooled connection the origin had already given up on fails before any answer: a request
+// without a body is sent again, once, on a fresh connection.
+bool Session::RetryStaleUpstream() {
+  if (!upstream_was_pooled_ || upstream_retried_ || response_started_ || !request_complete_ ||
+      request_.chunked || request_.content_length.value_or(0) != 0) {
+    return false;
+  }
+  upstream_retried_ = true;
+  ReleaseUpstream(false);
+  ResolveUpstream(decrypting_ ? AfterConnect::kDecryptTls : AfterConnect::kRequest);
+  return true;
+}
+
+void Session::ResolveUpstream(AfterConnect next) {
+  after_connect_ = next;
+  state_ = State::kResolve;
+  UpdateReading();  // a request body waits until the upstream is connected
+  resolve_id_ = worker_.resolver().Resolve(
+      url_.host, [this](const ResolveResult& result) { OnResolved(result); });
 }
 
 void Session::OnClientRead(ssize_t nread, const uv_buf_t* buf) {
@@ -534,9 +625,9 @@ void Session::OnUpstreamRead(ssize_t nread, const uv_buf_t* buf) {
     uv_read_stop(upstream_stream());
     if (state_ == State::kUpstreamHandshake) {
       upstream_problem_ = "the origin closed the connection during the TLS handshake";
-      RequestLeaf();
-    } else if (state_ == State::kReadRequest && client_in_.empty()) {
-      CloseWhenFlushed();
+      UpstreamTlsFinished();
+    } else if (state_ == State::kReadRequest) {
+      ReleaseUpstream(false);  // the client's next request gets a fresh connection
     }
     return;
   }
@@ -546,6 +637,7 @@ void Session::OnUpstreamRead(ssize_t nread, const uv_buf_t* buf) {
     upstream_reusable_ = false;
     uv_read_stop(upstream_stream());
     std::optional<HttpError> error = response_parser_->FeedEof();
+    if (!response_complete_ && RetryStaleUpstream()) return;
     if (response_complete_) {
       FinishExchange();
     } else if (!response_started_) {
@@ -575,6 +667,7 @@ void Session::OnUpstreamBytes(const char* data, std::size_t size) {
     }
     if (r.paused) {
       if (response_complete_) {
+        if (offset < size) upstream_reusable_ = false;  // bytes after the response: not clean
         FinishExchange();
         return;
       }
@@ -676,10 +769,16 @@ void Session::UpdateReading() {
   if (want_upstream != upstream_reading_) {
     upstream_reading_ = want_upstream;
     if (want_upstream) {
-      uv_read_start(upstream_stream(), &Session::AllocReadBuffer,
-                    [](uv_stream_t* st, ssize_t nread, const uv_buf_t* buf) {
-                      static_cast<Session*>(st->data)->OnUpstreamRead(nread, buf);
-                    });
+      uv_read_start(
+          upstream_stream(),
+          [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+            Session* s = static_cast<UpstreamConn*>(h->data)->owner;
+            *buf = uv_buf_init(s->upstream_buffer_.data(),
+                               static_cast<unsigned>(s->upstream_buffer_.size()));
+          },
+          [](uv_stream_t* st, ssize_t nread, const uv_buf_t* buf) {
+            static_cast<UpstreamConn*>(st->data)->owner->OnUpstreamRead(nread, buf);
+          });
     } else {
       uv_read_stop(upstream_stream());
     }
@@ -687,18 +786,20 @@ void Session::UpdateReading() {
 }
 
 // Each leg reads into its own fixed buffer: libuv has at most one read in flight per handle,
-// and whatever a read delivers is consumed before the next one starts.
+// and whatever a read delivers is consumed before the next one starts. (This one is the
+// client's; the upstream leg's is chosen through its UpstreamConn.)
 void Session::AllocReadBuffer(uv_handle_t* handle, std::size_t, uv_buf_t* buf) {
   auto* s = static_cast<Session*>(handle->data);
-  auto& buffer = handle == reinterpret_cast<uv_handle_t*>(&s->client_) ? s->client_buffer_
-                                                                       : s->upstream_buffer_;
-  *buf = uv_buf_init(buffer.data(), static_cast<unsigned>(buffer.size()));
+  *buf = uv_buf_init(s->client_buffer_.data(), static_cast<unsigned>(s->client_buffer_.size()));
 }
 
 void Session::RespondError(int status, const std::string& reason) {
   if (closing_ || state_ == State::kClosing) return;
-  if (response_started_) {
-    Close();  // part of a response is already out: closing is the only honest signal left
+  if (response_started_ || (connect_answered_ && !client_tls_)) {
+    // Part of a response is already out, or the client now speaks TLS to us and an HTTP
+    // page would be garbage to it: closing is the only honest signal left.
+    if (record_.note.empty()) record_.note = reason;
+    Close();
     return;
   }
   Write(Leg::kClient, ErrorResponse(status, reason, true));
@@ -720,12 +821,7 @@ void Session::CloseWhenFlushed() {
     client_reading_ = false;
     uv_read_stop(client_stream());
   }
-  if (upstream_open_) {
-    upstream_open_ = false;
-    upstream_reading_ = false;
-    uv_close(reinterpret_cast<uv_handle_t*>(&upstream_),
-             [](uv_handle_t* h) { static_cast<Session*>(h->data)->OnHandleClosed(); });
-  }
+  ReleaseUpstream(upstream_idle_);
   if (client_pending_writes_ == 0) Linger();
 }
 
@@ -755,16 +851,14 @@ void Session::Close() {
   if (closing_) return;
   closing_ = true;
   LogExchange();
+  ReleaseUpstream(upstream_idle_);  // a clean idle origin connection outlives its client
   state_ = State::kClosing;
   if (resolve_id_ != 0) {
     worker_.resolver().Cancel(resolve_id_);
     resolve_id_ = 0;
   }
   auto closed = [](uv_handle_t* h) { static_cast<Session*>(h->data)->OnHandleClosed(); };
-  if (upstream_open_) {
-    upstream_open_ = false;
-    uv_close(reinterpret_cast<uv_handle_t*>(&upstream_), closed);
-  }
+  ReleaseUpstream(false);
   uv_close(reinterpret_cast<uv_handle_t*>(&client_), closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&timer_), closed);
 }

@@ -17,6 +17,7 @@
 #include "proxy/mint_service.h"
 #include "proxy/resolver.h"
 #include "proxy/runtime.h"
+#include "proxy/upstream_pool.h"
 #include "rules/rule.h"
 #include "tls/tls_engine.h"
 
@@ -39,6 +40,8 @@ class Session {
   void Drain();
   // Closes both legs now.
   void Abort(const char* why);
+  // The upstream connection's handle has closed (called by UpstreamPool::Close).
+  void OnUpstreamClosed() { OnHandleClosed(); }
   std::uint64_t id() const { return id_; }
   // The configuration this connection started under: a reload swaps the worker's snapshot,
   // never the one a connection in progress uses.
@@ -58,6 +61,13 @@ class Session {
     kClosing             // waiting for writes to flush, then close
   };
   enum class Leg { kClient, kUpstream };
+  // What a finished upstream connect leads to.
+  enum class AfterConnect {
+    kRequest,       // plain HTTP: send the request
+    kConnectReply,  // CONNECT: answer 200 and peek at the ClientHello
+    kTunnel,        // a tunnel decided after the 200 (no connection was needed before)
+    kDecryptTls,    // TLS with the origin (first time, or a fresh connection between requests)
+  };
   // Limits (SPEC §5) and flow control.
   static constexpr std::uint64_t kHeadTimeoutMs = 10'000;     // no complete head -> 408
   static constexpr std::uint64_t kIdleTimeoutMs = 60'000;     // an idle keep-alive client
@@ -78,6 +88,11 @@ class Session {
   void Decide(const std::string& host);
   void Tunnel();
   void StartDecrypt(const std::string& sni, const std::string& profile);
+  void StartUpstreamTls();
+  void UpstreamTlsFinished();
+  void AnswerConnect();
+  void ResolveUpstream(AfterConnect next);
+  bool RetryStaleUpstream();
   void UpstreamHandshakeStep();
   void RequestLeaf();
   void OnLeaf(const MintService::Outcome& outcome);
@@ -114,14 +129,19 @@ class Session {
   void LogExchange();
 
   uv_stream_t* client_stream() { return reinterpret_cast<uv_stream_t*>(&client_); }
-  uv_stream_t* upstream_stream() { return reinterpret_cast<uv_stream_t*>(&upstream_); }
+  uv_stream_t* upstream_stream() { return reinterpret_cast<uv_stream_t*>(&up_->tcp); }
+  // Closes the upstream connection, or gives it to the worker's pool when `reuse` and it is
+  // healthy and idle.
+  void ReleaseUpstream(bool reuse);
+  // Attaches an idle pooled connection for `key`; false if there is none.
+  bool TakePooledUpstream(const std::string& key);
 
   Worker& worker_;
   RuntimePtr runtime_;
   std::uint64_t id_;
   State state_ = State::kReadRequest;
   uv_tcp_t client_{};
-  uv_tcp_t upstream_{};
+  UpstreamConn* up_ = nullptr;  // owned while upstream_open_ (closed or pooled after)
   uv_timer_t timer_{};
   int open_handles_ = 0;
   bool upstream_open_ = false;
@@ -168,8 +188,14 @@ class Session {
   bool upstream_verified_ = false;
   std::string upstream_problem_;  // why the origin cannot be trusted, for the block page
   bool upstream_reusable_ = true;
-  bool blocking_ = false;        // a block decided by SNI: a page over TLS, then close
-  bool untrusted_leaf_ = false;  // the origin failed verification; the client gets a warning
+  bool upstream_was_pooled_ = false;  // the current upstream came from the pool: a stale one
+                                      // is retried once for a request without a body
+  bool upstream_retried_ = false;
+  bool upstream_idle_ = false;  // decrypt: attached between requests, clean and reusable
+  AfterConnect after_connect_ = AfterConnect::kRequest;
+  bool connect_answered_ = false;  // "200 Connection established" sent: no more HTTP errors
+  bool blocking_ = false;          // a block decided by SNI: a page over TLS, then close
+  bool untrusted_leaf_ = false;    // the origin failed verification; the client gets a warning
   AccessRecord record_;
   std::uint64_t record_start_ms_ = 0;
   bool record_open_ = false;           // an exchange is being recorded and not yet logged

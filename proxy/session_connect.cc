@@ -42,10 +42,14 @@ void Session::OnConnectHead(const HttpHead& head) {
     RespondError(403, "blocked by rule \"" + decision.rule + "\": " + decision.reason);
     return;
   }
-  state_ = State::kResolve;
-  UpdateReading();
-  resolve_id_ = worker_.resolver().Resolve(
-      url_.host, [this](const ResolveResult& result) { OnResolved(result); });
+  // A verified connection to this origin is idle in the pool: the 200 needs no new one (the
+  // ClientHello then tells whether it is used).
+  if (rt.config.inspection.enabled &&
+      worker_.pool().HasIdle(UpstreamPool::TlsPrefix(url_.host, url_.port))) {
+    AnswerConnect();
+    return;
+  }
+  ResolveUpstream(AfterConnect::kConnectReply);
 }
 
 void Session::PeekClientHello() {
@@ -85,7 +89,11 @@ void Session::Decide(const std::string& sni) {
   record_.rule = decision.rule;
   record_.action = std::string(rules::ToString(decision.action));
   if (decision.action == rules::Action::kTunnel) {
-    Tunnel();
+    if (upstream_open_) {
+      Tunnel();
+    } else {
+      ResolveUpstream(AfterConnect::kTunnel);
+    }
     return;
   }
   const auto& mint = runtime().mint;
@@ -104,12 +112,7 @@ void Session::Decide(const std::string& sni) {
     profile_ = block_ca;
     tls_host_ = sni.empty() ? url_.host : sni;
     decrypting_ = true;
-    if (upstream_open_) {
-      upstream_open_ = false;
-      upstream_reading_ = false;
-      uv_close(reinterpret_cast<uv_handle_t*>(&upstream_),
-               [](uv_handle_t* h) { static_cast<Session*>(h->data)->OnHandleClosed(); });
-    }
+    ReleaseUpstream(false);
     RequestLeaf();
     return;
   }
@@ -139,14 +142,30 @@ void Session::StartDecrypt(const std::string& sni, const std::string& profile) {
   record_.ca = profile;
   tls_host_ = sni.empty() ? url_.host : sni;
   for (char& c : tls_host_) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  upstream_tls_.emplace(
-      tls::TlsEngine::Client(worker_.tls().client(), tls_host_, tls_host_, nullptr));
+  if (upstream_open_) {
+    StartUpstreamTls();
+  } else if (TakePooledUpstream(UpstreamPool::TlsKey(url_.host, url_.port, tls_host_))) {
+    // Only verified connections are pooled, under the name they were verified for.
+    upstream_verified_ = true;
+    UpstreamTlsFinished();
+  } else {
+    ResolveUpstream(AfterConnect::kDecryptTls);
+  }
+}
+
+void Session::StartUpstreamTls() {
+  up_->key = UpstreamPool::TlsKey(url_.host, url_.port, tls_host_);
+  upstream_verified_ = false;
+  upstream_problem_.clear();
+  upstream_tls_.emplace(tls::TlsEngine::Client(
+      worker_.tls().client(), tls_host_, tls_host_,
+      worker_.pool().TlsSession(tls_host_ + ":" + std::to_string(url_.port))));
   state_ = State::kUpstreamHandshake;
   StartTimer(kConnectTimeoutMs, [](uv_timer_t* t) {
     auto* s = static_cast<Session*>(t->data);
     if (s->state_ != State::kUpstreamHandshake) return;
     s->upstream_problem_ = "the TLS handshake with the origin timed out";
-    s->RequestLeaf();
+    s->UpstreamTlsFinished();
   });
   UpstreamHandshakeStep();
   UpdateReading();
@@ -164,7 +183,22 @@ void Session::UpstreamHandshakeStep() {
   } else {
     upstream_verified_ = true;
   }
+  UpstreamTlsFinished();
+}
+
+// The origin's side is settled (verified, or why not): before the client's handshake the
+// leaf comes next; between two decrypted requests the waiting request goes out, or a page.
+void Session::UpstreamTlsFinished() {
+  uv_timer_stop(&timer_);
   record_.upstream_verify = upstream_verified_ ? "ok" : upstream_problem_;
+  if (client_tls_ && client_tls_->handshake_done()) {
+    if (upstream_verified_) {
+      SendRequestUpstream();
+    } else {
+      RespondError(502, upstream_problem_);
+    }
+    return;
+  }
   RequestLeaf();
 }
 

@@ -105,6 +105,7 @@ void Worker::Run(std::promise<std::string>& started) {
     Resolver::Options options;
     options.servers = runtime_->config.dns.servers;
     resolver_ = std::make_unique<Resolver>(&loop_, options);
+    pool_ = std::make_unique<UpstreamPool>(&loop_, UpstreamPool::Options{});
     error = Listen();
   } catch (const std::exception& e) {
     error = e.what();
@@ -115,6 +116,7 @@ void Worker::Run(std::promise<std::string>& started) {
     started.set_value("");
   }
   uv_run(&loop_, UV_RUN_DEFAULT);
+  pool_.reset();
   uv_loop_close(&loop_);
   if (!error.empty()) started.set_value(error);
 }
@@ -203,6 +205,7 @@ void Worker::FinishStop() {
   if (finished_) return;
   finished_ = true;
   resolver_.reset();
+  if (pool_) pool_->Shutdown();
   uv_close(reinterpret_cast<uv_handle_t*>(&stop_async_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&reap_async_), nullptr);
   {

@@ -18,6 +18,7 @@
 
 #include "proxy/resolver.h"
 #include "proxy/runtime.h"
+#include "proxy/upstream_pool.h"
 #include "tls/tls_contexts.h"
 
 namespace mintgate::proxy {
@@ -53,6 +54,7 @@ class Worker {
   Session* FindSession(std::uint64_t id);
   std::uint64_t NextSessionId() { return ++last_session_id_; }
   tls::TlsContexts& tls() { return *tls_; }
+  UpstreamPool& pool() { return *pool_; }
 
   // Called by a session once all its handles are closed; the session is destroyed later on
   // this loop, never inside its own callback.
@@ -81,6 +83,7 @@ class Worker {
   std::unique_ptr<tls::TlsContexts> tls_;
   uv_timer_t drain_timer_{};
   std::unique_ptr<Resolver> resolver_;
+  std::unique_ptr<UpstreamPool> pool_;  // lives until the loop has ended
   std::vector<ListenerHandle*> listeners_;
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
   std::vector<Session*> closed_;

@@ -73,6 +73,12 @@ http {
     root $work/www;
     location /upload/ { dav_methods PUT; create_full_put_path on; }
     location = /status/204 { return 204; }
+    # Which origin connection served a request, and whether its TLS session was resumed.
+    location = /conn { default_type text/plain; return 200 "\$connection \$ssl_session_reused\n"; }
+    location = /conn-close {
+      keepalive_timeout 0;
+      default_type text/plain; return 200 "\$connection \$ssl_session_reused\n";
+    }
     location = /echo-headers { return 200 "te=[\$http_te] pc=[\$http_proxy_connection] ka=[\$http_keep_alive] x=[\$http_x_end_to_end] host=[\$host]\n"; }
   }
   $bad_server

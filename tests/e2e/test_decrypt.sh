@@ -38,6 +38,15 @@ grep -q "Verify return code: 0 (ok)" "$work/sc.txt" || fail "leaf does not verif
 issuer=$(openssl x509 -noout -issuer <"$work/sc.txt")
 [[ $issuer == *"mintgate Root CA"* ]] || fail "leaf issuer: $issuer"
 
+# Verified origin connections outlive their client: of three clients one after the other, at
+# least two share a worker, whose pooled origin connection the later one uses. New origin
+# connections resume the origin's TLS session (cached per worker).
+ids=$(for _ in 1 2 3; do curl "${P[@]}" --cacert "$ca" "$url/conn" | cut -d' ' -f1; done)
+[[ $(sort <<<"$ids" | uniq -d) ]] || fail "origin connections not reused: $ids"
+out=$(for _ in 1 2 3; do curl "${P[@]}" --cacert "$ca" "$url/conn-close"; done)
+[[ -z $(cut -d' ' -f1 <<<"$out" | sort | uniq -d) ]] || fail "a closed origin connection was reused"
+grep -q " r$" <<<"$out" || fail "origin TLS session never resumed: $out"
+
 # Keep-alive inside the decrypted connection, and an upload.
 curl "${P[@]}" --cacert "$ca" -v "$url/hello.txt" "$url/hello.txt" -o /dev/null -o /dev/null \
   2>"$work/ka.txt" || fail "two decrypted requests"

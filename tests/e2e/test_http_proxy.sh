@@ -46,6 +46,14 @@ curl "${P[@]}" -I "$base/hello.txt" | grep -q "^HTTP/1.1 200" || fail "HEAD"
 curl "${P[@]}" -v "$base/hello.txt" "$base/hello.txt" -o /dev/null -o /dev/null 2>"$work/ka.txt"
 grep -qi "re-using existing connection" "$work/ka.txt" || fail "client connection not reused"
 
+# Upstream connections are pooled per worker: of three clients one after the other, at least
+# two share a worker and so reach the origin over one connection. A connection the origin
+# closes is never reused.
+ids=$(for _ in 1 2 3; do curl "${P[@]}" "$base/conn" | cut -d' ' -f1; done)
+[[ $(sort <<<"$ids" | uniq -d) ]] || fail "upstream connections not reused: $ids"
+ids=$(for _ in 1 2 3; do curl "${P[@]}" "$base/conn-close" | cut -d' ' -f1; done)
+[[ -z $(sort <<<"$ids" | uniq -d) ]] || fail "a closed upstream connection was reused: $ids"
+
 # Hop-by-hop headers are not forwarded; end-to-end ones are.
 out=$(curl "${P[@]}" -H 'TE: trailers' -H 'Proxy-Connection: keep-alive' -H 'Keep-Alive: 5' \
   -H 'X-End-To-End: yes' "$base/echo-headers")
