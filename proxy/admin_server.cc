@@ -155,6 +155,21 @@ std::string AdminServer::Respond(const std::string& method, const std::string& p
         m << "mintgate_ca_expiry_days{profile=\"" << name << "\"} " << (not_after - now) / 86400
           << "\n";
       }
+      m << "# HELP mintgate_ca_expiring 1 while a CA profile is within 30 days of its not-after "
+           "(0 once expired: see mintgate_ca_expired).\n# TYPE mintgate_ca_expiring gauge\n";
+      for (const auto& [name, not_after] : runtime_->mint->ProfileExpiry()) {
+        const bool expiring = now < not_after && not_after - now <= MintService::kExpiryWarning;
+        m << "mintgate_ca_expiring{profile=\"" << name << "\"} " << (expiring ? 1 : 0) << "\n";
+      }
+      m << "# HELP mintgate_ca_expired 1 once a CA profile's certificate has expired: it signs "
+           "nothing.\n# TYPE mintgate_ca_expired gauge\n";
+      for (const auto& [name, not_after] : runtime_->mint->ProfileExpiry()) {
+        m << "mintgate_ca_expired{profile=\"" << name << "\"} " << (now >= not_after ? 1 : 0)
+          << "\n";
+      }
+      counter("mintgate_ca_expired_refusals_total",
+              "Decrypt decisions blocked or tunnelled because their CA had expired.",
+              runtime_->mint->expired_refusals());
     }
     return Response(200, "OK", "text/plain; version=0.0.4", m.str());
   }

@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "tls/ca_generator.h"
+#include "tls/cert_info.h"
 
 namespace mintgate::proxy {
 namespace {
@@ -26,9 +27,12 @@ MintService::MintService(std::vector<std::unique_ptr<tls::CertAuthority>> author
   for (auto& ca : authorities) {
     if (ca) {
       std::string name = ca->name();
+      warned_.emplace(name, std::make_unique<Warned>());
       authorities_.emplace(std::move(name), std::move(ca));
     }
   }
+  const std::time_t now = std::time(nullptr);
+  for (const auto& [name, ca] : authorities_) CheckCa(name, now);  // warn at start already
   tls::CaInitOptions untrusted;
   untrusted.common_name = "mintgate untrusted origin (do not install)";
   untrusted.days = 365;
@@ -53,6 +57,34 @@ void MintService::Shutdown() {
   for (std::thread& t : threads_) {
     if (t.joinable()) t.join();
   }
+}
+
+MintService::CaState MintService::CheckCa(const std::string& profile, std::time_t now) {
+  auto it = authorities_.find(profile);
+  if (it == authorities_.end()) return CaState::kUnknown;
+  const std::time_t not_after = it->second->not_after();
+  Warned& warned = *warned_.at(profile);
+  if (now >= not_after) {
+    expired_refusals_.fetch_add(1, std::memory_order_relaxed);
+    if (!warned.expired.exchange(true)) {
+      std::cerr << "mintgate: CA profile \"" << profile << "\" expired at "
+                << tls::FormatTime(not_after)
+                << ": it signs nothing; renew it (mintgate ca init, or the customer's PKI) and "
+                   "reload\n"
+                << std::flush;
+    }
+    return CaState::kExpired;
+  }
+  if (not_after - now <= kExpiryWarning) {
+    if (!warned.expiring.exchange(true)) {
+      std::cerr << "mintgate: warning: CA profile \"" << profile << "\" expires at "
+                << tls::FormatTime(not_after) << " (in " << (not_after - now) / 86400
+                << " days); prepare its successor (see mintgate ca audit)\n"
+                << std::flush;
+    }
+    return CaState::kExpiring;
+  }
+  return CaState::kOk;
 }
 
 const tls::CertAuthority* MintService::Find(const std::string& profile) const {

@@ -3,6 +3,7 @@
 // hand-off of each result back to the loop that asked.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
@@ -48,6 +49,15 @@ class MintService {
 
   const tls::CertAuthority* Find(const std::string& profile) const;
 
+  // A CA is warned about from 30 days before its not-after, and never signs once expired.
+  static constexpr std::time_t kExpiryWarning = 30 * 24 * 3600;
+  enum class CaState { kUnknown, kOk, kExpiring, kExpired };
+  // The state of `profile` at `now`; logs once per profile when it is first seen expiring and
+  // when first seen expired. Expired answers are counted for /metrics.
+  CaState CheckCa(const std::string& profile, std::time_t now);
+  // Decrypt decisions refused (blocked or tunnelled) because their CA had expired.
+  std::uint64_t expired_refusals() const { return expired_refusals_.load(); }
+
   // A leaf for `host` signed by `profile` (kTrusted) or by the untrusted CA (kUntrusted: for
   // origins that failed verification with upstream_cert_errors = "untrusted", so that the
   // browser shows its own warning). A cache hit calls `done` before returning; a mint calls
@@ -82,6 +92,12 @@ class MintService {
   std::deque<std::function<void()>> jobs_;
   bool stopping_ = false;
   std::vector<std::thread> threads_;
+  struct Warned {
+    std::atomic<bool> expiring{false};
+    std::atomic<bool> expired{false};
+  };
+  std::map<std::string, std::unique_ptr<Warned>> warned_;  // one per profile, fixed at start
+  std::atomic<std::uint64_t> expired_refusals_{0};
   std::mutex cutover_mutex_;
   std::vector<std::pair<std::string, std::string>> cutovers_;
 };

@@ -2,6 +2,7 @@
 // by SNI, tunnelling, and the three steps of decryption (origin, leaf, client). Split from
 // session.cc to keep each file readable; same class.
 #include <cctype>
+#include <ctime>
 #include <iostream>
 
 #include "proxy/error_page.h"
@@ -40,6 +41,17 @@ void Session::OnConnectHead(const HttpHead& head) {
   record_.action = std::string(rules::ToString(decision.action));
   if (decision.action == rules::Action::kBlock) {
     RespondError(403, "blocked by rule \"" + decision.rule + "\": " + decision.reason);
+    return;
+  }
+  if (decision.action == rules::Action::kDecrypt && rt.mint &&
+      rt.config.inspection.on_ca_expired == OnCaExpired::kBlock &&
+      rt.mint->CheckCa(decision.ca, std::time(nullptr)) == MintService::CaState::kExpired) {
+    // Said while a plain HTTP answer is still possible (the SNI could decide otherwise, but
+    // a name that differs from the CONNECT host is rare, and the CA has to be renewed anyway).
+    RespondError(403, "the CA profile \"" + decision.ca + "\" that signs for this site (rule \"" +
+                          decision.rule +
+                          "\") has expired; the gateway does not sign with it. Ask the "
+                          "administrator to renew it.");
     return;
   }
   // A verified connection to this origin is idle in the pool: the 200 needs no new one (the
@@ -97,6 +109,23 @@ void Session::Decide(const std::string& sni) {
     return;
   }
   const auto& mint = runtime().mint;
+  if (decision.action == rules::Action::kDecrypt && mint &&
+      mint->CheckCa(decision.ca, std::time(nullptr)) == MintService::CaState::kExpired) {
+    record_.note = "CA profile \"" + decision.ca + "\" has expired";
+    if (runtime().config.inspection.on_ca_expired == OnCaExpired::kTunnel) {
+      record_.action = "tunnel";
+      record_.note += ": tunnelled (inspection.on_ca_expired)";
+      if (upstream_open_) {
+        Tunnel();
+      } else {
+        ResolveUpstream(AfterConnect::kTunnel);
+      }
+    } else {
+      record_.action = "block";
+      Close();  // after the 200 nothing can be said that the client would trust
+    }
+    return;
+  }
   if (decision.action == rules::Action::kDecrypt && !decision.ca.empty() && mint &&
       mint->Find(decision.ca) != nullptr) {
     if (decision.ca != decision.configured_ca)
@@ -105,7 +134,9 @@ void Session::Decide(const std::string& sni) {
     return;
   }
   const std::string& block_ca = runtime().config.inspection.default_ca;
-  if (decision.action == rules::Action::kBlock && mint && mint->Find(block_ca) != nullptr) {
+  const tls::CertAuthority* block_signer = mint ? mint->Find(block_ca) : nullptr;
+  if (decision.action == rules::Action::kBlock && block_signer != nullptr &&
+      block_signer->not_after() > std::time(nullptr)) {
     // Decided by the SNI after the 200: the refusal has to be a page over TLS.
     blocking_ = true;
     upstream_problem_ = "blocked by rule \"" + decision.rule + "\"";

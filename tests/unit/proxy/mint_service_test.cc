@@ -141,5 +141,17 @@ TEST(MintService, ShutdownFinishesQueuedMints) {
   EXPECT_EQ(service->cache_stats().mints, 20u);
 }
 
+TEST(MintService, CaStateWarnsThirtyDaysAheadAndRefusesExpired) {
+  std::unique_ptr<MintService> service = MakeService();
+  const std::time_t not_after = service->Find("default")->not_after();
+  EXPECT_EQ(service->CheckCa("nope", not_after), MintService::CaState::kUnknown);
+  EXPECT_EQ(service->CheckCa("default", not_after - 31 * 86400), MintService::CaState::kOk);
+  EXPECT_EQ(service->CheckCa("default", not_after - 29 * 86400), MintService::CaState::kExpiring);
+  EXPECT_EQ(service->expired_refusals(), 0u);
+  EXPECT_EQ(service->CheckCa("default", not_after), MintService::CaState::kExpired);
+  EXPECT_EQ(service->CheckCa("default", not_after + 86400), MintService::CaState::kExpired);
+  EXPECT_EQ(service->expired_refusals(), 2u);
+}
+
 }  // namespace
 }  // namespace mintgate::proxy
