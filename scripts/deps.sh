@@ -6,13 +6,24 @@ set -euo pipefail
 build_pkgs=(build-essential cmake ninja-build pkg-config libssl-dev libuv1-dev libc-ares-dev
   node-llhttp libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libgtest-dev
   libbenchmark-dev openssl)
-test_pkgs=(curl nginx-light dnsmasq)
+test_pkgs=(curl nginx-light dnsmasq nodejs)
+# The load lab (bench/lab/run) compares mintgate with these peers.
+lab_pkgs=(squid-openssl mitmproxy nginx-light dnsmasq)
 
 want=("${build_pkgs[@]}")
-if [[ "${1:-}" == "--test" ]]; then want+=("${test_pkgs[@]}"); fi
+for arg in "$@"; do
+  case "$arg" in
+    --test) want+=("${test_pkgs[@]}") ;;
+    --lab) want+=("${lab_pkgs[@]}") ;;
+    *) echo "usage: $0 [--test] [--lab]" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
+declare -A seen=()
 for p in "${want[@]}"; do
+  [[ -n ${seen[$p]:-} ]] && continue
+  seen[$p]=1
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$p")
   fi
@@ -24,8 +35,8 @@ SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-# Keep package-shipped services (nginx, dnsmasq) from grabbing ports at install time:
-# the tests start their own instances on free loopback ports.
+# Keep package-shipped services (nginx, dnsmasq, squid) from grabbing ports at install time:
+# the tests and the load lab start their own instances on free loopback ports.
 if [[ ! -e /usr/sbin/policy-rc.d ]]; then
   printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
   $SUDO chmod +x /usr/sbin/policy-rc.d
