@@ -110,6 +110,19 @@ class Session::ResponseSide : public HttpParser::Handler {
       s_.Write(Leg::kClient, SerializeResponseHead(head, false, {}));
       return;
     }
+    if (head.status == 101) {
+      s_.response_started_ = true;
+      s_.record_.status = 101;
+      if (!s_.request_.upgrade) {
+        s_.upstream_reusable_ = false;
+        s_.Close();  // switching protocols nobody asked for: nothing sane can follow
+        return;
+      }
+      // The protocol switch goes to the client as is; OnUpstreamBytes then splices.
+      s_.upgrading_ = true;
+      s_.Write(Leg::kClient, SerializeResponseHead(head, true, {}));
+      return;
+    }
     s_.response_started_ = true;
     s_.record_.status = head.status;
     if (!head.keep_alive) s_.upstream_reusable_ = false;
@@ -126,7 +139,7 @@ class Session::ResponseSide : public HttpParser::Handler {
   }
   void OnBody(const char* data, std::size_t size) override { s_.ForwardResponseBody(data, size); }
   void OnMessageComplete() override {
-    if (!s_.response_started_) return;  // an interim response: the final one follows
+    if (!s_.response_started_ || s_.upgrading_) return;  // 1xx: the final one follows
     if (s_.response_chunked_) s_.Write(Leg::kClient, "0\r\n\r\n");
     // Finished by OnUpstreamRead once the parser has returned: never tear it down from
     // inside its own callback.
@@ -298,7 +311,7 @@ void Session::SendRequestUpstream() {
   std::string host = name.find(':') != std::string::npos ? "[" + name + "]" : name;
   const std::uint16_t default_port = decrypting_ ? 443 : 80;
   if (url_.port != default_port) host += ":" + std::to_string(url_.port);
-  Write(Leg::kUpstream, SerializeRequestHead(request_, url_.path, host, false, {}));
+  Write(Leg::kUpstream, SerializeRequestHead(request_, url_.path, host, request_.upgrade, {}));
   if (!upstream_backlog_.empty()) Write(Leg::kUpstream, std::move(upstream_backlog_));
   upstream_backlog_.clear();
   StartTimer(kResponseTimeoutMs, [](uv_timer_t* t) {
@@ -597,8 +610,25 @@ void Session::OnClientBytes(const char* data, std::size_t size) {
   ProcessClientInput();
 }
 
+// After "101 Switching Protocols" (WebSocket and friends) both sides speak the new protocol:
+// bytes are spliced like a tunnel, through the TLS engines when decrypting.
+void Session::BeginUpgradedRelay(const char* rest, std::size_t size) {
+  uv_timer_stop(&timer_);
+  upgrading_ = false;
+  upstream_reusable_ = false;
+  keep_client_alive_ = false;
+  LogExchange();
+  state_ = State::kTunnel;
+  response_parser_.reset();
+  if (size > 0) Write(Leg::kClient, std::string(rest, size));
+  std::string early;
+  early.swap(client_in_);
+  if (!early.empty()) Write(Leg::kUpstream, std::move(early));
+  UpdateReading();
+}
+
 void Session::OnUpstreamRead(ssize_t nread, const uv_buf_t* buf) {
-  if (state_ == State::kTunnel) {
+  if (state_ == State::kTunnel && (!upstream_tls_ || nread < 0)) {
     if (nread < 0) {
       CloseWhenFlushed();  // the origin is done: flush what it sent, then close both
     } else if (nread > 0) {
@@ -626,6 +656,8 @@ void Session::OnUpstreamRead(ssize_t nread, const uv_buf_t* buf) {
     if (state_ == State::kUpstreamHandshake) {
       upstream_problem_ = "the origin closed the connection during the TLS handshake";
       UpstreamTlsFinished();
+    } else if (state_ == State::kTunnel) {
+      CloseWhenFlushed();  // the end of an upgraded decrypted connection
     } else if (state_ == State::kReadRequest) {
       ReleaseUpstream(false);  // the client's next request gets a fresh connection
     }
@@ -652,6 +684,10 @@ void Session::OnUpstreamRead(ssize_t nread, const uv_buf_t* buf) {
 }
 
 void Session::OnUpstreamBytes(const char* data, std::size_t size) {
+  if (state_ == State::kTunnel) {  // an upgraded decrypted connection: plaintext spliced
+    Write(Leg::kClient, std::string(data, size));
+    return;
+  }
   if (!response_parser_ || state_ != State::kRelay) return;
   std::size_t offset = 0;
   while (offset < size && state_ == State::kRelay) {
@@ -663,6 +699,10 @@ void Session::OnUpstreamBytes(const char* data, std::size_t size) {
       } else {
         Close();
       }
+      return;
+    }
+    if (r.paused && upgrading_) {
+      BeginUpgradedRelay(data + offset, size - offset);
       return;
     }
     if (r.paused) {

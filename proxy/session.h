@@ -105,6 +105,7 @@ class Session {
   void ConnectUpstream();
   void OnUpstreamConnected(int status);
   void FinishExchange();
+  void BeginUpgradedRelay(const char* rest, std::size_t size);
 
   // Input.
   void OnClientRead(ssize_t nread, const uv_buf_t* buf);
@@ -177,6 +178,7 @@ class Session {
   bool response_complete_ = false;
   bool response_chunked_ = false;
   bool response_close_delimited_ = false;
+  bool upgrading_ = false;  // a 101 answered an Upgrade request: splice once its head is out
   bool keep_client_alive_ = true;
   bool is_connect_ = false;
   // Decryption.

@@ -37,6 +37,12 @@ code=$(curl "${P[@]}" -o /dev/null -w '%{http_code}' -H 'Transfer-Encoding: chun
 [[ $code == 201 || $code == 204 ]] || fail "chunked PUT: $code"
 cmp -s "$work/up.bin" "$work/www/upload/b.bin" || fail "chunked upload differs"
 
+# Expect: 100-continue: the origin's 100 reaches the client, which only then sends the body.
+curl "${P[@]}" -v -o /dev/null -H 'Expect: 100-continue' -T "$work/up.bin" \
+  "$base/upload/c.bin" 2>"$work/expect.txt" || fail "PUT with Expect: 100-continue"
+grep -q "< HTTP/1.1 100 Continue" "$work/expect.txt" || fail "no 100 Continue relayed"
+cmp -s "$work/up.bin" "$work/www/upload/c.bin" || fail "upload after 100-continue differs"
+
 # HEAD and 204 carry no body; the connection stays usable afterwards.
 curl "${P[@]}" -I "$base/hello.txt" | grep -q "^HTTP/1.1 200" || fail "HEAD"
 [[ $(curl "${P[@]}" -o /dev/null -w '%{http_code}' "$base/status/204") == 204 ]] || fail "204"
