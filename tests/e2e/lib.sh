@@ -13,13 +13,17 @@ cleanup() {
 }
 trap cleanup EXIT
 # A command that fails under `set -e` without its own message still says where it stopped.
-trap 'echo "FAIL: line $LINENO of $(basename "$0") exited $?" >&2' ERR
+trap 'rc=$?; echo "FAIL: line $LINENO of $(basename "$0") exited $rc" >&2; dump_logs' ERR
 
-fail() {
-  echo "FAIL: $*" >&2
+dump_logs() {
   for log in "$work"/*.log; do
     [[ -f $log ]] && { echo "--- $log" >&2; tail -n 20 "$log" >&2; }
   done
+}
+
+fail() {
+  echo "FAIL: $*" >&2
+  dump_logs
   exit 1
 }
 
