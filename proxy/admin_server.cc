@@ -2,10 +2,12 @@
 
 #include <ctime>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "proxy/audit_command.h"
 #include "proxy/http_codec.h"
+#include "proxy/readiness.h"
 
 namespace mintgate::proxy {
 namespace {
@@ -172,6 +174,12 @@ std::string AdminServer::Respond(const std::string& method, const std::string& p
               runtime_->mint->expired_refusals());
     }
     return Response(200, "OK", "text/plain; version=0.0.4", m.str());
+  }
+  if (path == "/readiness") {
+    const std::time_t now = std::time(nullptr);
+    const nlohmann::json doc =
+        runtime_->readiness ? runtime_->readiness->ToJson(now) : ReadinessTracker::EmptyJson(now);
+    return Response(200, "OK", "application/json", doc.dump(2) + "\n");
   }
   if (path == "/audit") {
     if (config_path_.empty()) {

@@ -5,6 +5,7 @@
 #include "proxy/audit_command.h"
 #include "proxy/ca_commands.h"
 #include "proxy/config_commands.h"
+#include "proxy/readiness_command.h"
 #include "proxy/run_command.h"
 
 namespace {
@@ -38,6 +39,15 @@ int main(int argc, char** argv) {
   ca_audit->add_option("-c,--config", audit_args.config, "configuration file")->required();
   ca_audit->add_option("--at", audit_args.at, "RFC 3339 instant (default: now)");
   ca_audit->add_flag("--json", audit_args.json, "one JSON object for scripts");
+
+  mintgate::proxy::CaReadinessArgs readiness_args;
+  CLI::App* ca_readiness = ca->add_subcommand(
+      "readiness", "per CA profile: which clients of the running gateway already trust it");
+  ca_readiness->add_option("-c,--config", readiness_args.config,
+                           "configuration file (its admin.listen is asked)");
+  ca_readiness->add_option("--admin", readiness_args.admin,
+                           "admin listener HOST:PORT (default: admin.listen, or 127.0.0.1:9090)");
+  ca_readiness->add_flag("--json", readiness_args.json, "the JSON document for scripts");
 
   std::vector<std::string> show_files;
   bool show_json = false;
@@ -83,6 +93,9 @@ int main(int argc, char** argv) {
   if (check->parsed()) return mintgate::proxy::RunCheck(check_config, std::cout, std::cerr);
   if (rules_test->parsed()) return mintgate::proxy::RunRulesTest(test_args, std::cout, std::cerr);
   if (ca_audit->parsed()) return mintgate::proxy::RunCaAudit(audit_args, std::cout, std::cerr);
+  if (ca_readiness->parsed()) {
+    return mintgate::proxy::RunCaReadiness(readiness_args, std::cout, std::cerr);
+  }
   if (ca_init->parsed()) return mintgate::proxy::RunCaInit(init_args, std::cout, std::cerr);
   if (ca_show->parsed()) {
     return mintgate::proxy::RunCaShow(show_files, show_json, std::cout, std::cerr);

@@ -8,6 +8,7 @@
 #include "proxy/gateway.h"
 #include "proxy/gateway_config.h"
 #include "proxy/mint_service.h"
+#include "proxy/readiness.h"
 #include "tls/ca_generator.h"
 #include "tls/cert_info.h"
 #include "tls/cert_loader.h"
@@ -109,6 +110,10 @@ int RunGateway(const std::string& config, std::ostream& out, std::ostream& err) 
   for (const std::string& client : g.config.server.allow_clients) {
     std::string why;
     if (auto cidr = rules::Cidr::Parse(client, &why)) runtime->allow_clients.push_back(*cidr);
+  }
+  runtime->readiness = std::make_shared<ReadinessTracker>(g.config.readiness.max_clients);
+  if (!g.config.canaries.empty()) {
+    runtime->canary = std::make_shared<const CanaryRouter>(g.config.canaries);
   }
 
   const std::string proxy = "http://" + g.config.server.listen.front().ToString();

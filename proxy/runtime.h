@@ -14,12 +14,19 @@
 
 namespace mintgate::proxy {
 
+class ReadinessTracker;  // proxy/readiness.h
+class CanaryRouter;      // proxy/readiness.h
+
 struct Runtime {
   Config config;
   std::vector<rules::Cidr> allow_clients;
   std::optional<rules::RuleSet> rules;
   std::shared_ptr<const AccessLog> access_log;  // null: no access log
   std::shared_ptr<MintService> mint;            // null: decryption unavailable
+  // Which clients trust which CA: one tracker for the gateway's life, shared by every runtime
+  // after a reload (null: not tracked).
+  std::shared_ptr<ReadinessTracker> readiness;
+  std::shared_ptr<const CanaryRouter> canary;  // built per configuration; null: no canaries
 
   bool ClientAllowed(const rules::IpAddress& address) const {
     for (const rules::Cidr& cidr : allow_clients) {

@@ -15,6 +15,7 @@
 #include "proxy/access_log.h"
 #include "proxy/http_codec.h"
 #include "proxy/mint_service.h"
+#include "proxy/readiness.h"
 #include "proxy/resolver.h"
 #include "proxy/runtime.h"
 #include "proxy/upstream_pool.h"
@@ -97,6 +98,7 @@ class Session {
   void RequestLeaf();
   void OnLeaf(const MintService::Outcome& outcome);
   void ClientHandshakeStep();
+  void NoteReadiness(HandshakeOutcome outcome, std::string_view alert);
   void SendRequestUpstream();
   void OnClientBytes(const char* data, std::size_t size);
   void OnUpstreamBytes(const char* data, std::size_t size);

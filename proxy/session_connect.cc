@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "proxy/error_page.h"
+#include "proxy/readiness.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 #include "tls/client_hello_peek.h"
@@ -130,7 +131,21 @@ void Session::Decide(const std::string& sni) {
       mint->Find(decision.ca) != nullptr) {
     if (decision.ca != decision.configured_ca)
       mint->NoteCutover(decision.configured_ca, decision.ca);
-    StartDecrypt(sni, decision.ca);
+    std::string profile = decision.ca;
+    const Runtime& rt = runtime();
+    if (rt.canary && !rt.canary->empty()) {
+      // Before a cutover, canary clients get leaves from the new profile so that readiness
+      // is measured on real traffic; one seen rejecting it falls back (if so configured).
+      if (auto ip = rules::IpAddress::Parse(client_address_)) {
+        std::string chosen = rt.canary->Choose(*ip, decision.ca, rt.readiness.get());
+        if (chosen != profile && mint->Find(chosen) != nullptr &&
+            mint->CheckCa(chosen, std::time(nullptr)) != MintService::CaState::kExpired) {
+          record_.note = "canary: " + chosen + " instead of " + profile;
+          profile = std::move(chosen);
+        }
+      }
+    }
+    StartDecrypt(sni, profile);
     return;
   }
   const std::string& block_ca = runtime().config.inspection.default_ca;
@@ -282,10 +297,13 @@ void Session::ClientHandshakeStep() {
   if (status == tls::TlsEngine::Status::kError) {
     // Typically the client does not trust the CA that signed the leaf (alert unknown_ca).
     record_.note = "client TLS: " + client_tls_->error();
+    const std::string_view alert = PeerCertificateAlert(client_tls_->error());
+    if (!alert.empty()) NoteReadiness(HandshakeOutcome::kRejected, alert);
     CloseWhenFlushed();
     return;
   }
   uv_timer_stop(&timer_);
+  NoteReadiness(HandshakeOutcome::kTrusted, "");
   std::string early = client_tls_->ReadPlaintext();
   if (blocking_) {
     record_.status = 403;
@@ -309,6 +327,16 @@ void Session::ClientHandshakeStep() {
   LogExchange();  // the CONNECT itself
   ReadRequest();
   if (!early.empty()) OnClientBytes(early.data(), early.size());
+}
+
+// Client readiness: which clients accept leaves from which profile. Untrusted leaves are
+// meant to be rejected and say nothing about the client.
+void Session::NoteReadiness(HandshakeOutcome outcome, std::string_view alert) {
+  const auto& tracker = runtime().readiness;
+  if (!tracker || untrusted_leaf_) return;
+  if (auto ip = rules::IpAddress::Parse(client_address_)) {
+    tracker->Record(*ip, profile_, outcome, alert, std::time(nullptr));
+  }
 }
 
 }  // namespace mintgate::proxy
