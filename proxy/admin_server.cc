@@ -135,6 +135,20 @@ std::string AdminServer::Respond(const std::string& method, const std::string& p
   if (path == "/metrics") {
     std::ostringstream m;
     m << "# HELP mintgate_up 1 while the gateway runs.\n# TYPE mintgate_up gauge\nmintgate_up 1\n";
+    if (reload_stats_ != nullptr) {
+      const ReloadStats& r = *reload_stats_;
+      m << "# HELP mintgate_config_reloads_total Configuration reloads (SIGHUP, POST /reload).\n"
+        << "# TYPE mintgate_config_reloads_total counter\n"
+        << "mintgate_config_reloads_total{result=\"ok\"} " << r.ok << "\n"
+        << "mintgate_config_reloads_total{result=\"rejected\"} " << r.rejected << "\n"
+        << "# HELP mintgate_config_last_reload_timestamp_seconds When the configuration in use "
+           "was loaded (start or last successful reload).\n"
+        << "# TYPE mintgate_config_last_reload_timestamp_seconds gauge\n"
+        << "mintgate_config_last_reload_timestamp_seconds " << r.last_success << "\n"
+        << "# HELP mintgate_config_last_reload_successful 0 when the last reload was rejected.\n"
+        << "# TYPE mintgate_config_last_reload_successful gauge\n"
+        << "mintgate_config_last_reload_successful " << (r.last_ok ? 1 : 0) << "\n";
+    }
     if (runtime_->mint) {
       const tls::CertCacheStats s = runtime_->mint->cache_stats();
       auto counter = [&m](const char* name, const char* help, std::uint64_t v) {
@@ -194,10 +208,34 @@ std::string AdminServer::Respond(const std::string& method, const std::string& p
     if (rc == 2) return Response(500, "Internal Server Error", "text/plain", err.str());
     return Response(200, "OK", "application/json", out.str());
   }
-  if (method == "POST" && path == "/reload") {
-    return Response(501, "Not Implemented", "text/plain", "reload is not implemented yet\n");
-  }
+  if (path == "/reload") return RespondReload(method);
   return Response(404, "Not Found", "text/plain", "unknown admin endpoint " + path + "\n");
+}
+
+std::string AdminServer::RespondReload(const std::string& method) const {
+  if (method != "POST") {
+    std::string r = Response(405, "Method Not Allowed", "text/plain", "use POST /reload\n");
+    return r.insert(r.find("\r\n") + 2, "Allow: POST\r\n");
+  }
+  if (!reload_) {
+    return Response(501, "Not Implemented", "text/plain", "this gateway cannot reload\n");
+  }
+  const ReloadOutcome outcome = reload_();
+  nlohmann::json j = {{"ok", outcome.ok}};
+  if (outcome.ok) {
+    j["message"] = outcome.message;
+    j["file"] = outcome.file;
+    j["rules"] = outcome.rules;
+    j["ca_profiles"] = outcome.ca_profiles;
+    j["certificate_cache"] = outcome.mint_kept ? "kept" : "new";
+    j["restart_needed"] = outcome.restart_needed;
+  } else {
+    j["errors"] = outcome.errors;
+  }
+  const int status = outcome.ok ? 200 : outcome.http_status;
+  const char* reason = status == 200 ? "OK" : status == 409 ? "Conflict" : "Unprocessable Entity";
+  return Response(status, reason, "application/json",
+                  j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
 }  // namespace mintgate::proxy

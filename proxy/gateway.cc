@@ -1,89 +1,216 @@
 #include "proxy/gateway.h"
 
-#include <uv.h>
-
 #include <csignal>
-#include <memory>
+#include <ctime>
+#include <mutex>
 #include <thread>
-#include <vector>
+#include <utility>
 
-#include "proxy/admin_server.h"
 #include "proxy/worker.h"
 
 namespace mintgate::proxy {
-namespace {
 
-struct SignalState {
-  std::vector<std::unique_ptr<Worker>>* workers;
-  AdminServer* admin = nullptr;
-  std::ostream* out;
-  uv_signal_t term{};
-  uv_signal_t interrupt{};
-  bool stopping = false;
+// The last runtime using a mint service may go on any thread (a worker reaping its last old
+// session): its deleter only queues it here, and the main loop joins its pool and deletes it.
+struct Gateway::Released {
+  std::mutex mutex;
+  std::vector<MintService*> services;
+  uv_async_t* wake = nullptr;  // the main loop's, while it runs
+
+  void Add(MintService* service) {
+    std::lock_guard<std::mutex> lock(mutex);
+    services.push_back(service);
+    if (wake != nullptr) uv_async_send(wake);
+  }
+  std::vector<MintService*> Take() {
+    std::lock_guard<std::mutex> lock(mutex);
+    return std::exchange(services, {});
+  }
+  // Only once the gateway is gone and a straggler released one after it.
+  ~Released() {
+    for (MintService* service : services) delete service;
+  }
 };
 
-void OnStopSignal(uv_signal_t* handle, int signum) {
-  auto* state = static_cast<SignalState*>(handle->data);
-  if (state->stopping) return;
-  state->stopping = true;
-  *state->out << "mintgate: " << (signum == SIGTERM ? "SIGTERM" : "SIGINT")
-              << ": no longer accepting; draining for up to " << Gateway::kDrain.count() << " s"
-              << std::endl;
-  for (auto& w : *state->workers) w->Stop(Gateway::kDrain);
-  state->admin->Close();
-  uv_close(reinterpret_cast<uv_handle_t*>(&state->term), nullptr);
-  uv_close(reinterpret_cast<uv_handle_t*>(&state->interrupt), nullptr);
+Gateway::Gateway(std::string config_path)
+    : config_path_(std::move(config_path)), released_(std::make_shared<Released>()) {}
+
+Gateway::~Gateway() { TearDown(); }
+
+RuntimeBuildOptions Gateway::build_options() {
+  RuntimeBuildOptions options;
+  options.previous = runtime_;
+  options.adopt_mint = [this](std::unique_ptr<MintService> mint) {
+    std::shared_ptr<MintService> shared(
+        mint.release(), [released = released_](MintService* m) { released->Add(m); });
+    mints_.push_back(shared);
+    return shared;
+  };
+  return options;
 }
 
-}  // namespace
-
-int Gateway::Run(std::ostream& out, std::ostream& err) {
+int Gateway::Run(RuntimePtr runtime, std::ostream& out, std::ostream& err) {
+  out_ = &out;
+  err_ = &err;
+  runtime_ = std::move(runtime);
   // A peer that closes while we write must cost an error code, not the process.
   std::signal(SIGPIPE, SIG_IGN);
   int count = runtime_->config.server.workers;
   if (count <= 0) count = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 
-  std::vector<std::unique_ptr<Worker>> workers;
+  int rc = 0;
   for (int i = 0; i < count; ++i) {
     auto worker = std::make_unique<Worker>(i, runtime_);
     if (std::string error = worker->Start(); !error.empty()) {
       err << "mintgate: cannot listen on " << error << "\n";
-      for (auto& w : workers) w->Stop(std::chrono::milliseconds(0));
-      for (auto& w : workers) w->Join();
-      return 3;
+      rc = 3;
+      break;
     }
-    workers.push_back(std::move(worker));
+    workers_.push_back(std::move(worker));
   }
 
-  uv_loop_t loop;
-  uv_loop_init(&loop);
-  AdminServer admin(&loop, runtime_, config_path_);
-  if (std::string error = admin.Start(); !error.empty()) {
-    err << "mintgate: cannot listen for admin requests on " << error << "\n";
-    for (auto& w : workers) w->Stop(std::chrono::milliseconds(0));
-    for (auto& w : workers) w->Join();
-    uv_run(&loop, UV_RUN_DEFAULT);
-    uv_loop_close(&loop);
-    return 3;
+  uv_loop_init(&loop_);
+  loop_.data = this;
+  if (rc == 0) {
+    admin_ = std::make_unique<AdminServer>(&loop_, runtime_, config_path_);
+    if (std::string error = admin_->Start(); !error.empty()) {
+      err << "mintgate: cannot listen for admin requests on " << error << "\n";
+      rc = 3;
+    }
   }
-  SignalState state;
-  state.admin = &admin;
-  state.workers = &workers;
-  state.out = &out;
-  state.term.data = &state;
-  state.interrupt.data = &state;
-  uv_signal_init(&loop, &state.term);
-  uv_signal_init(&loop, &state.interrupt);
-  uv_signal_start(&state.term, OnStopSignal, SIGTERM);
-  uv_signal_start(&state.interrupt, OnStopSignal, SIGINT);
-  uv_run(&loop, UV_RUN_DEFAULT);
-  uv_loop_close(&loop);
-  for (auto& w : workers) w->Join();
-  // Mints still running post to the stopped loops, which drop them; the pool must be gone
-  // before the workers are.
-  if (runtime_->mint) runtime_->mint->Shutdown();
-  out << "mintgate: stopped" << std::endl;
-  return 0;
+  if (rc != 0) {
+    for (auto& w : workers_) w->Stop(std::chrono::milliseconds(0));
+  } else {
+    reload_stats_.last_success = std::time(nullptr);  // the first load counts
+    admin_->SetReloader([this] { return Reload(); }, &reload_stats_);
+    uv_async_init(&loop_, &released_async_, [](uv_async_t* a) {
+      static_cast<Gateway*>(a->loop->data)->DeleteReleasedMints();
+    });
+    {
+      std::lock_guard<std::mutex> lock(released_->mutex);
+      released_->wake = &released_async_;
+    }
+    uv_signal_init(&loop_, &term_);
+    uv_signal_init(&loop_, &interrupt_);
+    uv_signal_init(&loop_, &hangup_);
+    auto on_signal = [](uv_signal_t* handle, int signum) {
+      auto* gateway = static_cast<Gateway*>(handle->loop->data);
+      if (signum == SIGHUP) {
+        *gateway->out_ << "mintgate: SIGHUP: reloading the configuration" << std::endl;
+        gateway->Reload();
+      } else {
+        gateway->Stop(signum);
+      }
+    };
+    uv_signal_start(&term_, on_signal, SIGTERM);
+    uv_signal_start(&interrupt_, on_signal, SIGINT);
+    uv_signal_start(&hangup_, on_signal, SIGHUP);
+  }
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  uv_loop_close(&loop_);
+  TearDown();
+  if (rc == 0) out << "mintgate: stopped" << std::endl;
+  return rc;
+}
+
+void Gateway::Stop(int signum) {
+  if (stopping_) return;
+  stopping_ = true;
+  *out_ << "mintgate: " << (signum == SIGTERM ? "SIGTERM" : "SIGINT")
+        << ": no longer accepting; draining for up to " << kDrain.count() << " s" << std::endl;
+  for (auto& w : workers_) w->Stop(kDrain);
+  admin_->Close();
+  uv_close(reinterpret_cast<uv_handle_t*>(&term_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&interrupt_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&hangup_), nullptr);
+  // Services released from now on are deleted by TearDown, after the workers are joined.
+  {
+    std::lock_guard<std::mutex> lock(released_->mutex);
+    released_->wake = nullptr;
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&released_async_), nullptr);
+}
+
+// After the loops have ended: mints still running post to the stopped loops, which drop
+// them, so every pool must be gone before the workers are.
+void Gateway::TearDown() {
+  for (auto& w : workers_) w->Join();
+  for (const std::weak_ptr<MintService>& weak : mints_) {
+    if (std::shared_ptr<MintService> mint = weak.lock()) mint->Shutdown();
+  }
+  if (runtime_ && runtime_->mint) runtime_->mint->Shutdown();  // one not made through us
+  mints_.clear();
+  admin_.reset();
+  runtime_.reset();
+  workers_.clear();
+  DeleteReleasedMints();
+}
+
+void Gateway::DeleteReleasedMints() {
+  for (MintService* mint : released_->Take()) {
+    mint->Shutdown();  // joins its pool; results still queued post to live workers
+    delete mint;
+  }
+  std::erase_if(mints_, [](const std::weak_ptr<MintService>& w) { return w.expired(); });
+}
+
+ReloadOutcome Gateway::Reload() {
+  ReloadOutcome outcome;
+  if (config_path_.empty()) {
+    outcome.http_status = 409;
+    outcome.errors.push_back(
+        "running the embedded default configuration (no -c FILE): there is no file to reload; "
+        "restart with -c FILE");
+  } else if (stopping_) {
+    outcome.http_status = 409;
+    outcome.errors.push_back("the gateway is stopping");
+  } else {
+    RuntimeBuild build = BuildRuntime(config_path_, build_options(), *out_);
+    if (!build.runtime) {
+      outcome.http_status = 422;
+      outcome.errors = std::move(build.errors);
+    } else {
+      for (const std::string& w : build.warnings)
+        *err_ << "mintgate: reload: warning: " << w << "\n";
+      for (const std::string& key : build.restart_needed) {
+        *out_ << "mintgate: reload: " << key << " changed; restart to apply\n";
+      }
+      *out_ << "mintgate: reload: "
+            << (build.mint_kept ? "CA profiles and [mint] unchanged: certificate cache kept"
+                                : "CA profiles or [mint] changed: new certificate cache")
+            << "\n";
+      Apply(build.runtime);
+      outcome.ok = true;
+      outcome.http_status = 200;
+      outcome.file = config_path_;
+      outcome.rules = build.rule_count;
+      outcome.ca_profiles = build.ca_profiles;
+      outcome.mint_kept = build.mint_kept;
+      outcome.restart_needed = std::move(build.restart_needed);
+      outcome.message = "configuration reloaded from " + config_path_ + " (" +
+                        std::to_string(build.rule_count) + " rules, " +
+                        std::to_string(build.ca_profiles) + " CA profiles)";
+      *out_ << "mintgate: " << outcome.message << std::endl;
+    }
+  }
+  if (outcome.ok) {
+    ++reload_stats_.ok;
+    reload_stats_.last_success = std::time(nullptr);
+    reload_stats_.last_ok = true;
+  } else {
+    ++reload_stats_.rejected;
+    reload_stats_.last_ok = false;
+    for (const std::string& e : outcome.errors) *err_ << "mintgate: reload rejected: " << e << "\n";
+    *err_ << std::flush;
+  }
+  return outcome;
+}
+
+// Connections already open keep the runtime they started with; new ones get this one.
+void Gateway::Apply(RuntimePtr runtime) {
+  runtime_ = std::move(runtime);
+  for (auto& w : workers_) w->SetRuntime(runtime_);
+  admin_->SetRuntime(runtime_);
 }
 
 }  // namespace mintgate::proxy

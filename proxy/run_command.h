@@ -1,5 +1,6 @@
 // `mintgate run [-c FILE]`: validates the configuration, creates the generated CA on first
-// start, prints how to use the gateway, and runs it until SIGTERM/SIGINT.
+// start, prints how to use the gateway, and runs it until SIGTERM/SIGINT (SIGHUP and
+// POST /reload on the admin listener load the file again).
 #pragma once
 
 #include <ostream>

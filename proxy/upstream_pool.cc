@@ -141,6 +141,16 @@ void UpstreamPool::SaveSession(const std::string& name_port, SSL* ssl) {
   sessions_[name_port] = std::move(session);
 }
 
+void UpstreamPool::ForgetTls() {
+  for (auto it = lru_.begin(); it != lru_.end();) {
+    UpstreamConn* conn = *it++;
+    if (!conn->tls) continue;
+    Remove(conn);
+    Close(conn);
+  }
+  sessions_.clear();
+}
+
 void UpstreamPool::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;

@@ -67,6 +67,9 @@ class UpstreamPool {
   SSL_SESSION* TlsSession(const std::string& name_port) const;
   void SaveSession(const std::string& name_port, SSL* ssl);
 
+  // Closes idle TLS connections and forgets TLS sessions: the upstream trust store changed,
+  // so what was verified under the old one must be verified again.
+  void ForgetTls();
   // Closes every idle connection and stops the sweeper: the worker is stopping.
   void Shutdown();
 

@@ -3,9 +3,11 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstring>
+#include <iostream>
 
 #include "proxy/session.h"
 
@@ -56,6 +58,21 @@ int MakeListenSocket(const HostPort& hp, std::string& error) {
   return fd;
 }
 
+// What the extra trust was loaded from: each file's path, size and modification time.
+std::string TrustStamp(const std::vector<std::string>& files) {
+  std::string stamp;
+  for (const std::string& file : files) {
+    struct stat st {};
+    stamp += file;
+    if (::stat(file.c_str(), &st) == 0) {
+      stamp += ":" + std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+               std::to_string(st.st_mtim.tv_nsec);
+    }
+    stamp += '\n';
+  }
+  return stamp;
+}
+
 }  // namespace
 
 Worker::Worker(int index, RuntimePtr runtime) : index_(index), runtime_(std::move(runtime)) {}
@@ -101,6 +118,7 @@ void Worker::Run(std::promise<std::string>& started) {
   try {
     tls::TlsContextOptions tls_options;
     tls_options.extra_trust = runtime_->config.inspection.extra_trust;
+    trust_stamp_ = TrustStamp(tls_options.extra_trust);
     tls_ = std::make_unique<tls::TlsContexts>(tls_options);
     Resolver::Options options;
     options.servers = runtime_->config.dns.servers;
@@ -159,6 +177,30 @@ void Worker::Post(std::function<void()> fn) {
   if (posts_closed_) return;  // the loop has ended: nobody is left to run it
   posted_.push_back(std::move(fn));
   uv_async_send(&post_async_);
+}
+
+void Worker::SetRuntime(RuntimePtr runtime) {
+  Post([this, runtime = std::move(runtime)]() mutable { ApplyRuntime(std::move(runtime)); });
+}
+
+void Worker::ApplyRuntime(RuntimePtr runtime) {
+  const std::vector<std::string>& trust = runtime->config.inspection.extra_trust;
+  // New contexts only when the extra trust changed (another list, or a file renewed in place):
+  // loading the system store again costs tens of milliseconds of this loop.
+  if (std::string stamp = TrustStamp(trust); stamp != trust_stamp_) {
+    try {
+      tls::TlsContextOptions tls_options;
+      tls_options.extra_trust = trust;
+      // Connections in progress hold their own references to the previous SSL_CTXs.
+      tls_ = std::make_unique<tls::TlsContexts>(tls_options);
+      trust_stamp_ = std::move(stamp);
+      if (pool_) pool_->ForgetTls();  // verified under the old trust: verify again
+    } catch (const std::exception& e) {
+      std::cerr << "mintgate: worker " << index_
+                << ": keeping the previous upstream trust store: " << e.what() << std::endl;
+    }
+  }
+  runtime_ = std::move(runtime);
 }
 
 Session* Worker::FindSession(std::uint64_t id) {

@@ -1,6 +1,7 @@
 // One worker thread: its own libuv loop, its own SO_REUSEPORT listeners on every configured
 // address (the kernel spreads connections over workers), its own resolver, and the sessions
-// it accepted. Nothing here is shared with other workers except the immutable Runtime.
+// it accepted. Nothing here is shared with other workers except the immutable Runtime, which a
+// reload replaces (SetRuntime).
 #pragma once
 
 #include <uv.h>
@@ -49,6 +50,10 @@ class Worker {
 
   // Thread-safe: runs `fn` on this worker's loop soon (e.g. a leaf minted on the pool).
   void Post(std::function<void()> fn);
+  // Thread-safe (a reload): connections accepted from now on use `runtime`; those already open
+  // keep the one they started with. A changed inspection.extra_trust (the list, or a file's
+  // size or mtime) rebuilds the TLS contexts; if they fail to load the previous ones stay.
+  void SetRuntime(RuntimePtr runtime);
   // The live session with this id, or nullptr once it has closed: what a posted callback
   // uses instead of a pointer that may dangle.
   Session* FindSession(std::uint64_t id);
@@ -65,6 +70,7 @@ class Worker {
   void Run(std::promise<std::string>& started);
   std::string Listen();
   void OnConnection(uv_stream_t* server);
+  void ApplyRuntime(RuntimePtr runtime);
   void BeginStop();
   void FinishStop();
   void ReapClosed();
@@ -81,6 +87,7 @@ class Worker {
   std::unordered_map<std::uint64_t, Session*> by_id_;
   std::uint64_t last_session_id_ = 0;
   std::unique_ptr<tls::TlsContexts> tls_;
+  std::string trust_stamp_;  // the extra trust files tls_ was made from (ApplyRuntime)
   uv_timer_t drain_timer_{};
   std::unique_ptr<Resolver> resolver_;
   std::unique_ptr<UpstreamPool> pool_;  // lives until the loop has ended

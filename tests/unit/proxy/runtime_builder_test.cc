@@ -1,0 +1,232 @@
+#include "proxy/runtime_builder.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "tls/ca_generator.h"
+
+namespace mintgate::proxy {
+namespace {
+
+class RuntimeBuilderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = (std::filesystem::temp_directory_path() / "mgrbXXXXXX").string();
+    ASSERT_NE(mkdtemp(dir_.data()), nullptr);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // A new root CA in dir_/NAME (ca.pem, ca.key), replacing any earlier one.
+  void MakeCa(const std::string& name) {
+    std::filesystem::remove_all(dir_ + "/" + name);
+    tls::WriteCaFiles(dir_ + "/" + name, tls::GenerateRootCa({}));
+  }
+  std::string Profile(const std::string& name, const std::string& extra = "") {
+    return "[ca." + name + "]\ncert = \"" + name + "/ca.pem\"\nkey = \"" + name + "/ca.key\"\n" +
+           extra;
+  }
+  RuntimeBuild Build(const std::string& text, RuntimePtr previous = nullptr) {
+    std::ofstream(dir_ + "/m.toml", std::ios::trunc) << text;
+    RuntimeBuildOptions options;
+    options.previous = std::move(previous);
+    options.adopt_mint = [this](std::unique_ptr<MintService> mint) {
+      ++adopted_;
+      return std::shared_ptr<MintService>(std::move(mint));
+    };
+    out_.str("");
+    return BuildRuntime(dir_ + "/m.toml", options, out_);
+  }
+
+  std::string dir_;
+  std::ostringstream out_;
+  int adopted_ = 0;
+};
+
+constexpr const char* kBase = "[inspection]\ndefault_ca = \"a\"\n";
+
+TEST_F(RuntimeBuilderTest, ConfigErrorsAreListedAsCheckPrintsThem) {
+  RuntimeBuild b = Build("[server]\nworkers = 1\nbogus = 1\n");
+  EXPECT_EQ(b.runtime, nullptr);
+  EXPECT_EQ(b.exit_code, 2);
+  ASSERT_EQ(b.errors.size(), 1u);
+  EXPECT_EQ(b.errors[0].rfind(dir_ + "/m.toml:3:", 0), 0u) << b.errors[0];
+  EXPECT_NE(b.errors[0].find("bogus"), std::string::npos) << b.errors[0];
+  EXPECT_EQ(adopted_, 0);
+}
+
+TEST_F(RuntimeBuilderTest, GeneratesTheDefaultCaOnce) {
+  RuntimeBuild b = Build("[server]\nstate_dir = \"state\"\n");
+  ASSERT_NE(b.runtime, nullptr) << b.errors[0];
+  EXPECT_EQ(b.ca_file, dir_ + "/state/ca/ca.pem");
+  EXPECT_NE(out_.str().find("created a new CA in " + dir_ + "/state/ca"), std::string::npos);
+  EXPECT_TRUE(b.warnings.empty()) << b.warnings[0];
+  EXPECT_EQ(b.rule_count, 1u);
+  EXPECT_EQ(b.ca_profiles, 1u);
+  ASSERT_NE(b.runtime->mint, nullptr);
+  EXPECT_NE(b.runtime->mint->Find("default"), nullptr);
+  EXPECT_NE(b.runtime->readiness, nullptr);
+  EXPECT_EQ(adopted_, 1);
+
+  // Reloading the same file keeps the generated CA and the mint service with its cache.
+  RuntimeBuild again = Build("[server]\nstate_dir = \"state\"\n", b.runtime);
+  ASSERT_NE(again.runtime, nullptr) << again.errors[0];
+  EXPECT_EQ(out_.str(), "");
+  EXPECT_TRUE(again.mint_kept);
+  EXPECT_EQ(again.runtime->mint, b.runtime->mint);
+  EXPECT_EQ(adopted_, 1);
+}
+
+TEST_F(RuntimeBuilderTest, KeepsTheMintServiceWhenOnlyRulesChange) {
+  MakeCa("a");
+  RuntimeBuild first = Build(std::string(kBase) + Profile("a"));
+  ASSERT_NE(first.runtime, nullptr) << first.errors[0];
+  RuntimeBuild second = Build(std::string(kBase) + Profile("a") +
+                                  "[[rule]]\nname = \"b\"\naction = \"block\"\n"
+                                  "hosts = [\"blocked.example\"]\n",
+                              first.runtime);
+  ASSERT_NE(second.runtime, nullptr) << second.errors[0];
+  EXPECT_TRUE(second.mint_kept);
+  EXPECT_EQ(second.runtime->mint, first.runtime->mint);
+  EXPECT_EQ(second.runtime->readiness, first.runtime->readiness);
+  EXPECT_EQ(second.rule_count, 2u);
+  EXPECT_EQ(first.rule_count, 1u);
+  EXPECT_TRUE(second.restart_needed.empty());
+}
+
+TEST_F(RuntimeBuilderTest, ANewMintServiceWhenWhatItSignsWithChanges) {
+  MakeCa("a");
+  MakeCa("b");
+  const std::string base = std::string(kBase) + Profile("a");
+  RuntimeBuild first = Build(base);
+  ASSERT_NE(first.runtime, nullptr) << first.errors[0];
+
+  struct Case {
+    const char* what;
+    std::string config;
+  };
+  const Case cases[] = {
+      {"[mint] leaf_days", base + "[mint]\nleaf_days = 20\n"},
+      {"[mint] cache_entries", base + "[mint]\ncache_entries = 10\n"},
+      {"[mint] leaf_key", base + "[mint]\nleaf_key = \"rsa-2048\"\n"},
+      {"a new profile", base + Profile("b")},
+      {"a retirement schedule",
+       std::string(kBase) + Profile("a", "retire_at = 2099-01-01T00:00:00Z\nsuccessor = \"b\"\n") +
+           Profile("b")},
+  };
+  for (const Case& c : cases) {
+    RuntimeBuild next = Build(c.config, first.runtime);
+    ASSERT_NE(next.runtime, nullptr) << c.what << ": " << next.errors[0];
+    EXPECT_FALSE(next.mint_kept) << c.what;
+    EXPECT_NE(next.runtime->mint, first.runtime->mint) << c.what;
+  }
+
+  // The same file name with another CA in it: the cache must not serve leaves of the old one.
+  MakeCa("a");
+  RuntimeBuild reissued = Build(base, first.runtime);
+  ASSERT_NE(reissued.runtime, nullptr) << reissued.errors[0];
+  EXPECT_FALSE(reissued.mint_kept);
+}
+
+TEST_F(RuntimeBuilderTest, RewritingTheSameCaFilesKeepsTheCache) {
+  MakeCa("a");
+  const std::string base = std::string(kBase) + Profile("a");
+  RuntimeBuild first = Build(base);
+  ASSERT_NE(first.runtime, nullptr) << first.errors[0];
+  // Same bytes, new mtime (a configuration management run that rewrites files).
+  std::filesystem::copy_file(dir_ + "/a/ca.pem", dir_ + "/copy.pem");
+  std::filesystem::remove(dir_ + "/a/ca.pem");
+  std::filesystem::copy_file(dir_ + "/copy.pem", dir_ + "/a/ca.pem");
+  RuntimeBuild second = Build(base, first.runtime);
+  ASSERT_NE(second.runtime, nullptr) << second.errors[0];
+  EXPECT_TRUE(second.mint_kept);
+}
+
+TEST_F(RuntimeBuilderTest, SameMintInputsComparesSettingsAndMaterial) {
+  MakeCa("a");
+  RuntimeBuild first = Build(std::string(kBase) + Profile("a"));
+  ASSERT_NE(first.runtime, nullptr) << first.errors[0];
+  const Config& config = first.runtime->config;
+  const MintService& running = *first.runtime->mint;
+  auto load = [this](const std::string& name) {
+    tls::CaProfileSpec spec;
+    spec.name = name;
+    spec.cert_file = dir_ + "/a/ca.pem";
+    spec.key_file = dir_ + "/a/ca.key";
+    std::vector<std::unique_ptr<tls::CertAuthority>> cas;
+    cas.push_back(tls::CertAuthority::Load(spec, {}, std::time(nullptr)));
+    return cas;
+  };
+  EXPECT_TRUE(SameMintInputs(config, running, config, load("a")));
+  EXPECT_FALSE(SameMintInputs(config, running, config, load("other")));
+  EXPECT_FALSE(SameMintInputs(config, running, config, {}));
+  Config changed = config;
+  changed.mint.signing_intermediate = true;
+  EXPECT_FALSE(SameMintInputs(config, running, changed, load("a")));
+  changed = config;
+  changed.cas[0].spec.passphrase.env = "CA_PASS";
+  EXPECT_FALSE(SameMintInputs(config, running, changed, load("a")));
+}
+
+TEST_F(RuntimeBuilderTest, RestartOnlySettingsKeepTheirRunningValues) {
+  MakeCa("a");
+  const std::string head = std::string(kBase) + Profile("a");
+  RuntimeBuild first = Build(head +
+                             "[server]\nlisten = [\"127.0.0.1:3128\"]\nworkers = 1\n"
+                             "allow_clients = [\"127.0.0.0/8\"]\n"
+                             "[admin]\nlisten = \"127.0.0.1:9090\"\n");
+  ASSERT_NE(first.runtime, nullptr) << first.errors[0];
+  RuntimeBuild second = Build(head +
+                                  "[server]\nlisten = [\"127.0.0.1:3129\"]\nworkers = 2\n"
+                                  "allow_clients = [\"10.0.0.0/8\"]\n"
+                                  "[admin]\nlisten = \"127.0.0.1:9091\"\n"
+                                  "[dns]\nservers = [\"127.0.0.1:5353\"]\n",
+                              first.runtime);
+  ASSERT_NE(second.runtime, nullptr) << second.errors[0];
+  EXPECT_EQ(second.restart_needed, (std::vector<std::string>{"server.listen", "server.workers",
+                                                             "admin.listen", "dns.servers"}));
+  const Config& c = second.runtime->config;
+  EXPECT_EQ(c.server.listen.at(0).port, 3128);
+  EXPECT_EQ(c.server.workers, 1);
+  EXPECT_EQ(c.admin.listen.port, 9090);
+  EXPECT_TRUE(c.dns.servers.empty());
+  // What a new connection reads applies at once.
+  EXPECT_EQ(c.server.allow_clients, std::vector<std::string>{"10.0.0.0/8"});
+  EXPECT_FALSE(second.runtime->ClientAllowed(*rules::IpAddress::Parse("127.0.0.1")));
+  EXPECT_TRUE(second.runtime->ClientAllowed(*rules::IpAddress::Parse("10.1.2.3")));
+}
+
+TEST_F(RuntimeBuilderTest, AReloadReopensTheAccessLogFile) {
+  MakeCa("a");
+  const std::string config = std::string(kBase) + Profile("a") + "[log]\naccess = \"access.log\"\n";
+  RuntimeBuild first = Build(config);
+  ASSERT_NE(first.runtime, nullptr) << first.errors[0];
+  // logrotate moves the file away, then signals.
+  std::filesystem::rename(dir_ + "/access.log", dir_ + "/access.log.1");
+  RuntimeBuild second = Build(config, first.runtime);
+  ASSERT_NE(second.runtime, nullptr) << second.errors[0];
+  EXPECT_NE(second.runtime->access_log, first.runtime->access_log);
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/access.log"));
+
+  // Standard output has nothing to reopen.
+  const std::string to_stdout = std::string(kBase) + Profile("a");
+  RuntimeBuild third = Build(to_stdout, second.runtime);
+  RuntimeBuild fourth = Build(to_stdout, third.runtime);
+  ASSERT_NE(fourth.runtime, nullptr);
+  EXPECT_EQ(fourth.runtime->access_log, third.runtime->access_log);
+}
+
+TEST_F(RuntimeBuilderTest, UnreadableExtraTrustIsAConfigError) {
+  RuntimeBuild b = Build("[inspection]\nextra_trust = [\"missing.pem\"]\n");
+  EXPECT_EQ(b.runtime, nullptr);
+  EXPECT_EQ(b.exit_code, 2);
+  ASSERT_EQ(b.errors.size(), 1u);
+  EXPECT_NE(b.errors[0].find("inspection.extra_trust: " + dir_ + "/missing.pem"), std::string::npos)
+      << b.errors[0];
+}
+
+}  // namespace
+}  // namespace mintgate::proxy
