@@ -16,6 +16,7 @@ namespace mintgate::proxy {
 
 class ReadinessTracker;  // proxy/readiness.h
 class CanaryRouter;      // proxy/readiness.h
+class Portal;            // proxy/portal.h
 
 struct Runtime {
   Config config;
@@ -27,6 +28,7 @@ struct Runtime {
   // after a reload (null: not tracked).
   std::shared_ptr<ReadinessTracker> readiness;
   std::shared_ptr<const CanaryRouter> canary;  // built per configuration; null: no canaries
+  std::shared_ptr<const Portal> portal;        // CA downloads and /proxy.pac; null: none
 
   bool ClientAllowed(const rules::IpAddress& address) const {
     for (const rules::Cidr& cidr : allow_clients) {

@@ -12,6 +12,7 @@
 #include "proxy/access_log.h"
 #include "proxy/config_loader.h"
 #include "proxy/gateway_config.h"
+#include "proxy/portal.h"
 #include "proxy/readiness.h"
 #include "tls/ca_generator.h"
 #include "tls/cert_loader.h"
@@ -248,6 +249,14 @@ RuntimeBuild BuildRuntime(const std::string& config_path, const RuntimeBuildOpti
   for (const std::string& client : g.config.server.allow_clients) {
     std::string why;
     if (auto cidr = rules::Cidr::Parse(client, &why)) runtime->allow_clients.push_back(*cidr);
+  }
+  if (g.config.portal.enabled) {
+    std::map<std::string, const tls::CertAuthority*> loaded;
+    for (const CaProfileConfig& ca : g.config.cas) {
+      loaded[ca.spec.name] = runtime->mint->Find(ca.spec.name);
+    }
+    if (g.uses_generated_ca) loaded[kGeneratedCaName] = runtime->mint->Find(kGeneratedCaName);
+    runtime->portal = Portal::Build(runtime->config, *runtime->rules, loaded, std::time(nullptr));
   }
   build.runtime = std::move(runtime);
   return build;

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <strings.h>
 
 #include <algorithm>
 #include <cctype>
@@ -10,6 +11,7 @@
 #include <iostream>
 
 #include "proxy/error_page.h"
+#include "proxy/portal.h"
 #include "proxy/worker.h"
 #include "tls/client_hello_peek.h"
 
@@ -172,6 +174,21 @@ bool Session::Accept(uv_stream_t* server) {
   }
   uv_tcp_nodelay(&client_, 1);
   client_address_ = PeerAddress(&client_);
+  sockaddr_storage local{};
+  int len = sizeof local;
+  if (uv_tcp_getsockname(&client_, reinterpret_cast<sockaddr*>(&local), &len) == 0) {
+    char text[INET6_ADDRSTRLEN] = {};
+    if (local.ss_family == AF_INET) {
+      const auto* v4 = reinterpret_cast<sockaddr_in*>(&local);
+      inet_ntop(AF_INET, &v4->sin_addr, text, sizeof text);
+      local_port_ = ntohs(v4->sin_port);
+    } else if (local.ss_family == AF_INET6) {
+      const auto* v6 = reinterpret_cast<sockaddr_in6*>(&local);
+      inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof text);
+      local_port_ = ntohs(v6->sin6_port);
+    }
+    local_address_ = text;
+  }
   return true;
 }
 
@@ -277,6 +294,7 @@ void Session::OnRequestHead(HttpHead& head) {
     }
     return;
   }
+  if (ServePortal(head)) return;
   std::optional<HttpUrl> url = ParseAbsoluteHttpUrl(head.target);
   if (!url) {
     RespondError(400, "this is a proxy: requests must use an absolute http:// URL");
@@ -299,6 +317,50 @@ void Session::OnRequestHead(HttpHead& head) {
     return;
   }
   ResolveUpstream(AfterConnect::kRequest);
+}
+
+// The client portal (CA downloads, /proxy.pac) answers its reserved host name and requests
+// sent straight to the proxy's own address; it never proxies, and closes after answering.
+bool Session::ServePortal(const HttpHead& head) {
+  const std::shared_ptr<const Portal>& portal = runtime().portal;
+  if (!portal) return false;
+  std::string host;
+  std::uint16_t port = 80;
+  std::string path;
+  if (std::optional<HttpUrl> url = ParseAbsoluteHttpUrl(head.target)) {
+    host = url->host;
+    port = url->port;
+    path = url->path;
+  } else if (!head.target.empty() && head.target.front() == '/') {
+    path = head.target;
+    for (const HttpHeader& h : head.headers) {
+      if (h.name.size() != 4 || strncasecmp(h.name.c_str(), "host", 4) != 0) continue;
+      const std::string value = h.value.find(':') != std::string::npos &&
+                                        (h.value.front() != '[' || h.value.back() != ']')
+                                    ? h.value
+                                    : h.value + ":80";
+      if (auto authority = ParseAuthority(value)) {
+        host = authority->first;
+        port = authority->second;
+      }
+    }
+    for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (host.empty()) {
+      host = local_address_;  // HTTP/1.0 without Host, sent to the proxy itself
+      port = local_port_;
+    }
+  } else {
+    return false;
+  }
+  if (!portal->Serves(host, port, local_address_)) return false;
+  const PortalResponse response = portal->Handle(head.method, path, local_address_);
+  record_.action = "portal";
+  record_.status = response.status;
+  keep_client_alive_ = false;
+  Write(Leg::kClient, SerializePortalResponse(response, head.method == "HEAD", true));
+  LogExchange();
+  CloseWhenFlushed();
+  return true;
 }
 
 // Sends the current request's head (and any body already read) to the origin.

@@ -85,6 +85,7 @@ class Session {
   void ReadRequest();
   void OnRequestHead(HttpHead& head);
   void OnConnectHead(const HttpHead& head);
+  bool ServePortal(const HttpHead& head);
   void PeekClientHello();
   void Decide(const std::string& host);
   void Tunnel();
@@ -158,6 +159,8 @@ class Session {
   std::unique_ptr<HttpParser> response_parser_;
 
   std::string client_address_;
+  std::string local_address_;  // the proxy address the client connected to
+  std::uint16_t local_port_ = 0;
   std::string client_in_;  // client bytes not yet consumed by the request parser
   bool request_paused_ = false;
   bool head_timer_armed_ = false;  // the parser stopped after a complete request
