@@ -6,15 +6,27 @@
 // BM_CacheHitUniform draws every lookup uniformly from all 100,000, the worst case: each hit
 // is then about three dependent cache misses (slot, node, the leaf's reference count), which
 // is ~140 ns apiece on the 2-core VM where this was written.
+//
+// BM_LeafCert and BM_ServerCertSetup measure what serving a cached leaf costs a handshake:
+// the cache keeps leaves compact (no X509), so a host's first handshake on a worker thread
+// rebuilds the X509 (LeafMinter::Rebuild) and later ones reuse it from the thread's table.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
 #include <cstring>
 #include <ctime>
 #include <memory>
+#include <string>
 #include <string_view>
+#include <vector>
 
+#include "tls/cert_authority.h"
 #include "tls/cert_cache.h"
+#include "tls/cert_fields.h"
+#include "tls/leaf_cert.h"
+#include "tls/leaf_minter.h"
+#include "tls/tls_contexts.h"
+#include "tls/tls_engine.h"
 
 namespace mintgate::tls {
 namespace {
@@ -101,6 +113,119 @@ void BM_CacheHit(benchmark::State& state) {
   CacheHit(state, kEntries - kHot * static_cast<std::uint32_t>(state.thread_index() + 1), kHot);
 }
 void BM_CacheHitUniform(benchmark::State& state) { CacheHit(state, 0, kEntries); }
+
+// An ECDSA P-256 CA signing directly (the lab's mint path, minus the intermediate), 1,024
+// minted leaves and their compact forms: more than LeafCert's per-thread table holds, so
+// cycling through them rebuilds every time.
+struct Leaves {
+  std::unique_ptr<CertAuthority> ca = [] {
+    const std::time_t now = std::time(nullptr);
+    EvpPkeyPtr key(EVP_EC_gen("P-256"));
+    X509Ptr x(X509_new());
+    X509_set_version(x.get(), X509_VERSION_3);
+    SetRandomSerial(x.get());
+    X509_NAME_add_entry_by_NID(X509_get_subject_name(x.get()), NID_commonName, MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>("Bench Root"), -1, -1, 0);
+    X509_set_issuer_name(x.get(), X509_get_subject_name(x.get()));
+    SetTime(X509_getm_notBefore(x.get()), now - 3600);
+    SetTime(X509_getm_notAfter(x.get()), now + 3650L * 86400);
+    X509_set_pubkey(x.get(), key.get());
+    X509ExtensionPtr exts[] = {MakeBasicConstraints(true), MakeKeyUsage(KU_KEY_CERT_SIGN),
+                               MakeSubjectKeyId(x.get())};
+    for (auto& e : exts) X509_add_ext(x.get(), e.get(), -1);
+    X509_sign(x.get(), key.get(), EVP_sha256());
+    CaMaterial m;
+    m.cert = std::move(x);
+    m.key = std::move(key);
+    CaProfileSpec spec;
+    spec.name = "bench";
+    return CertAuthority::Create(spec, std::move(m), SignerOptions{}, now);
+  }();
+  LeafKeys keys{LeafKeyType::kEcdsaP256};
+  LeafMinter minter{keys, 30};
+  std::vector<LeafPtr> minted;
+  std::vector<LeafPtr> compact;
+  std::unique_ptr<TlsContexts> contexts = [] {
+    TlsContextOptions o;
+    o.use_system_trust = false;
+    return std::make_unique<TlsContexts>(o);
+  }();
+
+  Leaves() {
+    const std::time_t now = std::time(nullptr);
+    for (int i = 0; i < 1024; ++i) {
+      const std::string host = "host-" + std::to_string(i) + ".example.com";
+      MintRequest req;
+      req.host = host;
+      Result<LeafPtr> leaf = minter.Mint(*ca->signer(now), req, now);
+      if (!leaf.ok()) continue;
+      minted.push_back(*leaf);
+      compact.push_back(CompactLeaf(*leaf));
+    }
+  }
+};
+
+Leaves& GetLeaves() {
+  static Leaves* const leaves = new Leaves();
+  return *leaves;
+}
+
+enum class Served { kMinted, kCompactHot, kCompactCold };
+
+const Leaf& Pick(Served what, std::size_t i) {
+  Leaves& l = GetLeaves();
+  switch (what) {
+    case Served::kMinted:
+      return *l.minted[0];
+    case Served::kCompactHot:
+      return *l.compact[0];
+    case Served::kCompactCold:
+      break;
+  }
+  return *l.compact[i % l.compact.size()];
+}
+
+// The X509 a handshake gets for a leaf: an up-ref for a minted leaf or a table hit, a rebuild
+// (and freeing the X509 it replaces in the table) for a cold compact leaf.
+void LeafCertCost(benchmark::State& state, Served what) {
+  if (GetLeaves().compact.size() != 1024) {
+    state.SkipWithError("mint failed");
+    return;
+  }
+  std::size_t i = 0;
+  for (auto _ : state) {
+    X509Ptr cert = LeafCert(Pick(what, i++));
+    benchmark::DoNotOptimize(cert.get());
+  }
+}
+BENCHMARK_CAPTURE(LeafCertCost, minted, Served::kMinted)->Name("BM_LeafCert/minted");
+BENCHMARK_CAPTURE(LeafCertCost, compact_hot, Served::kCompactHot)->Name("BM_LeafCert/compact_hot");
+BENCHMARK_CAPTURE(LeafCertCost, compact_cold, Served::kCompactCold)
+    ->Name("BM_LeafCert/compact_cold");
+
+// A handshake's whole certificate setup: TlsEngine::Server (SSL_new with memory BIOs, leaf,
+// key, chain) and freeing it.
+void ServerCertSetup(benchmark::State& state, Served what) {
+  Leaves& l = GetLeaves();
+  if (l.compact.size() != 1024) {
+    state.SkipWithError("mint failed");
+    return;
+  }
+  std::size_t i = 0;
+  for (auto _ : state) {
+    TlsEngine e = TlsEngine::Server(l.contexts->server(), Pick(what, i++));
+    if (!e.error().empty()) {
+      state.SkipWithError("TlsEngine::Server failed");
+      break;
+    }
+    benchmark::DoNotOptimize(e.ssl());
+  }
+}
+BENCHMARK_CAPTURE(ServerCertSetup, minted, Served::kMinted)->Name("BM_ServerCertSetup/minted");
+BENCHMARK_CAPTURE(ServerCertSetup, compact_hot, Served::kCompactHot)
+    ->Name("BM_ServerCertSetup/compact_hot");
+BENCHMARK_CAPTURE(ServerCertSetup, compact_cold, Served::kCompactCold)
+    ->Name("BM_ServerCertSetup/compact_cold");
 
 BENCHMARK(BM_CacheHit);
 BENCHMARK(BM_CacheHit)->Threads(2);

@@ -88,10 +88,11 @@ class CertCache {
   // caller already has the result when it calls Complete).
   Acquired Acquire(const CacheKeyView& key, std::time_t now, Waiter waiter);
 
-  // Finishes the mint started by a kMiss: stores a successful leaf (unless it has already
-  // expired at `now`), then calls every coalesced waiter (outside any lock, on this thread,
-  // so a waiter may call back into the cache) with the result. An ok result holding nullptr
-  // counts as a failure and is not stored.
+  // Finishes the mint started by a kMiss: stores a successful leaf in its compact form
+  // (CompactLeaf: what Find and Acquire return later has no X509 of its own; serve it through
+  // LeafCert) unless it has already expired at `now`, then calls every coalesced waiter (outside
+  // any lock, on this thread, so a waiter may call back into the cache) with the result. An ok
+  // result holding nullptr counts as a failure and is not stored.
   void Complete(const CacheKeyView& key, const Result<LeafPtr>& result, std::time_t now);
 
   // Drops every entry (running mints are unaffected; not counted as evictions).

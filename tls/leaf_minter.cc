@@ -210,18 +210,9 @@ bool SignWithOpenSsl(X509* cert, const Signer& signer) {
   return ctx != nullptr && X509_sign_ctx(cert, ctx) > 0;
 }
 
-// Signs the hand-encoded `tbs` and stores what ASN1_item_sign_ctx would have stored: both
-// signature AlgorithmIdentifiers and the signature BIT STRING.
-bool SignTbs(X509* cert, const Signer& signer, const std::vector<unsigned char>& tbs) {
-  EVP_MD_CTX* ctx = SigningContext(signer);
-  const int max_len = EVP_PKEY_get_size(signer.key.get());
-  if (ctx == nullptr || max_len <= 0) return false;
-  std::size_t sig_len = static_cast<std::size_t>(max_len);
-  auto* sig = static_cast<unsigned char*>(OPENSSL_malloc(sig_len));
-  if (sig == nullptr || EVP_DigestSign(ctx, sig, &sig_len, tbs.data(), tbs.size()) != 1) {
-    OPENSSL_free(sig);
-    return false;
-  }
+// Stores what ASN1_item_sign_ctx would have stored: both signature AlgorithmIdentifiers and
+// the signature BIT STRING, which takes ownership of `sig` (from OPENSSL_malloc).
+bool StoreSignature(X509* cert, const Signer& signer, unsigned char* sig, std::size_t sig_len) {
   // OpenSSL 3.0 has no setters for these three fields: X509_sign_ctx fills them from inside.
   // The getters return pointers into the certificate we own and have not shared yet, so
   // writing through them is what X509_sign_ctx itself does; const_cast only drops the
@@ -238,6 +229,20 @@ bool SignTbs(X509* cert, const Signer& signer, const std::vector<unsigned char>&
              1 &&
          X509_ALGOR_copy(const_cast<X509_ALGOR*>(X509_get0_tbs_sigalg(cert)),
                          signer.signature_algorithm.get()) == 1;
+}
+
+// Signs the hand-encoded `tbs` and stores the signature into `cert`.
+bool SignTbs(X509* cert, const Signer& signer, const std::vector<unsigned char>& tbs) {
+  EVP_MD_CTX* ctx = SigningContext(signer);
+  const int max_len = EVP_PKEY_get_size(signer.key.get());
+  if (ctx == nullptr || max_len <= 0) return false;
+  std::size_t sig_len = static_cast<std::size_t>(max_len);
+  auto* sig = static_cast<unsigned char*>(OPENSSL_malloc(sig_len));
+  if (sig == nullptr || EVP_DigestSign(ctx, sig, &sig_len, tbs.data(), tbs.size()) != 1) {
+    OPENSSL_free(sig);
+    return false;
+  }
+  return StoreSignature(cert, signer, sig, sig_len);
 }
 
 // Appends a new extension to `exts` (which owns it from then on).
@@ -285,22 +290,118 @@ bool EncodeGeneralNames(const std::vector<const SanName*>& names, std::vector<un
   return p == out.data() + out.size();
 }
 
+// The constant extensions, built once per process and only read afterwards (a rebuilt leaf
+// must carry the very bytes its minter signed). basicConstraints is encoded into each leaf by
+// X509_add1_ext_i2d (which creates the extension list); the others are copied.
+struct Prototypes {
+  BasicConstraintsPtr basic_constraints = MakeBasicConstraintsValue(false);
+  X509ExtensionPtr key_usage_ec = MakeKeyUsage(KU_DIGITAL_SIGNATURE);
+  X509ExtensionPtr key_usage_rsa = MakeKeyUsage(KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT);
+  X509ExtensionPtr server_auth = MakeServerAuthEku();
+
+  bool ok() const { return basic_constraints && key_usage_ec && key_usage_rsa && server_auth; }
+};
+
+const Prototypes& GetPrototypes() {
+  static const Prototypes* const prototypes = new Prototypes();  // never freed: used at exit
+  return *prototypes;
+}
+
+// Everything of a leaf but its serial number and signature: the same calls, in the same
+// order, for a mint and for a rebuild, so both encode to the same TBSCertificate.
+const ValidityDer* BuildFields(X509* cert, const Signer& signer, EVP_PKEY* leaf_key,
+                               LeafKeyType key_type, std::time_t not_before, std::time_t not_after,
+                               const unsigned char* san, std::size_t san_len) {
+  const Prototypes& proto = GetPrototypes();
+  X509_EXTENSION* key_usage =
+      (key_type == LeafKeyType::kRsa2048 ? proto.key_usage_rsa : proto.key_usage_ec).get();
+  constexpr unsigned long kAppend = X509V3_ADD_APPEND;  // NOLINT(runtime/int): OpenSSL's type
+  const ValidityDer* validity = nullptr;
+  bool ok = X509_set_version(cert, X509_VERSION_3) == 1 &&
+            X509_set_issuer_name(cert, X509_get_subject_name(signer.cert.get())) == 1 &&
+            (validity = SetValidity(cert, not_before, not_after)) != nullptr &&
+            X509_set_pubkey(cert, leaf_key) == 1 &&
+            X509_add1_ext_i2d(cert, NID_basic_constraints, proto.basic_constraints.get(), 1,
+                              kAppend) == 1;
+  if (ok) {
+    // OpenSSL 3.0 can add an extension only by encoding a value structure
+    // (X509_add1_ext_i2d) or by copying a finished extension through an i2d/d2i round trip
+    // (X509_add_ext). The list X509_add1_ext_i2d created above is the certificate's own and the
+    // certificate is not shared yet, so the others are appended to it directly, which is what
+    // X509v3_add_ext does after its copy; const_cast only drops the accessor's promise.
+    auto* exts = const_cast<STACK_OF(X509_EXTENSION)*>(X509_get0_extensions(cert));
+    ok = exts != nullptr && AppendCopy(exts, key_usage) &&
+         AppendCopy(exts, proto.server_auth.get()) &&
+         AppendExtension(exts, OBJ_nid2obj(NID_subject_alt_name), true, san, san_len) &&
+         (!signer.authority_key_id_extension ||
+          AppendCopy(exts, signer.authority_key_id_extension.get()));
+  }
+  return ok ? validity : nullptr;
+}
+
+// The parts that rebuild `cert` (LeafMinter::Rebuild): its serial's content octets, the SAN
+// value and the signature, in one buffer shared by the minted leaf and its compact copy.
+bool SaveParts(const X509* cert, const Signer& signer, LeafKeyType key_type,
+               const std::vector<unsigned char>& san, LeafParts& parts) {
+  std::shared_ptr<const Signer> owner = signer.weak_from_this().lock();
+  if (owner == nullptr) return false;  // a Signer not owned by a shared_ptr (never in mintgate)
+  const ASN1_INTEGER* serial = X509_get0_serialNumber(cert);
+  const ASN1_BIT_STRING* signature = nullptr;
+  X509_get0_signature(&signature, nullptr, cert);
+  const int serial_len = ASN1_STRING_length(serial);
+  const int sig_len = ASN1_STRING_length(signature);
+  if (serial_len <= 0 || sig_len <= 0 || san.size() > 0xffff || sig_len > 0xffff ||
+      serial_len > 0xffff) {
+    return false;
+  }
+  const std::size_t total =
+      static_cast<std::size_t>(serial_len) + san.size() + static_cast<std::size_t>(sig_len);
+  std::shared_ptr<unsigned char[]> bytes = std::make_shared_for_overwrite<unsigned char[]>(total);
+  unsigned char* p = bytes.get();
+  p = Put(p, ASN1_STRING_get0_data(serial), static_cast<std::size_t>(serial_len));
+  p = Put(p, san.data(), san.size());
+  Put(p, ASN1_STRING_get0_data(signature), static_cast<std::size_t>(sig_len));
+  parts.signer = std::move(owner);
+  parts.bytes = std::move(bytes);
+  parts.serial_len = static_cast<std::uint16_t>(serial_len);
+  parts.san_len = static_cast<std::uint16_t>(san.size());
+  parts.signature_len = static_cast<std::uint16_t>(sig_len);
+  parts.key_type = key_type;
+  return true;
+}
+
 }  // namespace
 
-LeafMinter::LeafMinter(LeafKeys& keys, int leaf_days)
-    : keys_(keys),
-      leaf_days_(leaf_days),
-      basic_constraints_(MakeBasicConstraintsValue(false)),
-      key_usage_ec_(MakeKeyUsage(KU_DIGITAL_SIGNATURE)),
-      key_usage_rsa_(MakeKeyUsage(KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT)),
-      server_auth_(MakeServerAuthEku()) {
+LeafMinter::LeafMinter(LeafKeys& keys, int leaf_days) : keys_(keys), leaf_days_(leaf_days) {
   if (leaf_days < 1 || leaf_days > kMaxLeafDays) {
     throw std::invalid_argument("leaf_days must be between 1 and " + std::to_string(kMaxLeafDays) +
                                 ", got " + std::to_string(leaf_days));
   }
-  if (!basic_constraints_ || !key_usage_ec_ || !key_usage_rsa_ || !server_auth_) {
+  if (!GetPrototypes().ok()) {
     throw std::runtime_error(WithOpenSslErrors("cannot build leaf extensions"));
   }
+}
+
+X509Ptr LeafMinter::Rebuild(const Leaf& leaf) {
+  const LeafParts& parts = leaf.parts;
+  if (parts.bytes == nullptr || parts.signer == nullptr || leaf.key == nullptr) return nullptr;
+  const Signer& signer = *parts.signer;
+  if (!signer.signature_algorithm) return nullptr;
+  const unsigned char* serial = parts.bytes.get();
+  const unsigned char* san = serial + parts.serial_len;
+  const unsigned char* signature = san + parts.san_len;
+  X509Ptr x(X509_new());
+  if (!x) return nullptr;
+  X509* cert = x.get();
+  if (ASN1_STRING_set(X509_get_serialNumber(cert), serial, parts.serial_len) != 1 ||
+      BuildFields(cert, signer, leaf.key.get(), parts.key_type, leaf.not_before, leaf.not_after,
+                  san, parts.san_len) == nullptr) {
+    return nullptr;
+  }
+  auto* sig = static_cast<unsigned char*>(OPENSSL_memdup(signature, parts.signature_len));
+  if (sig == nullptr) return nullptr;
+  if (!StoreSignature(cert, signer, sig, parts.signature_len)) return nullptr;
+  return x;
 }
 
 std::vector<unsigned char> LeafMinter::LastTbsForTesting() { return TbsBuffer(); }
@@ -359,29 +460,10 @@ Result<LeafPtr> LeafMinter::Mint(const Signer& signer, const MintRequest& reques
   if (!x) return Error{WithOpenSslErrors("out of memory")};
   if (!EncodeGeneralNames(names, san)) return Error{"too many names for one certificate"};
   X509* cert = x.get();
-  X509_EXTENSION* key_usage =
-      (request.key_type == LeafKeyType::kRsa2048 ? key_usage_rsa_ : key_usage_ec_).get();
-  constexpr unsigned long kAppend = X509V3_ADD_APPEND;  // NOLINT(runtime/int): OpenSSL's type
   const ValidityDer* validity = nullptr;
-  bool ok =
-      X509_set_version(cert, X509_VERSION_3) == 1 && SetRandomSerial(cert) &&
-      X509_set_issuer_name(cert, X509_get_subject_name(signer.cert.get())) == 1 &&
-      (validity = SetValidity(cert, not_before, not_after)) != nullptr &&
-      X509_set_pubkey(cert, leaf_key) == 1 &&
-      X509_add1_ext_i2d(cert, NID_basic_constraints, basic_constraints_.get(), 1, kAppend) == 1;
-  if (ok) {
-    // OpenSSL 3.0 can add an extension only by encoding a value structure
-    // (X509_add1_ext_i2d) or by copying a finished extension through an i2d/d2i round trip
-    // (X509_add_ext). The list X509_add1_ext_i2d created above is the certificate's own and the
-    // certificate is not shared yet, so the others are appended to it directly, which is what
-    // X509v3_add_ext does after its copy; const_cast only drops the accessor's promise.
-    auto* exts = const_cast<STACK_OF(X509_EXTENSION)*>(X509_get0_extensions(cert));
-    ok = exts != nullptr && AppendCopy(exts, key_usage) && AppendCopy(exts, server_auth_.get()) &&
-         AppendExtension(exts, OBJ_nid2obj(NID_subject_alt_name), true, san.data(), san.size()) &&
-         (!signer.authority_key_id_extension ||
-          AppendCopy(exts, signer.authority_key_id_extension.get()));
-  }
-  if (!ok) {
+  if (!SetRandomSerial(cert) ||
+      (validity = BuildFields(cert, signer, leaf_key, request.key_type, not_before, not_after,
+                              san.data(), san.size())) == nullptr) {
     return Error{WithOpenSslErrors("cannot build leaf certificate")};
   }
   std::vector<unsigned char>& tbs = TbsBuffer();
@@ -395,6 +477,9 @@ Result<LeafPtr> LeafMinter::Mint(const Signer& signer, const MintRequest& reques
   }
 
   auto leaf = std::make_shared<Leaf>();
+  // Only a hand-encoded leaf can be rebuilt: its TBSCertificate is known to be exactly what
+  // the API calls of BuildFields encode to. Without parts the cache keeps the X509 itself.
+  if (hand_encoded) SaveParts(cert, signer, request.key_type, san, leaf->parts);
   leaf->cert = std::move(x);
   leaf->key = UpRef(leaf_key);
   leaf->chain = signer.chain;

@@ -47,6 +47,11 @@ class LeafMinter {
 
   int leaf_days() const { return leaf_days_; }
 
+  // The X509 of a leaf from its parts (Leaf::parts), without signing: the same API calls as
+  // Mint, then the stored signature. ~1/4 of a mint's CPU (no signature, no TBS encoding).
+  // nullptr when the leaf has no parts or OpenSSL fails. Thread-safe.
+  static X509Ptr Rebuild(const Leaf& leaf);
+
   // The TBSCertificate DER that the calling thread's last successful Mint() signed (empty if
   // it was signed through X509_sign_ctx). Tests compare it with i2d_re_X509_tbs.
   static std::vector<unsigned char> LastTbsForTesting();
@@ -64,13 +69,6 @@ class LeafMinter {
   LeafKeys& keys_;
   int leaf_days_;
   const EVP_MD* sha256_;
-  // Read-only after construction. basicConstraints is encoded into each leaf by
-  // X509_add1_ext_i2d (which creates the extension list); the other constant extensions are
-  // built once and their DER values copied into each leaf.
-  BasicConstraintsPtr basic_constraints_;
-  X509ExtensionPtr key_usage_ec_;
-  X509ExtensionPtr key_usage_rsa_;
-  X509ExtensionPtr server_auth_;
   std::shared_ptr<std::array<SpkiCache, kLeafKeyTypeCount>> spki_ =
       std::make_shared<std::array<SpkiCache, kLeafKeyTypeCount>>();
 };

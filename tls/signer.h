@@ -14,7 +14,8 @@ namespace mintgate::tls {
 using AuthorityKeyIdPtr = std::unique_ptr<AUTHORITY_KEYID, OpenSslDeleter<AUTHORITY_KEYID_free>>;
 using X509AlgorPtr = std::unique_ptr<X509_ALGOR, OpenSslDeleter<X509_ALGOR_free>>;
 
-struct Signer {
+// Owned by a shared_ptr (make_shared): compact leaves keep their signer alive through it.
+struct Signer : std::enable_shared_from_this<Signer> {
   X509Ptr cert;    // issuer of the leaves
   EvpPkeyPtr key;  // its private key
   // AKI for leaves (keyid = cert's SKI); null when the certificate has no SKI.

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "tls/host_name.h"
+#include "tls/leaf_cert.h"
 #include "tls/tls_error.h"
 
 namespace mintgate::tls {
@@ -90,7 +91,9 @@ TlsEngine TlsEngine::Server(SSL_CTX* ctx, const Leaf& leaf) {
   if (!e.Init(ctx)) return e;
   SSL* ssl = e.ssl_.get();
   SSL_set_accept_state(ssl);
-  if (SSL_use_certificate(ssl, leaf.cert.get()) != 1) {
+  // A cached leaf is compact: its X509 comes from the thread's table of rebuilt ones.
+  const X509Ptr leaf_cert = LeafCert(leaf);
+  if (leaf_cert == nullptr || SSL_use_certificate(ssl, leaf_cert.get()) != 1) {
     e.Fail("cannot use leaf certificate");
     return e;
   }

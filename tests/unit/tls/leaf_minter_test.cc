@@ -11,6 +11,7 @@
 
 #include "tls/cert_authority.h"
 #include "tls/cert_fields.h"
+#include "tls/leaf_cert.h"
 #include "unit/tls/test_pki.h"
 
 namespace mintgate::tls {
@@ -424,7 +425,84 @@ std::string TbsMismatch(const Leaf& leaf, EVP_PKEY* signer_key, const std::vecto
   copy.key = UpRef(leaf.key.get());
   copy.chain = leaf.chain;
   if (std::string e = VerifyLeaf(copy, anchors, host, at); !e.empty()) return "parsed: " + e;
+  // The cache keeps the compact form; the X509 rebuilt from it must be the same certificate,
+  // byte for byte, or its signature would not verify.
+  if (leaf.parts.bytes == nullptr || leaf.parts.signer == nullptr) return "no parts";
+  Leaf compact;
+  compact.key = UpRef(leaf.key.get());
+  compact.chain = leaf.chain;
+  compact.not_before = leaf.not_before;
+  compact.not_after = leaf.not_after;
+  compact.parts = leaf.parts;
+  compact.cert = LeafMinter::Rebuild(compact);
+  if (!compact.cert) return "Rebuild failed";
+  std::vector<unsigned char> rebuilt(
+      static_cast<std::size_t>(i2d_X509(compact.cert.get(), nullptr)));
+  p = rebuilt.data();
+  if (i2d_X509(compact.cert.get(), &p) != full_len || rebuilt != full) {
+    return "rebuilt certificate differs";
+  }
+  if (X509_verify(compact.cert.get(), signer_key) != 1) return "rebuilt X509_verify failed";
+  if (std::string e = VerifyLeaf(compact, anchors, host, at); !e.empty()) return "rebuilt: " + e;
   return VerifyLeaf(leaf, anchors, host, at);
+}
+
+// The cache stores CompactLeaf's result: no X509, the parts shared with the minted leaf.
+// LeafCert gives a handshake the minted X509 itself, or for a compact leaf one rebuilt once
+// per thread and then reused.
+TEST_F(LeafMinterTest, CompactLeafIsServedThroughARebuiltCertificate) {
+  auto ca = Authority(Material(pki().fresh));
+  LeafPtr leaf = MintOk(*ca, "compact.example.com");
+  ASSERT_TRUE(leaf);
+  ASSERT_TRUE(leaf->parts.bytes);
+  LeafPtr compact = CompactLeaf(leaf);
+  ASSERT_NE(compact, leaf);
+  EXPECT_EQ(compact->cert, nullptr);
+  EXPECT_EQ(compact->parts.bytes, leaf->parts.bytes);
+  EXPECT_EQ(compact->key.get(), leaf->key.get());
+  EXPECT_EQ(compact->chain, leaf->chain);
+  EXPECT_EQ(compact->not_after, leaf->not_after);
+
+  EXPECT_EQ(LeafCert(*leaf).get(), leaf->cert.get());
+  X509Ptr first = LeafCert(*compact);
+  ASSERT_TRUE(first);
+  EXPECT_NE(first.get(), leaf->cert.get());
+  EXPECT_EQ(X509_cmp(first.get(), leaf->cert.get()), 0);
+  EXPECT_EQ(LeafCert(*compact).get(), first.get()) << "rebuilt again instead of reused";
+  EXPECT_EQ(VerifyLeaf(Leaf{UpRef(first.get()),
+                            UpRef(compact->key.get()),
+                            compact->chain,
+                            compact->not_before,
+                            compact->not_after,
+                            {}},
+                       {pki().fresh.cert.get()}, "compact.example.com", now_),
+            "");
+
+  // Another leaf in the same thread gets its own certificate, never a neighbour's.
+  std::vector<LeafPtr> others;
+  for (int i = 0; i < 600; ++i) {
+    others.push_back(CompactLeaf(MintOk(*ca, "h" + std::to_string(i) + ".example.com")));
+  }
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 600; ++i) {
+      X509Ptr x = LeafCert(*others[i]);
+      ASSERT_TRUE(x);
+      GeneralNamesPtr names(static_cast<GENERAL_NAMES*>(
+          X509_get_ext_d2i(x.get(), NID_subject_alt_name, nullptr, nullptr)));
+      ASSERT_TRUE(names);
+      const ASN1_IA5STRING* dns = sk_GENERAL_NAME_value(names.get(), 0)->d.dNSName;
+      EXPECT_EQ(std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(dns)),
+                            static_cast<std::size_t>(ASN1_STRING_length(dns))),
+                "h" + std::to_string(i) + ".example.com");
+    }
+  }
+
+  // A leaf without parts (signed through X509_sign_ctx, or made by hand) keeps its X509.
+  auto bare = std::make_shared<Leaf>();
+  bare->cert = UpRef(leaf->cert.get());
+  LeafPtr bare_ptr = bare;
+  EXPECT_EQ(CompactLeaf(bare_ptr), bare_ptr);
+  EXPECT_EQ(LeafCert(*bare_ptr).get(), leaf->cert.get());
 }
 
 TEST_F(LeafMinterTest, HandEncodedTbsIsWhatOpenSslEncodes) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tls/cert_authority.h"
+#include "tls/cert_cache.h"
 #include "tls/leaf_keys.h"
 #include "tls/leaf_minter.h"
 #include "tls/tls_contexts.h"
@@ -110,6 +111,34 @@ class TlsEngineTest : public ::testing::Test {
   TempDir dir_;
   int files_ = 0;
 };
+
+// What a cache hit serves: the compact leaf, whose X509 the engine rebuilds.
+TEST_F(TlsEngineTest, CompactLeafFromTheCacheHandshakesAndVerifies) {
+  LeafPtr minted = Mint(pki().root, "cached.example.com");
+  ASSERT_TRUE(minted);
+  CertCache cache(CertCache::Options{});
+  const std::time_t now = std::time(nullptr);
+  CacheKeyView key;
+  key.host = "cached.example.com";
+  ASSERT_EQ(cache.Acquire(key, now, nullptr).outcome, CertCache::Outcome::kMiss);
+  cache.Complete(key, minted, now);
+  LeafPtr hit = cache.Find(key, now);
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->cert, nullptr) << "the cache kept the X509";
+  auto ctx = Contexts({pki().root.cert.get()});
+  for (int i = 0; i < 2; ++i) {  // rebuilt, then from the thread's table
+    TlsEngine server = TlsEngine::Server(ctx->server(), *hit);
+    TlsEngine client =
+        TlsEngine::Client(ctx->client(), "cached.example.com", "cached.example.com", nullptr);
+    Outcome o = Pump(client, server);
+    ASSERT_EQ(o.client, TlsEngine::Status::kDone) << client.error();
+    ASSERT_EQ(o.server, TlsEngine::Status::kDone) << server.error();
+    EXPECT_EQ(client.verify_result(), X509_V_OK) << client.verify_reason();
+    X509Ptr peer(SSL_get1_peer_certificate(client.ssl()));
+    ASSERT_TRUE(peer);
+    EXPECT_EQ(X509_cmp(peer.get(), minted->cert.get()), 0);
+  }
+}
 
 TEST_F(TlsEngineTest, HandshakeVerifiesAndCarriesData) {
   LeafPtr leaf = Mint(pki().root, "www.example.com");
