@@ -97,6 +97,7 @@ class Session {
   bool RetryStaleUpstream();
   void UpstreamHandshakeStep();
   void RequestLeaf();
+  std::string MirroredName() const;
   void OnLeaf(const MintService::Outcome& outcome);
   void ClientHandshakeStep();
   void NoteReadiness(HandshakeOutcome outcome, std::string_view alert);

@@ -1,6 +1,9 @@
 // The CONNECT phases of Session: refusals before the 200, the ClientHello peek, the decision
 // by SNI, tunnelling, and the three steps of decryption (origin, leaf, client). Split from
 // session.cc to keep each file readable; same class.
+#include <openssl/x509v3.h>
+
+#include <algorithm>
 #include <cctype>
 #include <ctime>
 #include <iostream>
@@ -248,6 +251,34 @@ void Session::UpstreamTlsFinished() {
   RequestLeaf();
 }
 
+// The name the leaf is minted for: the origin's own wildcard when that, not the exact host, is
+// what its verified certificate covers the host with (so the client sees the names the server
+// has, and one cached leaf serves every host under it), else the host.
+std::string Session::MirroredName() const {
+  if (!upstream_tls_ || upstream_tls_->ssl() == nullptr) return tls_host_;
+  X509* origin = SSL_get0_peer_certificate(upstream_tls_->ssl());
+  const std::size_t dot = tls_host_.find('.');
+  if (origin == nullptr || dot == std::string::npos || dot == 0) return tls_host_;
+  const std::string wildcard = "*" + tls_host_.substr(dot);
+  if (std::count(wildcard.begin(), wildcard.end(), '.') < 2) return tls_host_;  // not *.com
+  GENERAL_NAMES* names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(origin, NID_subject_alt_name, nullptr, nullptr));
+  bool exact = false;
+  bool covered = false;
+  for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names); ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
+    if (name->type != GEN_DNS) continue;
+    const ASN1_IA5STRING* dns = name->d.dNSName;
+    std::string value(reinterpret_cast<const char*>(ASN1_STRING_get0_data(dns)),
+                      static_cast<std::size_t>(ASN1_STRING_length(dns)));
+    for (char& c : value) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    exact = exact || value == tls_host_;
+    covered = covered || value == wildcard;
+  }
+  GENERAL_NAMES_free(names);
+  return covered && !exact ? wildcard : tls_host_;
+}
+
 void Session::RequestLeaf() {
   uv_timer_stop(&timer_);
   state_ = State::kLeaf;
@@ -263,7 +294,8 @@ void Session::RequestLeaf() {
   if (untrusted) record_.ca = "untrusted";
   untrusted_leaf_ = untrusted;
   runtime().mint->GetLeaf(
-      profile_, tls_host_, untrusted ? tls::TrustMode::kUntrusted : tls::TrustMode::kTrusted,
+      profile_, untrusted || !upstream_verified_ ? tls_host_ : MirroredName(),
+      untrusted ? tls::TrustMode::kUntrusted : tls::TrustMode::kTrusted,
       [worker](std::function<void()> fn) { worker->Post(std::move(fn)); },
       [worker, id](const MintService::Outcome& outcome) {
         if (Session* s = worker->FindSession(id)) s->OnLeaf(outcome);

@@ -47,6 +47,16 @@ out=$(for _ in 1 2 3; do curl "${P[@]}" --cacert "$ca" "$url/conn-close"; done)
 [[ -z $(cut -d' ' -f1 <<<"$out" | sort | uniq -d) ]] || fail "a closed origin connection was reused"
 grep -q " r$" <<<"$out" || fail "origin TLS session never resumed: $out"
 
+# The leaf mirrors the origin's names: a host its certificate covers only with *.lab.test gets
+# a leaf for *.lab.test, which then serves every such host from the cache.
+for h in one two; do
+  curl "${P[@]}" --cacert "$ca" -w '%{certs}' -o /dev/null "https://$h.lab.test:$NGINX_TLS_PORT/hello.txt" |
+    openssl x509 -noout -ext subjectAltName >"$work/san-$h.txt" || fail "GET via $h.lab.test"
+done
+grep -q "DNS:\*.lab.test" "$work/san-one.txt" || fail "leaf SAN: $(cat "$work/san-one.txt")"
+grep -q '"url":"two.lab.test:[0-9]*".*"cert_cache":"hit"\|"cert_cache":"hit".*"url":"two.lab.test' \
+  "$work/access.log" || fail "the wildcard leaf was not reused: $(grep two.lab "$work/access.log")"
+
 # Keep-alive inside the decrypted connection, and an upload.
 curl "${P[@]}" --cacert "$ca" -v "$url/hello.txt" "$url/hello.txt" -o /dev/null -o /dev/null \
   2>"$work/ka.txt" || fail "two decrypted requests"
