@@ -212,8 +212,9 @@ class Session {
   std::uint64_t client_bytes_in_logged_ = 0;
   std::uint64_t client_bytes_out_logged_ = 0;
 
-  std::array<char, 64 * 1024> client_buffer_{};
-  std::array<char, 64 * 1024> upstream_buffer_{};
+  // Read buffers, deliberately not zeroed: only what a read wrote is ever looked at.
+  std::array<char, 64 * 1024> client_buffer_;
+  std::array<char, 64 * 1024> upstream_buffer_;
 };
 
 }  // namespace mintgate::proxy
