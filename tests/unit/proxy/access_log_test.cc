@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
 
 namespace mintgate::proxy {
 namespace {
@@ -51,6 +52,63 @@ TEST(AccessLog, JsonSurvivesInvalidUtf8FromTheNetwork) {
   AccessRecord r = Sample();
   r.url = std::string("http://x/\xff\xfe");
   EXPECT_NO_THROW(nlohmann::json::parse(log.Format(r)));
+}
+
+// The hand-written JSON is what a JSON library writes, for every kind of string the network
+// can bring (quotes, control characters, UTF-8 of every length, invalid and truncated bytes).
+TEST(AccessLog, JsonMatchesALibraryDumpByteForByte) {
+  AccessLog log("-", LogFormat::kJson);
+  const std::vector<std::string> urls = {"http://x/plain",
+                                         "q\"uote\\back",
+                                         std::string("ctl\x01\x1f\b\f\n\r\t", 10),
+                                         "caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80",
+                                         "bad\xff\xfe end",
+                                         "trunc\xe6\x97",
+                                         "over\xc0\xaf long",
+                                         "sur\xed\xa0\x80 rogate",
+                                         "\xf4\x90\x80\x80 big",
+                                         std::string("nul\0byte", 8)};
+  std::vector<std::string> cases = urls;
+  std::mt19937 random(7);  // and random bytes, biased towards UTF-8 lead and continuation bytes
+  for (int n = 0; n < 2000; ++n) {
+    std::string bytes;
+    const int len = static_cast<int>(random() % 12);
+    for (int k = 0; k < len; ++k) {
+      const unsigned pick = random() % 4;
+      bytes += static_cast<char>(pick == 0   ? random() % 0x80
+                                 : pick == 1 ? 0x80 + random() % 0x40
+                                             : 0xc0 + random() % 0x40);
+    }
+    cases.push_back(bytes);
+  }
+  for (const std::string& url : cases) {
+    AccessRecord r = Sample();
+    r.url = url;
+    r.note = url;
+    r.user = "alice";
+    r.ca = "new";
+    r.time = 1795898180.796;
+    nlohmann::json j = {
+        {"time", r.time},
+        {"duration_ms", r.duration_ms},
+        {"client", r.client},
+        {"user", r.user},
+        {"method", r.method},
+        {"url", r.url},
+        {"status", r.status},
+        {"bytes_from_client", r.bytes_from_client},
+        {"bytes_to_client", r.bytes_to_client},
+        {"action", r.action},
+        {"rule", r.rule},
+        {"ca", r.ca},
+        {"cert_cache", nullptr},
+        {"upstream", r.upstream},
+        {"upstream_verify", nullptr},
+    };
+    if (!r.note.empty()) j["note"] = r.note;
+    EXPECT_EQ(log.Format(r), j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
+        << url;
+  }
 }
 
 TEST(AccessLog, SquidNativeFormat) {
