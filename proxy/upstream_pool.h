@@ -38,10 +38,12 @@ struct UpstreamConn {
 class UpstreamPool {
  public:
   struct Options {
-    std::size_t max_idle = 512;         // per worker
+    // Bounded so that memory does not grow with the number of origins seen: an idle TLS
+    // connection costs ~10-20 KiB, a remembered session (with the origin's chain) a few KiB.
+    std::size_t max_idle = 64;          // per worker
     std::size_t max_idle_per_key = 16;  // per origin
     std::uint64_t idle_timeout_ms = 30'000;
-    std::size_t max_sessions = 2048;  // TLS sessions remembered for resumption
+    std::size_t max_sessions = 256;  // TLS sessions remembered for resumption, per worker
   };
   UpstreamPool(uv_loop_t* loop, Options options);
   ~UpstreamPool();
