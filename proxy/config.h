@@ -85,6 +85,9 @@ struct MintConfig {
   int leaf_days = 30;
   std::size_t cache_entries = 100000;
   bool signing_intermediate = false;
+  // When the origin's verified certificate covers a host only through "*.parent", mint the
+  // leaf for "*.parent" too: the client sees the server's names and one leaf serves them all.
+  bool mirror_wildcards = true;
 };
 
 enum class LogFormat { kJson, kSquid };

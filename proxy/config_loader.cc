@@ -407,7 +407,9 @@ void ReadCa(Reader& r, const std::string& name, const toml::table& t, Config& ou
 }
 
 void ReadMint(Reader& r, const toml::table& t, MintConfig& out) {
-  r.CheckKeys(t, {"leaf_key"sv, "leaf_days"sv, "cache_entries"sv, "signing_intermediate"sv},
+  r.CheckKeys(t,
+              {"leaf_key"sv, "leaf_days"sv, "cache_entries"sv, "signing_intermediate"sv,
+               "mirror_wildcards"sv},
               "mint");
   std::string key;
   if (r.String(t, "leaf_key", "mint", key)) {
@@ -426,6 +428,7 @@ void ReadMint(Reader& r, const toml::table& t, MintConfig& out) {
   r.Int(t, "cache_entries", "mint", 1, 10'000'000, entries);
   out.cache_entries = static_cast<std::size_t>(entries);
   r.Bool(t, "signing_intermediate", "mint", out.signing_intermediate);
+  r.Bool(t, "mirror_wildcards", "mint", out.mirror_wildcards);
 }
 
 void ReadRule(Reader& r, const toml::table& t, std::size_t index, Config& out) {

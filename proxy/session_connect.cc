@@ -294,7 +294,9 @@ void Session::RequestLeaf() {
   if (untrusted) record_.ca = "untrusted";
   untrusted_leaf_ = untrusted;
   runtime().mint->GetLeaf(
-      profile_, untrusted || !upstream_verified_ ? tls_host_ : MirroredName(),
+      profile_,
+      untrusted || !upstream_verified_ || !runtime().config.mint.mirror_wildcards ? tls_host_
+                                                                                  : MirroredName(),
       untrusted ? tls::TrustMode::kUntrusted : tls::TrustMode::kTrusted,
       [worker](std::function<void()> fn) { worker->Post(std::move(fn)); },
       [worker, id](const MintService::Outcome& outcome) {

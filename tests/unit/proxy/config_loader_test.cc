@@ -39,6 +39,7 @@ TEST(ConfigLoader, EmptyFileGivesEveryDefault) {
   EXPECT_EQ(c.mint.leaf_days, 30);
   EXPECT_EQ(c.mint.cache_entries, 100000u);
   EXPECT_FALSE(c.mint.signing_intermediate);
+  EXPECT_TRUE(c.mint.mirror_wildcards);
   EXPECT_TRUE(c.rules.empty());
   EXPECT_TRUE(c.cas.empty());
   EXPECT_EQ(c.log.access, "-");
@@ -84,6 +85,7 @@ leaf_key = "rsa-2048"
 leaf_days = 90
 cache_entries = 5000
 signing_intermediate = true
+mirror_wildcards = false
 
 [[rule]]
 name = "no-decrypt-finance"
@@ -136,11 +138,12 @@ format = "squid"
   EXPECT_EQ(c.mint.leaf_key, tls::LeafKeyType::kRsa2048);
   EXPECT_EQ(c.mint.leaf_days, 90);
   EXPECT_TRUE(c.mint.signing_intermediate);
+  EXPECT_FALSE(c.mint.mirror_wildcards);
   ASSERT_EQ(c.rules.size(), 2u);
   EXPECT_EQ(c.rules[0].name, "no-decrypt-finance");
   EXPECT_EQ(c.rules[0].action, rules::Action::kTunnel);
   EXPECT_EQ(c.rules[0].hosts.size(), 2u);
-  EXPECT_EQ(c.rules[0].line, 40);  // the [[rule]] header
+  EXPECT_EQ(c.rules[0].line, 41);  // the [[rule]] header
   EXPECT_EQ(c.rules[1].ca, "legacy");
   ASSERT_EQ(c.categories.size(), 1u);
   EXPECT_EQ(c.log.access, "/etc/mintgate/access.log");
