@@ -1,7 +1,6 @@
 #include "proxy/error_page.h"
 
 namespace mintgate::proxy {
-namespace {
 
 std::string EscapeHtml(std::string_view text) {
   std::string out;
@@ -20,15 +19,16 @@ std::string EscapeHtml(std::string_view text) {
       case '"':
         out += "&quot;";
         break;
+      case '\'':
+        out += "&#39;";
+        break;
       default:
         // Reasons may quote network input: keep control bytes out of the page.
-        out += (static_cast<unsigned char>(c) < 0x20) ? '?' : c;
+        out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
     }
   }
   return out;
 }
-
-}  // namespace
 
 std::string_view StatusText(int status) {
   switch (status) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "proxy/config_loader.h"
+#include "proxy/text_table.h"
 
 namespace mintgate::proxy {
 namespace {
@@ -123,39 +124,6 @@ int ConnectOne(const addrinfo& ai, Clock::time_point deadline, std::string& erro
 std::string Trimmed(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
   return s;
-}
-
-std::string Cell(const std::string& s) { return s.empty() ? "-" : s; }
-
-// Terminal columns of UTF-8 text: East Asian wide characters take two (as in ca audit).
-std::size_t DisplayWidth(const std::string& s) {
-  std::size_t width = 0;
-  for (std::size_t i = 0; i < s.size();) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    const std::size_t len = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
-    width += (len >= 3 && c >= 0xe3 && c <= 0xe9) ? 2 : 1;  // U+3000..U+9FFF
-    i += len;
-  }
-  return width;
-}
-
-void PrintTable(std::ostream& out, const std::vector<std::vector<std::string>>& rows,
-                const std::string& indent) {
-  std::vector<std::size_t> widths;
-  for (const auto& row : rows) {
-    widths.resize(std::max(widths.size(), row.size()));
-    for (std::size_t i = 0; i < row.size(); ++i) {
-      widths[i] = std::max(widths[i], DisplayWidth(row[i]));
-    }
-  }
-  for (const auto& row : rows) {
-    std::string line = indent;
-    for (std::size_t i = 0; i < row.size(); ++i) {
-      line += row[i];
-      if (i + 1 < row.size()) line += std::string(widths[i] - DisplayWidth(row[i]) + 2, ' ');
-    }
-    out << line << "\n";
-  }
 }
 
 std::string Number(const nlohmann::json& j, const char* key) {

@@ -178,6 +178,22 @@ start_tls_lab() {
   start_dnsmasq "$dns"
 }
 
+# A cross-signed CA certificate: the subject and key of the root in $1 (ca.pem, ca.key),
+# issued by the root in $2; written to $3.
+cross_sign() {  # new_root_dir issuer_root_dir out
+  cat >"$work/cross-ext.cnf" <<'EXT'
+[v3_ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EXT
+  openssl x509 -x509toreq -in "$1/ca.pem" -signkey "$1/ca.key" -out "$work/cross.csr" 2>/dev/null
+  openssl x509 -req -in "$work/cross.csr" -CA "$2/ca.pem" -CAkey "$2/ca.key" \
+    -set_serial 0x1234 -days 365 -extfile "$work/cross-ext.cnf" -extensions v3_ca \
+    -out "$3" 2>/dev/null
+}
+
 # mintgate run -c $2, logs in $work/$1.log; sets MINTGATE_PID.
 start_mintgate() {
   local name=$1 config=$2 port=$3

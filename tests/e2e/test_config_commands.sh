@@ -3,20 +3,11 @@
 # CA files made at test time (ca init, and openssl for the cross-signed certificate).
 # Env: MINTGATE = the mintgate binary, SOURCE_DIR = the source tree.
 set -euo pipefail
+source "$(dirname "$0")/lib.sh"
 
-: "${MINTGATE:?set MINTGATE to the mintgate binary}"
 : "${SOURCE_DIR:?set SOURCE_DIR to the source tree}"
-MINTGATE=$(realpath "$MINTGATE")
-
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 cp -r "$SOURCE_DIR/conf" "$work/conf"
 cd "$work/conf/examples"
-
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
 expect_exit() {  # want, command...: keeps stdout in $work/out and stderr in $work/err
   local want=$1
   shift
@@ -94,17 +85,7 @@ grep -q "No rule needs migration" "$work/out" || fail "migrated config: $(cat "$
 
 # --- the cross-signed example: new root's key and subject, issued by the customer root
 "$MINTGATE" ca init --out ca/customer --name "Customer Enterprise Root" --key rsa-2048 >/dev/null
-cat >"$work/ext.cnf" <<'EXT'
-[v3_ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-EXT
-openssl x509 -x509toreq -in ca/new/ca.pem -signkey ca/new/ca.key -out "$work/new.csr" 2>/dev/null
-openssl x509 -req -in "$work/new.csr" -CA ca/customer/ca.pem -CAkey ca/customer/ca.key \
-  -set_serial 0x1234 -days 365 -extfile "$work/ext.cnf" -extensions v3_ca \
-  -out ca/new-cross.pem 2>/dev/null
+cross_sign ca/new ca/customer ca/new-cross.pem
 expect_exit 0 "$MINTGATE" check -c cross-signed.toml
 # 発行先 is the new root's name, 発行元 the customer's root: the cross-signed certificate.
 expect_exit 0 "$MINTGATE" ca audit -c cross-signed.toml --json

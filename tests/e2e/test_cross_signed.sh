@@ -12,16 +12,7 @@ cd "$work"
 "$MINTGATE" ca init --out ca/legacy --name "TREND.IWS.2" >/dev/null
 "$MINTGATE" ca init --out ca/new --name "Web Security Cloud Root CA" >/dev/null
 "$MINTGATE" ca init --out ca/customer --name "Customer Enterprise Root" --key rsa-2048 >/dev/null
-cat >ext.cnf <<'EXT'
-[v3_ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-EXT
-openssl x509 -x509toreq -in ca/new/ca.pem -signkey ca/new/ca.key -out new.csr 2>/dev/null
-openssl x509 -req -in new.csr -CA ca/customer/ca.pem -CAkey ca/customer/ca.key \
-  -set_serial 0x1234 -days 365 -extfile ext.cnf -extensions v3_ca -out ca/new-cross.pem 2>/dev/null
+cross_sign ca/new ca/customer ca/new-cross.pem
 
 lab_config mintgate.toml
 cat >>mintgate.toml <<TOML
