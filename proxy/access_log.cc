@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstdio>
 #include <cstring>
+#include <set>
 #include <stdexcept>
 #include <string_view>
 
@@ -103,12 +104,28 @@ void AppendJsonStringOrNull(std::string& out, std::string_view s) {
   }
 }
 
+std::mutex& RegistryMutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
 }  // namespace
+
+std::set<const AccessLog*>& AccessLog::Registry() {
+  static std::set<const AccessLog*> logs;
+  return logs;
+}
+
+void AccessLog::Register(const AccessLog* log) {
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  Registry().insert(log);
+}
 
 AccessLog::AccessLog(const std::string& path, LogFormat format) : format_(format) {
   if (path == "-") {
     file_ = stdout;
     owned_ = false;
+    Register(this);
     return;
   }
   file_ = std::fopen(path.c_str(), "ae");
@@ -116,9 +133,15 @@ AccessLog::AccessLog(const std::string& path, LogFormat format) : format_(format
     throw std::runtime_error("cannot open access log " + path + ": " + std::strerror(errno));
   }
   owned_ = true;
+  Register(this);
 }
 
 AccessLog::~AccessLog() {
+  {
+    std::lock_guard<std::mutex> lock(RegistryMutex());
+    Registry().erase(this);
+  }
+  Flush();
   if (owned_) std::fclose(file_);
 }
 
@@ -180,10 +203,27 @@ std::string AccessLog::Format(const AccessRecord& r) const {
 }
 
 void AccessLog::Write(const AccessRecord& record) const {
-  const std::string line = Format(record) + "\n";
+  std::string line = Format(record);
+  line += '\n';
   std::lock_guard<std::mutex> lock(mutex_);
-  std::fwrite(line.data(), 1, line.size(), file_);
+  pending_ += line;
+  if (pending_.size() >= kFlushBytes) WriteOutLocked();
+}
+
+void AccessLog::Flush() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!pending_.empty()) WriteOutLocked();
+}
+
+void AccessLog::WriteOutLocked() const {
+  std::fwrite(pending_.data(), 1, pending_.size(), file_);
   std::fflush(file_);
+  pending_.clear();
+}
+
+void AccessLog::FlushAll() {
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  for (const AccessLog* log : Registry()) log->Flush();
 }
 
 }  // namespace mintgate::proxy

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 
 #include "proxy/config.h"
@@ -39,7 +40,14 @@ class AccessLog {
   AccessLog(const AccessLog&) = delete;
   AccessLog& operator=(const AccessLog&) = delete;
 
+  // Queues the line; it reaches the file at the next Flush (the end of the worker's loop
+  // iteration: one write for all the requests an iteration finished), at 64 KiB queued, or
+  // when the log is destroyed.
   void Write(const AccessRecord& record) const;
+  void Flush() const;
+  // Flushes every access log alive (a reload may leave connections writing to the previous
+  // one): called by each worker once per loop iteration.
+  static void FlushAll();
   // The line Write would print, without its newline.
   std::string Format(const AccessRecord& record) const;
 
@@ -48,6 +56,12 @@ class AccessLog {
   std::FILE* file_;
   bool owned_;
   mutable std::mutex mutex_;
+  mutable std::string pending_;  // lines not yet written, guarded by mutex_
+
+  static constexpr std::size_t kFlushBytes = 64 * 1024;
+  void WriteOutLocked() const;
+  static std::set<const AccessLog*>& Registry();  // guarded by a mutex of access_log.cc
+  static void Register(const AccessLog* log);
 };
 
 }  // namespace mintgate::proxy

@@ -114,6 +114,10 @@ void Worker::Run(std::promise<std::string>& started) {
     for (auto& fn : run) fn();
   });
   uv_timer_init(&loop_, &drain_timer_);
+  // Access log lines written during an iteration go out in one write at its end.
+  uv_check_init(&loop_, &log_flush_);
+  uv_check_start(&log_flush_, [](uv_check_t*) { AccessLog::FlushAll(); });
+  uv_unref(reinterpret_cast<uv_handle_t*>(&log_flush_));
   std::string error;
   try {
     tls::TlsContextOptions tls_options;
@@ -257,6 +261,7 @@ void Worker::FinishStop() {
   }
   uv_close(reinterpret_cast<uv_handle_t*>(&post_async_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&log_flush_), nullptr);
 }
 
 }  // namespace mintgate::proxy

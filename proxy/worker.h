@@ -89,6 +89,7 @@ class Worker {
   std::unique_ptr<tls::TlsContexts> tls_;
   std::string trust_stamp_;  // the extra trust files tls_ was made from (ApplyRuntime)
   uv_timer_t drain_timer_{};
+  uv_check_t log_flush_{};
   std::unique_ptr<Resolver> resolver_;
   std::unique_ptr<UpstreamPool> pool_;  // lives until the loop has ended
   std::vector<ListenerHandle*> listeners_;

@@ -148,5 +148,38 @@ TEST(AccessLog, AppendsToAFileAndReportsOneItCannotOpen) {
   std::filesystem::remove_all(dir);
 }
 
+// Lines are queued and written together: at FlushAll (each worker's loop iteration), when
+// 64 KiB are queued, and when the log goes away.
+TEST(AccessLog, QueuedLinesReachTheFileAtFlushAllAtSizeAndAtTheEnd) {
+  std::string dir = (std::filesystem::temp_directory_path() / "mglogXXXXXX").string();
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  const std::string path = dir + "/access.log";
+  auto lines = [&path] {
+    std::ifstream in(path);
+    std::string line;
+    int n = 0;
+    while (std::getline(in, line)) ++n;
+    return n;
+  };
+  int until_full = 0;
+  {
+    AccessLog log(path, LogFormat::kJson);
+    log.Write(Sample());
+    EXPECT_EQ(lines(), 0);
+    AccessLog::FlushAll();
+    EXPECT_EQ(lines(), 1);
+    const std::size_t line_size = log.Format(Sample()).size() + 1;
+    until_full = static_cast<int>((64 * 1024 + line_size - 1) / line_size);
+    for (int i = 0; i < until_full - 1; ++i) log.Write(Sample());
+    EXPECT_EQ(lines(), 1);  // still below 64 KiB
+    log.Write(Sample());
+    EXPECT_EQ(lines(), 1 + until_full);  // written once 64 KiB were queued
+    log.Write(Sample());
+    EXPECT_EQ(lines(), 1 + until_full);
+  }
+  EXPECT_EQ(lines(), 2 + until_full);  // the last one when the log went away
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace mintgate::proxy
