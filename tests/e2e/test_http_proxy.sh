@@ -15,6 +15,8 @@ echo "hello through mintgate" >"$work/www/hello.txt"
 head -c $((24 << 20)) /dev/urandom >"$work/www/big.bin"
 
 lab_config "$work/mintgate.toml"
+proxy6=$(free_port)
+sed -i "s|^listen = \[\"127.0.0.1:$proxy\"\]|listen = [\"127.0.0.1:$proxy\", \"[::1]:$proxy6\"]|" "$work/mintgate.toml"
 printf '[log]\naccess = "%s"\n' "$work/access.log" >>"$work/mintgate.toml"
 start_mintgate gateway "$work/mintgate.toml" "$proxy"
 P=(--proxy "http://127.0.0.1:$proxy" --silent --show-error --max-time 20)
@@ -59,6 +61,29 @@ ids=$(for _ in 1 2 3; do curl "${P[@]}" "$base/conn" | cut -d' ' -f1; done)
 [[ $(sort <<<"$ids" | uniq -d) ]] || fail "upstream connections not reused: $ids"
 ids=$(for _ in 1 2 3; do curl "${P[@]}" "$base/conn-close" | cut -d' ' -f1; done)
 [[ -z $(sort <<<"$ids" | uniq -d) ]] || fail "a closed upstream connection was reused: $ids"
+
+# IPv6: the gateway listens on [::1] as configured.
+[[ $(curl --proxy "http://[::1]:$proxy6" --silent --max-time 20 "$base/hello.txt") == \
+  "hello through mintgate" ]] || fail "GET through the IPv6 listener"
+
+# Pipelined requests, sent in one write, are answered in order.
+/usr/bin/python3 - "$proxy" "$base" <<'PY' || fail "pipelined requests"
+import re, socket, sys
+port, base = int(sys.argv[1]), sys.argv[2]
+s = socket.create_connection(("127.0.0.1", port), timeout=10)
+s.sendall((f"GET {base}/hello.txt HTTP/1.1\r\nHost: x\r\n\r\n"
+           f"GET {base}/missing HTTP/1.1\r\nHost: x\r\n\r\n"
+           f"GET {base}/hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").encode())
+data = b""
+while True:
+    chunk = s.recv(65536)
+    if not chunk:
+        break
+    data += chunk
+statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", data)
+assert statuses == [b"200", b"404", b"200"], (statuses, data[:300])
+assert data.count(b"hello through mintgate") == 2, data[:300]
+PY
 
 # Hop-by-hop headers are not forwarded; end-to-end ones are.
 out=$(curl "${P[@]}" -H 'TE: trailers' -H 'Proxy-Connection: keep-alive' -H 'Keep-Alive: 5' \
