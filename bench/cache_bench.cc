@@ -20,6 +20,7 @@
 #include <string_view>
 #include <vector>
 
+#include "bench/bench_ca.h"
 #include "tls/cert_authority.h"
 #include "tls/cert_cache.h"
 #include "tls/cert_fields.h"
@@ -118,29 +119,7 @@ void BM_CacheHitUniform(benchmark::State& state) { CacheHit(state, 0, kEntries);
 // minted leaves and their compact forms: more than LeafCert's per-thread table holds, so
 // cycling through them rebuilds every time.
 struct Leaves {
-  std::unique_ptr<CertAuthority> ca = [] {
-    const std::time_t now = std::time(nullptr);
-    EvpPkeyPtr key(EVP_EC_gen("P-256"));
-    X509Ptr x(X509_new());
-    X509_set_version(x.get(), X509_VERSION_3);
-    SetRandomSerial(x.get());
-    X509_NAME_add_entry_by_NID(X509_get_subject_name(x.get()), NID_commonName, MBSTRING_ASC,
-                               reinterpret_cast<const unsigned char*>("Bench Root"), -1, -1, 0);
-    X509_set_issuer_name(x.get(), X509_get_subject_name(x.get()));
-    SetTime(X509_getm_notBefore(x.get()), now - 3600);
-    SetTime(X509_getm_notAfter(x.get()), now + 3650L * 86400);
-    X509_set_pubkey(x.get(), key.get());
-    X509ExtensionPtr exts[] = {MakeBasicConstraints(true), MakeKeyUsage(KU_KEY_CERT_SIGN),
-                               MakeSubjectKeyId(x.get())};
-    for (auto& e : exts) X509_add_ext(x.get(), e.get(), -1);
-    X509_sign(x.get(), key.get(), EVP_sha256());
-    CaMaterial m;
-    m.cert = std::move(x);
-    m.key = std::move(key);
-    CaProfileSpec spec;
-    spec.name = "bench";
-    return CertAuthority::Create(spec, std::move(m), SignerOptions{}, now);
-  }();
+  std::unique_ptr<CertAuthority> ca = MakeAuthority("ec", false);
   LeafKeys keys{LeafKeyType::kEcdsaP256};
   LeafMinter minter{keys, 30};
   std::vector<LeafPtr> minted;

@@ -42,6 +42,8 @@
 #include <utility>
 #include <vector>
 
+#include "proxy/json_text.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -1149,35 +1151,9 @@ Percentiles Summarize(std::vector<double>& v) {
 }
 
 std::string JsonString(std::string_view s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char esc[8];
-          std::snprintf(esc, sizeof esc, "\\u%04x", c);
-          out += esc;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
+  std::string out;
+  mintgate::proxy::AppendJsonString(out, s);
+  return out;
 }
 
 std::string Num(double v) {
