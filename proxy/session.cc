@@ -193,8 +193,8 @@ bool Session::Accept(uv_stream_t* server) {
 }
 
 void Session::Start() {
-  std::optional<rules::IpAddress> peer = rules::IpAddress::Parse(client_address_);
-  if (!peer || !runtime().ClientAllowed(*peer)) {
+  client_ip_ = rules::IpAddress::Parse(client_address_);
+  if (!client_ip_ || !runtime().ClientAllowed(*client_ip_)) {
     RespondError(403, "client " + client_address_ + " is not allowed to use this proxy");
     return;
   }
@@ -294,8 +294,8 @@ void Session::OnRequestHead(HttpHead& head) {
     }
     return;
   }
-  if (ServePortal(head)) return;
   std::optional<HttpUrl> url = ParseAbsoluteHttpUrl(head.target);
+  if (ServePortal(head, url)) return;
   if (!url) {
     RespondError(400, "this is a proxy: requests must use an absolute http:// URL");
     return;
@@ -321,13 +321,13 @@ void Session::OnRequestHead(HttpHead& head) {
 
 // The client portal (CA downloads, /proxy.pac) answers its reserved host name and requests
 // sent straight to the proxy's own address; it never proxies, and closes after answering.
-bool Session::ServePortal(const HttpHead& head) {
+bool Session::ServePortal(const HttpHead& head, const std::optional<HttpUrl>& url) {
   const std::shared_ptr<const Portal>& portal = runtime().portal;
   if (!portal) return false;
   std::string host;
   std::uint16_t port = 80;
   std::string path;
-  if (std::optional<HttpUrl> url = ParseAbsoluteHttpUrl(head.target)) {
+  if (url) {
     host = url->host;
     port = url->port;
     path = url->path;

@@ -85,7 +85,8 @@ class Session {
   void ReadRequest();
   void OnRequestHead(HttpHead& head);
   void OnConnectHead(const HttpHead& head);
-  bool ServePortal(const HttpHead& head);
+  // `url`: the request target parsed as an absolute http:// URL, when it is one.
+  bool ServePortal(const HttpHead& head, const std::optional<HttpUrl>& url);
   void PeekClientHello();
   void Decide(const std::string& host);
   void Tunnel();
@@ -160,7 +161,8 @@ class Session {
   std::unique_ptr<HttpParser> response_parser_;
 
   std::string client_address_;
-  std::string local_address_;  // the proxy address the client connected to
+  std::optional<rules::IpAddress> client_ip_;  // client_address_ parsed once, at Start
+  std::string local_address_;                  // the proxy address the client connected to
   std::uint16_t local_port_ = 0;
   std::string client_in_;  // client bytes not yet consumed by the request parser
   bool request_paused_ = false;

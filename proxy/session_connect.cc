@@ -139,8 +139,8 @@ void Session::Decide(const std::string& sni) {
     if (rt.canary && !rt.canary->empty()) {
       // Before a cutover, canary clients get leaves from the new profile so that readiness
       // is measured on real traffic; one seen rejecting it falls back (if so configured).
-      if (auto ip = rules::IpAddress::Parse(client_address_)) {
-        std::string chosen = rt.canary->Choose(*ip, decision.ca, rt.readiness.get());
+      if (client_ip_) {
+        std::string chosen = rt.canary->Choose(*client_ip_, decision.ca, rt.readiness.get());
         if (chosen != profile && mint->Find(chosen) != nullptr &&
             mint->CheckCa(chosen, std::time(nullptr)) != MintService::CaState::kExpired) {
           record_.note = "canary: " + chosen + " instead of " + profile;
@@ -367,10 +367,8 @@ void Session::ClientHandshakeStep() {
 // meant to be rejected and say nothing about the client.
 void Session::NoteReadiness(HandshakeOutcome outcome, std::string_view alert) {
   const auto& tracker = runtime().readiness;
-  if (!tracker || untrusted_leaf_) return;
-  if (auto ip = rules::IpAddress::Parse(client_address_)) {
-    tracker->Record(*ip, profile_, outcome, alert, std::time(nullptr));
-  }
+  if (!tracker || untrusted_leaf_ || !client_ip_) return;
+  tracker->Record(*client_ip_, profile_, outcome, alert, std::time(nullptr));
 }
 
 }  // namespace mintgate::proxy
