@@ -167,14 +167,20 @@ issuer_via_proxy() {  # proxy_port host:port sni
 # free ports for the gateway ($proxy, $admin). Sets those variables.
 start_tls_lab() {
   make_lab_pki
-  origin=$(free_port)
   NGINX_TLS_PORT=$(free_port)
+  start_http_lab
+  wait_for_port "$NGINX_TLS_PORT"
+  if [[ -n ${NGINX_BAD_TLS_PORT:-} ]]; then wait_for_port "$NGINX_BAD_TLS_PORT"; fi
+}
+
+# The plain lab: nginx on $origin, dnsmasq on $dns, free ports for the gateway ($proxy,
+# $admin). Sets those variables.
+start_http_lab() {
+  origin=$(free_port)
   dns=$(free_port)
   proxy=$(free_port)
   admin=$(free_port)
   start_nginx "$origin"
-  wait_for_port "$NGINX_TLS_PORT"
-  if [[ -n ${NGINX_BAD_TLS_PORT:-} ]]; then wait_for_port "$NGINX_BAD_TLS_PORT"; fi
   start_dnsmasq "$dns"
 }
 

@@ -4,12 +4,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-origin=$(free_port)
-dns=$(free_port)
-proxy=$(free_port)
-admin=$(free_port)
-start_nginx "$origin"
-start_dnsmasq "$dns"
+start_http_lab
 
 echo "hello through mintgate" >"$work/www/hello.txt"
 head -c $((24 << 20)) /dev/urandom >"$work/www/big.bin"

@@ -5,12 +5,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
-origin=$(free_port)
-dns=$(free_port)
-proxy=$(free_port)
-admin=$(free_port)
-start_nginx "$origin"
-start_dnsmasq "$dns"
+start_http_lab
 lab_config "$work/mintgate.toml"
 start_mintgate gateway "$work/mintgate.toml" "$proxy"
 P=(--proxy "http://127.0.0.1:$proxy" --silent --show-error --max-time 120)
