@@ -86,6 +86,20 @@ struct Session::WriteRequest {
   Leg leg = Leg::kClient;
 };
 
+// Holds the output of one read callback back until its end (see Corked).
+class Session::CorkScope {
+ public:
+  explicit CorkScope(Session& s) : s_(s) { ++s_.cork_depth_; }
+  ~CorkScope() {
+    if (--s_.cork_depth_ == 0) s_.FlushCorked();
+  }
+  CorkScope(const CorkScope&) = delete;
+  CorkScope& operator=(const CorkScope&) = delete;
+
+ private:
+  Session& s_;
+};
+
 class Session::RequestSide : public HttpParser::Handler {
  public:
   explicit RequestSide(Session& s) : s_(s) {}
@@ -555,6 +569,7 @@ void Session::FinishExchange() {
 
 void Session::ReleaseUpstream(bool reuse) {
   if (!upstream_open_) return;
+  FlushLeg(Leg::kUpstream);
   upstream_open_ = false;
   upstream_reading_ = false;
   upstream_idle_ = false;
@@ -613,11 +628,13 @@ void Session::ResolveUpstream(AfterConnect next) {
 }
 
 void Session::OnClientRead(ssize_t nread, const uv_buf_t* buf) {
+  CorkScope cork(*this);
   if (nread < 0 && state_ == State::kTunnel) {
     // The client is done sending: pass the end on and keep relaying the other way.
     client_eof_ = true;
     client_reading_ = false;
     uv_read_stop(client_stream());
+    FlushLeg(Leg::kUpstream);  // what the client sent before its end goes first
     auto* req = new uv_shutdown_t;
     if (uv_shutdown(req, upstream_stream(), [](uv_shutdown_t* r, int) { delete r; }) != 0) {
       delete req;
@@ -690,6 +707,7 @@ void Session::BeginUpgradedRelay(const char* rest, std::size_t size) {
 }
 
 void Session::OnUpstreamRead(ssize_t nread, const uv_buf_t* buf) {
+  CorkScope cork(*this);
   if (state_ == State::kTunnel && (!upstream_tls_ || nread < 0)) {
     if (nread < 0) {
       CloseWhenFlushed();  // the origin is done: flush what it sent, then close both
@@ -785,16 +803,77 @@ void Session::Write(Leg leg, std::string data) {
   std::optional<tls::TlsEngine>& engine = leg == Leg::kClient ? client_tls_ : upstream_tls_;
   if (engine && engine->handshake_done()) {
     if (data.empty()) return;
-    if (!engine->WritePlaintext(data)) {
+    const std::size_t size = data.size();
+    if (!engine->QueuePlaintext(std::move(data))) {
       Close();
       return;
     }
+    if (cork_depth_ > 0 && !closing_ && (leg == Leg::kClient || upstream_open_)) {
+      CountCorked(leg, size);
+      corked_[leg == Leg::kClient ? 0 : 1].engine_dirty = true;
+      return;
+    }
     data = engine->TakeCiphertext();
+    const bool failed = !engine->error().empty();
+    RawWrite(leg, std::move(data));
+    if (failed) Close();
+    return;
   }
   RawWrite(leg, std::move(data));
 }
 
 void Session::RawWrite(Leg leg, std::string data) {
+  if (data.empty()) return;
+  if (leg == Leg::kUpstream && !upstream_open_) return;
+  if (cork_depth_ > 0 && !closing_) {
+    Corked& corked = corked_[leg == Leg::kClient ? 0 : 1];
+    CountCorked(leg, data.size());
+    if (corked.raw.empty()) {
+      corked.raw = std::move(data);
+    } else {
+      corked.raw += data;
+    }
+    return;
+  }
+  SubmitWrite(leg, std::move(data));
+}
+
+void Session::CountCorked(Leg leg, std::size_t size) {
+  Corked& corked = corked_[leg == Leg::kClient ? 0 : 1];
+  if (!corked.active) {
+    corked.active = true;
+    (leg == Leg::kClient ? client_pending_writes_ : upstream_pending_writes_) += 1;
+  }
+  (leg == Leg::kClient ? client_queued_bytes_ : upstream_queued_bytes_) += size;
+  corked.counted += size;
+}
+
+void Session::FlushLeg(Leg leg) {
+  Corked& corked = corked_[leg == Leg::kClient ? 0 : 1];
+  if (!corked.active) return;
+  std::string data = std::move(corked.raw);
+  corked.raw.clear();
+  bool failed = false;
+  std::optional<tls::TlsEngine>& engine = leg == Leg::kClient ? client_tls_ : upstream_tls_;
+  if (corked.engine_dirty && engine) {
+    data += engine->TakeCiphertext();  // seals everything queued into as few records as fit
+    failed = !engine->error().empty();
+  }
+  corked.engine_dirty = false;
+  corked.active = false;
+  (leg == Leg::kClient ? client_pending_writes_ : upstream_pending_writes_) -= 1;
+  (leg == Leg::kClient ? client_queued_bytes_ : upstream_queued_bytes_) -= corked.counted;
+  corked.counted = 0;
+  SubmitWrite(leg, std::move(data));
+  if (failed) Close();
+}
+
+void Session::FlushCorked() {
+  FlushLeg(Leg::kClient);
+  FlushLeg(Leg::kUpstream);
+}
+
+void Session::SubmitWrite(Leg leg, std::string data) {
   if (data.empty()) return;
   uv_stream_t* stream = leg == Leg::kClient ? client_stream() : upstream_stream();
   if (leg == Leg::kUpstream && !upstream_open_) return;
@@ -913,6 +992,8 @@ void Session::RespondError(int status, const std::string& reason) {
 
 void Session::CloseWhenFlushed() {
   if (closing_) return;
+  FlushCorked();
+  if (closing_) return;  // the flush failed and closed
   state_ = State::kClosing;
   uv_timer_stop(&timer_);
   if (resolve_id_ != 0) {
@@ -952,6 +1033,7 @@ void Session::Linger() {
 void Session::Close() {
   if (closing_) return;
   closing_ = true;
+  FlushCorked();  // an answer written just before closing still goes out
   LogExchange();
   ReleaseUpstream(upstream_idle_);  // a clean idle origin connection outlives its client
   state_ = State::kClosing;
@@ -979,6 +1061,7 @@ void Session::BeginRecord(const std::string& method, const std::string& url) {
 }
 
 void Session::LogExchange() {
+  FlushLeg(Leg::kClient);  // the exchange's bytes to the client are counted when written
   if (!record_open_) return;
   record_open_ = false;
   record_.duration_ms = uv_now(worker_.loop()) - record_start_ms_;

@@ -121,6 +121,10 @@ class Session {
 
   // Output and flow control.
   void Write(Leg leg, std::string data);
+  void SubmitWrite(Leg leg, std::string data);
+  void CountCorked(Leg leg, std::size_t size);
+  void FlushLeg(Leg leg);
+  void FlushCorked();
   void OnWritten(Leg leg, int status);
   void UpdateReading();
   static void AllocReadBuffer(uv_handle_t* handle, std::size_t, uv_buf_t* buf);
@@ -174,6 +178,18 @@ class Session {
   std::size_t upstream_pending_writes_ = 0;
   std::size_t client_queued_bytes_ = 0;
   std::size_t upstream_queued_bytes_ = 0;
+  // Output made while one read is handled is written once, when that read is done: a response
+  // head and a small body become one TLS record and one write. Corked bytes count as one
+  // pending write of their size, so flow control and "close when flushed" see them.
+  struct Corked {
+    std::string raw;            // bytes for the socket, in order
+    bool engine_dirty = false;  // plaintext queued in the leg's TLS engine after `raw`
+    bool active = false;        // counted in *_pending_writes_
+    std::size_t counted = 0;    // bytes counted in *_queued_bytes_
+  };
+  class CorkScope;
+  int cork_depth_ = 0;
+  std::array<Corked, 2> corked_;
 
   // The exchange in progress.
   HttpHead request_;

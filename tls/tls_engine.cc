@@ -188,6 +188,8 @@ TlsEngine::Status TlsEngine::Handshake() {
 std::string TlsEngine::ReadPlaintext() {
   std::string out;
   if (!ssl_ || closed_) return out;
+  Seal();  // SSL_read may answer (key update): what was written first goes first
+  if (closed_) return out;
   char buf[16384];
   for (;;) {
     ERR_clear_error();
@@ -211,27 +213,57 @@ std::string TlsEngine::ReadPlaintext() {
   return out;
 }
 
+// Before the handshake is done there is nothing to write with yet; not fatal. After our
+// close_notify nothing more may follow it.
+bool TlsEngine::Writable() const {
+  return ssl_ && !closed_ && handshake_done_ &&
+         (SSL_get_shutdown(ssl_.get()) & SSL_SENT_SHUTDOWN) == 0;
+}
+
 bool TlsEngine::WritePlaintext(std::string_view data) {
-  if (!ssl_ || closed_) return false;
-  while (!data.empty()) {
+  if (!Writable()) return false;
+  pending_.append(data);
+  return true;
+}
+
+bool TlsEngine::QueuePlaintext(std::string&& data) {
+  if (!Writable()) return false;
+  if (pending_.empty()) {
+    pending_ = std::move(data);  // a relayed body chunk is not copied again
+  } else {
+    pending_.append(data);
+  }
+  return true;
+}
+
+// Queued plaintext becomes records before anything else the SSL emits, so the order on the
+// wire is the order of the calls. Everything queued since the last seal goes out as few
+// full records as possible: a response head and a small body share one record.
+void TlsEngine::Seal() {
+  if (pending_.empty()) return;
+  std::string_view data(pending_);
+  while (!data.empty() && !closed_) {
     ERR_clear_error();
     std::size_t n = 0;
     int rc = SSL_write_ex(ssl_.get(), data.data(), data.size(), &n);
     if (rc != 1) {
-      int code = SSL_get_error(ssl_.get(), rc);
-      // Before the handshake is done there is nothing to write with yet; not fatal.
-      if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE) return false;
-      Fail((std::string("write failed: ") + SslErrorName(code)).c_str());
-      return false;
+      Fail((std::string("write failed: ") + SslErrorName(SSL_get_error(ssl_.get(), rc))).c_str());
+      break;
     }
     data.remove_prefix(n);
   }
-  return true;
+  // A moved-in body chunk keeps its capacity: give it back rather than hold it while idle.
+  if (pending_.capacity() > 16 * 1024) {
+    std::string().swap(pending_);
+  } else {
+    pending_.clear();
+  }
 }
 
 void TlsEngine::Shutdown() {
   // SSL_shutdown during the handshake only queues an error; there is nothing to close yet.
   if (!ssl_ || !handshake_done_) return;
+  Seal();
   ERR_clear_error();
   // Once: the engine never waits for the peer's close_notify (the proxy closes the socket).
   SSL_shutdown(ssl_.get());
@@ -241,6 +273,7 @@ void TlsEngine::Shutdown() {
 std::string TlsEngine::TakeCiphertext() {
   std::string out;
   if (!ssl_) return out;
+  Seal();
   std::size_t pending = BIO_ctrl_pending(out_);
   if (pending == 0) return out;
   out.resize(pending);

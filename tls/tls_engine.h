@@ -40,8 +40,12 @@ class TlsEngine {
   // Decrypted application data available now (may be empty); after a fatal error or the
   // peer's close_notify, closed() becomes true.
   std::string ReadPlaintext();
-  // Encrypts application data; the ciphertext is then in TakeCiphertext().
+  // Queues application data once the handshake is done (false before, or once closed). It is
+  // encrypted on the next TakeCiphertext() (or any call that makes the SSL emit records), so
+  // several writes in a row become one run of full records. A failure to encrypt closes the
+  // engine and sets error().
   bool WritePlaintext(std::string_view data);
+  bool QueuePlaintext(std::string&& data);  // the same, taking the buffer when it can
   // Sends close_notify (into TakeCiphertext()).
   void Shutdown();
   // Ciphertext to send to the peer (moves it out).
@@ -62,6 +66,8 @@ class TlsEngine {
   TlsEngine() = default;
   bool Init(SSL_CTX* ctx);  // SSL, memory BIOs and alert capture; false after Fail()
   void Fail(const char* what);
+  void Seal();  // queued plaintext into records (see WritePlaintext)
+  bool Writable() const;
 
   SslPtr ssl_;
   BIO* in_ = nullptr;   // owned by ssl_
@@ -69,6 +75,7 @@ class TlsEngine {
   bool handshake_done_ = false;
   bool closed_ = false;
   std::string error_;
+  std::string pending_;  // plaintext written but not yet sealed into records
 };
 
 }  // namespace mintgate::tls

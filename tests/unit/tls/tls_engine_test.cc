@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "tls/cert_authority.h"
@@ -97,6 +98,20 @@ std::string Transfer(TlsEngine& from, TlsEngine& to) {
   return to.ReadPlaintext();
 }
 
+// Record headers in a run of TLS ciphertext: (content type, length) for each record.
+std::vector<std::pair<int, std::size_t>> Records(const std::string& wire) {
+  std::vector<std::pair<int, std::size_t>> out;
+  std::size_t off = 0;
+  while (off + 5 <= wire.size()) {
+    const auto* p = reinterpret_cast<const unsigned char*>(wire.data() + off);
+    const std::size_t len = (static_cast<std::size_t>(p[3]) << 8) | p[4];
+    out.emplace_back(p[0], len);
+    off += 5 + len;
+  }
+  EXPECT_EQ(off, wire.size()) << "ciphertext ends inside a record";
+  return out;
+}
+
 class TlsEngineTest : public ::testing::Test {
  protected:
   std::unique_ptr<TlsContexts> Contexts(const std::vector<X509*>& trust) {
@@ -181,11 +196,37 @@ TEST_F(TlsEngineTest, HandshakeVerifiesAndCarriesData) {
     EXPECT_TRUE(got == big);
   }
 
+  // Writes until the ciphertext is taken share records: a response head and a small body
+  // queued separately make one application-data record.
+  ASSERT_TRUE(server.WritePlaintext("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"));
+  ASSERT_TRUE(server.QueuePlaintext(std::string("hello")));
+  std::string wire = server.TakeCiphertext();
+  auto records = Records(wire);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].first, 23);
+  client.FeedCiphertext(wire.data(), wire.size());
+  EXPECT_EQ(client.ReadPlaintext(), "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+  // 40,000 bytes in three writes: full 16 KiB records, not one per write.
+  ASSERT_TRUE(server.QueuePlaintext(std::string(10000, 'a')));
+  ASSERT_TRUE(server.QueuePlaintext(std::string(20000, 'b')));
+  ASSERT_TRUE(server.WritePlaintext(std::string(10000, 'c')));
+  wire = server.TakeCiphertext();
+  EXPECT_EQ(Records(wire).size(), 3u);
+  client.FeedCiphertext(wire.data(), wire.size());
+  EXPECT_EQ(client.ReadPlaintext(),
+            std::string(10000, 'a') + std::string(20000, 'b') + std::string(10000, 'c'));
+
+  // Queued data goes out before a close_notify asked for after it.
   EXPECT_FALSE(server.closed());
+  ASSERT_TRUE(client.WritePlaintext("last words"));
   client.Shutdown();
-  EXPECT_EQ(Transfer(client, server), "");
+  wire = client.TakeCiphertext();
+  EXPECT_EQ(Records(wire).size(), 2u);
+  server.FeedCiphertext(wire.data(), wire.size());
+  EXPECT_EQ(server.ReadPlaintext(), "last words");
   EXPECT_TRUE(server.closed());
   EXPECT_EQ(server.error(), "");
+  EXPECT_FALSE(client.WritePlaintext("x"));  // nothing may follow our close_notify
 }
 
 TEST_F(TlsEngineTest, NoAlpnWhenHttp11NotOffered) {
