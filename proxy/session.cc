@@ -877,6 +877,22 @@ void Session::SubmitWrite(Leg leg, std::string data) {
   if (data.empty()) return;
   uv_stream_t* stream = leg == Leg::kClient ? client_stream() : upstream_stream();
   if (leg == Leg::kUpstream && !upstream_open_) return;
+  // Straight into the socket when nothing is queued on it (libuv refuses while a write or a
+  // connect is pending, which keeps the order): no request to allocate, and no epoll_ctl,
+  // which libuv issues after every completed uv_write when it drains the stream.
+  uv_buf_t now = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
+  const int sent = uv_try_write(stream, &now, 1);
+  if (sent > 0) {
+    if (leg == Leg::kClient) client_bytes_out_ += static_cast<std::size_t>(sent);
+    if (static_cast<std::size_t>(sent) == data.size()) {
+      UpdateReading();
+      return;
+    }
+    data.erase(0, static_cast<std::size_t>(sent));  // the socket buffer is full: queue the rest
+  } else if (sent != UV_EAGAIN && sent != UV_ENOSYS) {
+    Close();  // the peer is gone (EPIPE, ECONNRESET): as a failed uv_write would
+    return;
+  }
   auto* w = new WriteRequest;
   w->data = std::move(data);
   w->session = this;
