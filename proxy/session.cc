@@ -577,7 +577,7 @@ void Session::ReleaseUpstream(bool reuse) {
   up_ = nullptr;
   uv_read_stop(reinterpret_cast<uv_stream_t*>(&conn->tcp));
   if (upstream_tls_ && upstream_verified_ && upstream_tls_->handshake_done()) {
-    worker_.pool().SaveSession(tls_host_ + ":" + std::to_string(url_.port), upstream_tls_->ssl());
+    worker_.pool().SaveSession(TlsSessionKey(conn->peer), upstream_tls_->ssl());
   }
   reuse = reuse && upstream_pending_writes_ == 0 && !worker_.stopping();
   if (reuse) {

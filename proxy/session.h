@@ -99,6 +99,8 @@ class Session {
   void UpstreamHandshakeStep();
   void RequestLeaf();
   std::string MirroredName() const;
+  std::string TlsSessionKey(const std::string& peer) const;
+  SSL_SESSION* ResumableTlsSession() const;
   void OnLeaf(const MintService::Outcome& outcome);
   void ClientHandshakeStep();
   void NoteReadiness(HandshakeOutcome outcome, std::string_view alert);

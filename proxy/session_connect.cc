@@ -15,6 +15,45 @@
 #include "tls/client_hello_peek.h"
 
 namespace mintgate::proxy {
+namespace {
+
+// "*.example.com" for "www.example.com"; empty when no wildcard may stand for the host's
+// first label: a single label, a name directly under a top-level domain, an IP literal.
+std::string WildcardFor(const std::string& host) {
+  const std::size_t dot = host.find('.');
+  if (dot == std::string::npos || dot == 0 || host.find(':') != std::string::npos) return {};
+  if (std::all_of(host.begin(), host.end(), [](char c) { return c == '.' || std::isdigit(c); })) {
+    return {};
+  }
+  std::string wildcard = "*" + host.substr(dot);
+  if (std::count(wildcard.begin(), wildcard.end(), '.') < 2) return {};  // not *.com
+  return wildcard;
+}
+
+// Whether the certificate's DNS names include the host itself, and the wildcard.
+struct DnsNameMatch {
+  bool exact = false;
+  bool wildcard = false;
+};
+DnsNameMatch MatchDnsNames(X509* cert, const std::string& host, const std::string& wildcard) {
+  DnsNameMatch match;
+  GENERAL_NAMES* names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names); ++i) {
+    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
+    if (name->type != GEN_DNS) continue;
+    const ASN1_IA5STRING* dns = name->d.dNSName;
+    std::string value(reinterpret_cast<const char*>(ASN1_STRING_get0_data(dns)),
+                      static_cast<std::size_t>(ASN1_STRING_length(dns)));
+    for (char& c : value) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    match.exact = match.exact || value == host;
+    match.wildcard = match.wildcard || value == wildcard;
+  }
+  GENERAL_NAMES_free(names);
+  return match;
+}
+
+}  // namespace
 
 // CONNECT host:port. Everything that can be refused with a plain HTTP answer is refused
 // before the 200: a forbidden port, a rule that blocks the CONNECT host, an unknown host, a
@@ -206,9 +245,8 @@ void Session::StartUpstreamTls() {
   up_->key = UpstreamPool::TlsKey(url_.host, url_.port, tls_host_);
   upstream_verified_ = false;
   upstream_problem_.clear();
-  upstream_tls_.emplace(tls::TlsEngine::Client(
-      worker_.tls().client(), tls_host_, tls_host_,
-      worker_.pool().TlsSession(tls_host_ + ":" + std::to_string(url_.port))));
+  upstream_tls_.emplace(
+      tls::TlsEngine::Client(worker_.tls().client(), tls_host_, tls_host_, ResumableTlsSession()));
   state_ = State::kUpstreamHandshake;
   StartTimer(kConnectTimeoutMs, [](uv_timer_t* t) {
     auto* s = static_cast<Session*>(t->data);
@@ -257,26 +295,42 @@ void Session::UpstreamTlsFinished() {
 std::string Session::MirroredName() const {
   if (!upstream_tls_ || upstream_tls_->ssl() == nullptr) return tls_host_;
   X509* origin = SSL_get0_peer_certificate(upstream_tls_->ssl());
-  const std::size_t dot = tls_host_.find('.');
-  if (origin == nullptr || dot == std::string::npos || dot == 0) return tls_host_;
-  const std::string wildcard = "*" + tls_host_.substr(dot);
-  if (std::count(wildcard.begin(), wildcard.end(), '.') < 2) return tls_host_;  // not *.com
-  GENERAL_NAMES* names =
-      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(origin, NID_subject_alt_name, nullptr, nullptr));
-  bool exact = false;
-  bool covered = false;
-  for (int i = 0; names != nullptr && i < sk_GENERAL_NAME_num(names); ++i) {
-    const GENERAL_NAME* name = sk_GENERAL_NAME_value(names, i);
-    if (name->type != GEN_DNS) continue;
-    const ASN1_IA5STRING* dns = name->d.dNSName;
-    std::string value(reinterpret_cast<const char*>(ASN1_STRING_get0_data(dns)),
-                      static_cast<std::size_t>(ASN1_STRING_length(dns)));
-    for (char& c : value) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    exact = exact || value == tls_host_;
-    covered = covered || value == wildcard;
+  const std::string wildcard = WildcardFor(tls_host_);
+  if (origin == nullptr || wildcard.empty()) return tls_host_;
+  const DnsNameMatch match = MatchDnsNames(origin, tls_host_, wildcard);
+  return match.wildcard && !match.exact ? wildcard : tls_host_;
+}
+
+// Where a verified origin's TLS session is remembered. When its certificate covers the host
+// through a wildcard, under that wildcard and the origin's address: any host under the
+// wildcard served from there may resume it (RFC 8446 4.6.1 allows resuming for another name
+// the certificate is valid for), so a new host skips the certificate, its chain and the
+// signature check. Otherwise under the host.
+std::string Session::TlsSessionKey(const std::string& peer) const {
+  const std::string port = ":" + std::to_string(url_.port);
+  const std::string wildcard = WildcardFor(tls_host_);
+  X509* origin = upstream_tls_ ? SSL_get0_peer_certificate(upstream_tls_->ssl()) : nullptr;
+  if (origin != nullptr && !wildcard.empty() &&
+      MatchDnsNames(origin, tls_host_, wildcard).wildcard) {
+    return wildcard + port + "@" + peer;
   }
-  GENERAL_NAMES_free(names);
-  return covered && !exact ? wildcard : tls_host_;
+  return tls_host_ + port;
+}
+
+// A session to offer the origin: the host's own, else one its wildcard shares at this address
+// whose certificate is valid for the host (checked again here: the key alone proves nothing).
+SSL_SESSION* Session::ResumableTlsSession() const {
+  const std::string port = ":" + std::to_string(url_.port);
+  if (SSL_SESSION* own = worker_.pool().TlsSession(tls_host_ + port)) return own;
+  const std::string wildcard = WildcardFor(tls_host_);
+  if (wildcard.empty() || up_ == nullptr) return nullptr;
+  SSL_SESSION* shared = worker_.pool().TlsSession(wildcard + port + "@" + up_->peer);
+  X509* cert = shared != nullptr ? SSL_SESSION_get0_peer(shared) : nullptr;
+  if (cert == nullptr || X509_check_host(cert, tls_host_.data(), tls_host_.size(),
+                                         X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, nullptr) != 1) {
+    return nullptr;
+  }
+  return shared;
 }
 
 void Session::RequestLeaf() {

@@ -57,6 +57,13 @@ grep -q "DNS:\*.lab.test" "$work/san-one.txt" || fail "leaf SAN: $(cat "$work/sa
 grep -q '"url":"two.lab.test:[0-9]*".*"cert_cache":"hit"\|"cert_cache":"hit".*"url":"two.lab.test' \
   "$work/access.log" || fail "the wildcard leaf was not reused: $(grep two.lab "$work/access.log")"
 
+# A new host under the wildcard resumes the TLS session another host under it left with the
+# origin (its certificate is valid for both): no certificate to parse and verify again.
+out=$(for h in s1 s2 s3 s4 s5 s6; do
+  curl "${P[@]}" --cacert "$ca" "https://$h.lab.test:$NGINX_TLS_PORT/conn-close" || fail "GET via $h"
+done)
+grep -q " r$" <<<"$out" || fail "no new host under *.lab.test resumed a session: $out"
+
 # Keep-alive inside the decrypted connection, and an upload.
 curl "${P[@]}" --cacert "$ca" -v "$url/hello.txt" "$url/hello.txt" -o /dev/null -o /dev/null \
   2>"$work/ka.txt" || fail "two decrypted requests"
