@@ -318,6 +318,7 @@ def cmd_report(rawdir, outdir):
             f"rounds {meta.get('rounds', '?')} (medians) · {meta.get('duration', '?')} s per run · "
             f"concurrency {meta.get('concurrency', '?')} · loadgen threads {meta.get('threads', '?')} · "
             f"E ≤ {meta.get('e_hosts', '?')} hosts in ≤ {meta.get('e_time', '?')} s · "
+            f"origin session tickets {meta.get('origin_resumption', 'off')} · "
             f"{meta.get('versions', '')}")
         lines.append("")
         if meta.get("notes"):
