@@ -94,6 +94,17 @@ const tls::CertAuthority* MintService::Find(const std::string& profile) const {
 
 void MintService::GetLeaf(const std::string& profile, const std::string& host, tls::TrustMode trust,
                           const Post& post, Done done) {
+  Start(profile, host, trust, post, std::move(done));
+}
+
+bool MintService::Prefetch(const std::string& profile, const std::string& host) {
+  return Start(
+      profile, host, tls::TrustMode::kTrusted, [](const std::function<void()>&) {},
+      [](const Outcome&) {});
+}
+
+bool MintService::Start(const std::string& profile, const std::string& host, tls::TrustMode trust,
+                        const Post& post, Done done) {
   tls::CertAuthority* ca = nullptr;
   if (trust == tls::TrustMode::kUntrusted) {
     ca = untrusted_.get();
@@ -101,7 +112,7 @@ void MintService::GetLeaf(const std::string& profile, const std::string& host, t
     ca = it->second.get();
   } else {
     done(Outcome{tls::Error{"CA profile \"" + profile + "\" is not loaded"}, "miss"});
-    return;
+    return false;
   }
   const std::time_t now = std::time(nullptr);
   auto key_host = std::make_shared<std::string>(host);
@@ -113,9 +124,9 @@ void MintService::GetLeaf(const std::string& profile, const std::string& host, t
   tls::CertCache::Acquired acquired = cache_.Acquire(key, now, waiter);
   if (acquired.outcome == tls::CertCache::Outcome::kHit) {
     done(Outcome{acquired.leaf, "hit"});
-    return;
+    return false;
   }
-  if (acquired.outcome == tls::CertCache::Outcome::kCoalesced) return;
+  if (acquired.outcome == tls::CertCache::Outcome::kCoalesced) return false;
   auto job = [this, ca, key_host, trust, post, done = std::move(done)] {
     const std::time_t at = std::time(nullptr);
     tls::MintRequest request;
@@ -131,6 +142,7 @@ void MintService::GetLeaf(const std::string& profile, const std::string& host, t
     jobs_.push_back(std::move(job));
   }
   wake_.notify_one();
+  return true;
 }
 
 void MintService::NoteCutover(const std::string& configured, const std::string& signing) {

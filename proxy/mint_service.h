@@ -65,6 +65,11 @@ class MintService {
   void GetLeaf(const std::string& profile, const std::string& host, tls::TrustMode trust,
                const Post& post, Done done);
 
+  // Starts minting the trusted leaf for `host` unless it is cached or already being minted,
+  // with nobody waiting for it: a later GetLeaf finds it cached or joins the mint. True if
+  // this call started a mint.
+  bool Prefetch(const std::string& profile, const std::string& host);
+
   tls::CertCacheStats cache_stats() const { return cache_.stats(); }
 
   // Logs, once per process, that rules naming `configured` now sign with `signing` because a
@@ -78,6 +83,9 @@ class MintService {
   }
 
  private:
+  // GetLeaf; true when it queued a mint (a miss).
+  bool Start(const std::string& profile, const std::string& host, tls::TrustMode trust,
+             const Post& post, Done done);
   void Work();
 
   Options options_;

@@ -224,6 +224,7 @@ class Session {
   bool connect_answered_ = false;  // "200 Connection established" sent: no more HTTP errors
   bool blocking_ = false;          // a block decided by SNI: a page over TLS, then close
   bool untrusted_leaf_ = false;    // the origin failed verification; the client gets a warning
+  bool leaf_prefetched_ = false;   // this connection started its leaf's mint early (Prefetch)
   AccessRecord record_;
   std::uint64_t record_start_ms_ = 0;
   bool record_open_ = false;           // an exchange is being recorded and not yet logged

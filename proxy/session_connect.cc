@@ -230,12 +230,22 @@ void Session::StartDecrypt(const std::string& sni, const std::string& profile) {
   record_.ca = profile;
   tls_host_ = sni.empty() ? url_.host : sni;
   for (char& c : tls_host_) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (upstream_open_) {
-    StartUpstreamTls();
-  } else if (TakePooledUpstream(UpstreamPool::TlsKey(url_.host, url_.port, tls_host_))) {
+  if (!upstream_open_ &&
+      TakePooledUpstream(UpstreamPool::TlsKey(url_.host, url_.port, tls_host_))) {
     // Only verified connections are pooled, under the name they were verified for.
     upstream_verified_ = true;
     UpstreamTlsFinished();
+    return;
+  }
+  // The origin's handshake comes first. When the leaf's name cannot depend on the origin's
+  // certificate, its mint starts now and runs beside that handshake; RequestLeaf then finds
+  // the leaf cached or joins the mint. The client still sees it only if the origin passes
+  // verification (otherwise it gets the untrusted leaf or a block page, as always).
+  if (!runtime().config.mint.mirror_wildcards || WildcardFor(tls_host_).empty()) {
+    leaf_prefetched_ = runtime().mint->Prefetch(profile_, tls_host_);
+  }
+  if (upstream_open_) {
+    StartUpstreamTls();
   } else {
     ResolveUpstream(AfterConnect::kDecryptTls);
   }
@@ -360,7 +370,8 @@ void Session::RequestLeaf() {
 
 void Session::OnLeaf(const MintService::Outcome& outcome) {
   if (state_ != State::kLeaf || closing_) return;
-  record_.cert_cache = outcome.cache;
+  // A mint this connection started ahead of time is still its miss.
+  record_.cert_cache = leaf_prefetched_ && !untrusted_leaf_ ? "miss" : outcome.cache;
   if (!outcome.leaf.ok()) {
     record_.note = "no leaf for " + tls_host_ + ": " + outcome.leaf.error();
     Close();

@@ -84,6 +84,23 @@ TEST(MintService, MintsOnThePoolAndAnswersThroughPost) {
   EXPECT_EQ(stats.mints, 1u);
 }
 
+TEST(MintService, PrefetchStartsOneMintThatGetLeafThenFinds) {
+  auto service = MakeService();
+  EXPECT_TRUE(service->Prefetch("default", "pre.example"));
+  EXPECT_FALSE(service->Prefetch("default", "pre.example"));  // in flight or cached: once
+  Inbox inbox;
+  std::string cache;
+  service->GetLeaf("default", "pre.example", tls::TrustMode::kTrusted, inbox.post(),
+                   [&](const MintService::Outcome& o) {
+                     ASSERT_TRUE(o.leaf.ok()) << o.leaf.error();
+                     cache = o.cache;
+                   });
+  ASSERT_TRUE(inbox.RunUntil([&] { return !cache.empty(); }));
+  EXPECT_TRUE(cache == "hit" || cache == "coalesced") << cache;
+  EXPECT_EQ(service->cache_stats().mints, 1u);
+  EXPECT_FALSE(service->Prefetch("nope", "x.example"));  // an unknown profile starts nothing
+}
+
 TEST(MintService, UnknownProfileAndBadHostAreErrors) {
   auto service = MakeService();
   Inbox inbox;
