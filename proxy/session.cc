@@ -509,6 +509,10 @@ void Session::AnswerConnect() {
 }
 
 void Session::ForwardRequestBody(const char* data, std::size_t size) {
+  if (!request_.chunked && state_ == State::kRelay) {
+    WriteBody(Leg::kUpstream, data, size);
+    return;
+  }
   std::string out;
   if (request_.chunked) {
     if (size == 0) {
@@ -536,7 +540,7 @@ void Session::ForwardResponseBody(const char* data, std::size_t size) {
     out += "\r\n";
     Write(Leg::kClient, std::move(out));
   } else {
-    Write(Leg::kClient, std::string(data, size));
+    WriteBody(Leg::kClient, data, size);
   }
 }
 
@@ -802,24 +806,40 @@ void Session::OnUpstreamBytes(const char* data, std::size_t size) {
 void Session::Write(Leg leg, std::string data) {
   std::optional<tls::TlsEngine>& engine = leg == Leg::kClient ? client_tls_ : upstream_tls_;
   if (engine && engine->handshake_done()) {
-    if (data.empty()) return;
     const std::size_t size = data.size();
-    if (!engine->QueuePlaintext(std::move(data))) {
-      Close();
-      return;
-    }
-    if (cork_depth_ > 0 && !closing_ && (leg == Leg::kClient || upstream_open_)) {
-      CountCorked(leg, size);
-      corked_[leg == Leg::kClient ? 0 : 1].engine_dirty = true;
-      return;
-    }
-    data = engine->TakeCiphertext();
-    const bool failed = !engine->error().empty();
-    RawWrite(leg, std::move(data));
-    if (failed) Close();
+    if (size != 0) AfterPlaintext(leg, size, engine->QueuePlaintext(std::move(data)));
     return;
   }
   RawWrite(leg, std::move(data));
+}
+
+// A body chunk relayed as it is: on a decrypted leg a bulk chunk is encrypted straight from
+// the buffer it was read into, without a copy.
+void Session::WriteBody(Leg leg, const char* data, std::size_t size) {
+  std::optional<tls::TlsEngine>& engine = leg == Leg::kClient ? client_tls_ : upstream_tls_;
+  if (engine && engine->handshake_done()) {
+    if (size != 0) AfterPlaintext(leg, size, engine->WritePlaintext(std::string_view(data, size)));
+    return;
+  }
+  RawWrite(leg, std::string(data, size));
+}
+
+// Plaintext went into the leg's engine: held back while corked, else sent now.
+void Session::AfterPlaintext(Leg leg, std::size_t size, bool accepted) {
+  if (!accepted) {
+    Close();
+    return;
+  }
+  if (cork_depth_ > 0 && !closing_ && (leg == Leg::kClient || upstream_open_)) {
+    CountCorked(leg, size);
+    corked_[leg == Leg::kClient ? 0 : 1].engine_dirty = true;
+    return;
+  }
+  std::optional<tls::TlsEngine>& engine = leg == Leg::kClient ? client_tls_ : upstream_tls_;
+  std::string data = engine->TakeCiphertext();
+  const bool failed = !engine->error().empty();
+  RawWrite(leg, std::move(data));
+  if (failed) Close();
 }
 
 void Session::RawWrite(Leg leg, std::string data) {
@@ -856,7 +876,12 @@ void Session::FlushLeg(Leg leg) {
   bool failed = false;
   std::optional<tls::TlsEngine>& engine = leg == Leg::kClient ? client_tls_ : upstream_tls_;
   if (corked.engine_dirty && engine) {
-    data += engine->TakeCiphertext();  // seals everything queued into as few records as fit
+    // Seals everything queued into as few records as fit.
+    if (data.empty()) {
+      data = engine->TakeCiphertext();
+    } else {
+      data += engine->TakeCiphertext();
+    }
     failed = !engine->error().empty();
   }
   corked.engine_dirty = false;

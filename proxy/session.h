@@ -123,6 +123,8 @@ class Session {
 
   // Output and flow control.
   void Write(Leg leg, std::string data);
+  void WriteBody(Leg leg, const char* data, std::size_t size);
+  void AfterPlaintext(Leg leg, std::size_t size, bool accepted);
   void SubmitWrite(Leg leg, std::string data);
   void CountCorked(Leg leg, std::size_t size);
   void FlushLeg(Leg leg);

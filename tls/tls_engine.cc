@@ -3,6 +3,8 @@
 #include <openssl/err.h>
 
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <utility>
 
 #include "tls/host_name.h"
@@ -55,6 +57,73 @@ const char* SslErrorName(int code) {
   }
 }
 
+// A BIO type of the engine's: initialised at creation, data set by the engine.
+BIO_METHOD* NewEngineBio(const char* name) {
+  BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, name);
+  if (m == nullptr) return m;
+  BIO_meth_set_create(m, [](BIO* b) {
+    BIO_set_init(b, 1);
+    return 1;
+  });
+  return m;
+}
+
+// The read side of every engine reads CiphertextIn: a plain string rather than a memory BIO,
+// which zero-fills every byte it grows by.
+BIO_METHOD* CiphertextSource() {
+  static BIO_METHOD* const method = [] {
+    BIO_METHOD* m = NewEngineBio("mintgate ciphertext source");
+    if (m == nullptr) return m;
+    BIO_meth_set_read_ex(m, [](BIO* b, char* out, std::size_t len, std::size_t* got) {
+      auto* in = static_cast<CiphertextIn*>(BIO_get_data(b));
+      BIO_clear_retry_flags(b);
+      const std::size_t available = in->data.size() - in->read;
+      if (available == 0) {
+        BIO_set_retry_read(b);  // not the end: more may be fed (WANT_READ, as a memory BIO)
+        *got = 0;
+        return 0;
+      }
+      const std::size_t n = len < available ? len : available;
+      std::memcpy(out, in->data.data() + in->read, n);
+      in->read += n;
+      if (in->read == in->data.size()) {
+        in->data.clear();
+        in->read = 0;
+      }
+      *got = n;
+      return 1;
+    });
+    BIO_meth_set_ctrl(m, [](BIO* b, int cmd, long, void*) -> long {  // NOLINT(runtime/int)
+      const auto* in = static_cast<const CiphertextIn*>(BIO_get_data(b));
+      if (cmd == BIO_CTRL_PENDING) return static_cast<long>(in->data.size() - in->read);  // NOLINT
+      return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+    });
+    return m;
+  }();
+  return method;
+}
+
+// The write side of every engine: records are appended straight to a string the engine owns
+// and TakeCiphertext hands out whole, instead of a memory BIO that each take copies out of
+// into a zero-filled string (two passes over every byte sent).
+BIO_METHOD* CiphertextSink() {
+  static BIO_METHOD* const method = [] {
+    BIO_METHOD* m = NewEngineBio("mintgate ciphertext sink");
+    if (m == nullptr) return m;
+    BIO_meth_set_write_ex(m, [](BIO* b, const char* data, std::size_t len, std::size_t* written) {
+      static_cast<std::string*>(BIO_get_data(b))->append(data, len);
+      *written = len;
+      return 1;
+    });
+    // Flush succeeds (everything is already "sent"); nothing else applies to a sink.
+    BIO_meth_set_ctrl(m, [](BIO*, int cmd, long, void*) -> long {  // NOLINT(runtime/int)
+      return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+    });
+    return m;
+  }();
+  return method;
+}
+
 bool IsIpLiteral(const std::string& name, std::string* canonical) {
   Result<SanName> parsed = ParseSanName(name);
   if (!parsed.ok() || parsed->kind != SanName::Kind::kIp) return false;
@@ -65,23 +134,28 @@ bool IsIpLiteral(const std::string& name, std::string* canonical) {
 }  // namespace
 
 bool TlsEngine::Init(SSL_CTX* ctx) {
+  // On the heap: the engine is movable and its BIOs point at them.
+  in_ciphertext_ = std::make_unique<CiphertextIn>();
+  out_ciphertext_ = std::make_unique<std::string>();
   ERR_clear_error();
   ssl_.reset(SSL_new(ctx));
   if (!ssl_) {
     Fail("cannot create SSL");
     return false;
   }
-  BIO* in = BIO_new(BIO_s_mem());
-  BIO* out = BIO_new(BIO_s_mem());
+  BIO_METHOD* source = CiphertextSource();
+  BIO_METHOD* sink = CiphertextSink();
+  BIO* in = source != nullptr ? BIO_new(source) : nullptr;
+  BIO* out = sink != nullptr ? BIO_new(sink) : nullptr;
   if (in == nullptr || out == nullptr) {
     BIO_free(in);
     BIO_free(out);
-    Fail("cannot create memory BIOs");
+    Fail("cannot create the engine's BIOs");
     return false;
   }
+  BIO_set_data(in, in_ciphertext_.get());
+  BIO_set_data(out, out_ciphertext_.get());
   SSL_set_bio(ssl_.get(), in, out);
-  in_ = in;
-  out_ = out;
   SSL_set_info_callback(ssl_.get(), InfoCallback);
   return true;
 }
@@ -162,10 +236,12 @@ TlsEngine::~TlsEngine() {
 
 void TlsEngine::FeedCiphertext(const char* data, std::size_t size) {
   if (!ssl_ || size == 0) return;
-  // Memory BIO writes only fail on allocation failure, which the next read reports as an
-  // error through the SSL.
-  std::size_t written = 0;
-  if (BIO_write_ex(in_, data, size, &written) != 1) Fail("cannot buffer ciphertext");
+  CiphertextIn& in = *in_ciphertext_;
+  if (in.read > 0) {  // drop what the SSL consumed (what is left is part of one record)
+    in.data.erase(0, in.read);
+    in.read = 0;
+  }
+  in.data.append(data, size);
 }
 
 TlsEngine::Status TlsEngine::Handshake() {
@@ -190,6 +266,7 @@ std::string TlsEngine::ReadPlaintext() {
   if (!ssl_ || closed_) return out;
   Seal();  // SSL_read may answer (key update): what was written first goes first
   if (closed_) return out;
+  out.reserve(in_ciphertext_->data.size() - in_ciphertext_->read);  // plaintext is shorter
   char buf[16384];
   for (;;) {
     ERR_clear_error();
@@ -222,6 +299,12 @@ bool TlsEngine::Writable() const {
 
 bool TlsEngine::WritePlaintext(std::string_view data) {
   if (!Writable()) return false;
+  if (pending_.empty() && data.size() >= kSealAtOnce) {
+    // A bulk chunk with nothing queued before it: encrypted from the caller's buffer now,
+    // not copied first (it fills whole records anyway; the order stays that of the calls).
+    SealFrom(data);
+    return error_.empty();
+  }
   pending_.append(data);
   return true;
 }
@@ -241,7 +324,19 @@ bool TlsEngine::QueuePlaintext(std::string&& data) {
 // full records as possible: a response head and a small body share one record.
 void TlsEngine::Seal() {
   if (pending_.empty()) return;
-  std::string_view data(pending_);
+  SealFrom(pending_);
+  // A moved-in body chunk keeps its capacity: give it back rather than hold it while idle.
+  if (pending_.capacity() > 16 * 1024) {
+    std::string().swap(pending_);
+  } else {
+    pending_.clear();
+  }
+}
+
+void TlsEngine::SealFrom(std::string_view data) {
+  // Room for the records (16 KiB of plaintext each, plus header, tag and type byte), so the
+  // sink does not copy what it holds again as it grows.
+  out_ciphertext_->reserve(out_ciphertext_->size() + data.size() + (data.size() / 16384 + 1) * 32);
   while (!data.empty() && !closed_) {
     ERR_clear_error();
     std::size_t n = 0;
@@ -251,12 +346,6 @@ void TlsEngine::Seal() {
       break;
     }
     data.remove_prefix(n);
-  }
-  // A moved-in body chunk keeps its capacity: give it back rather than hold it while idle.
-  if (pending_.capacity() > 16 * 1024) {
-    std::string().swap(pending_);
-  } else {
-    pending_.clear();
   }
 }
 
@@ -274,12 +363,7 @@ std::string TlsEngine::TakeCiphertext() {
   std::string out;
   if (!ssl_) return out;
   Seal();
-  std::size_t pending = BIO_ctrl_pending(out_);
-  if (pending == 0) return out;
-  out.resize(pending);
-  std::size_t n = 0;
-  if (BIO_read_ex(out_, out.data(), pending, &n) != 1) n = 0;
-  out.resize(n);
+  out.swap(*out_ciphertext_);
   return out;
 }
 

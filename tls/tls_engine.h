@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -11,6 +12,12 @@
 #include "tls/openssl_ptr.h"
 
 namespace mintgate::tls {
+
+// Ciphertext fed to an engine and not yet read by its SSL (see tls_engine.cc).
+struct CiphertextIn {
+  std::string data;
+  std::size_t read = 0;  // bytes of data the SSL has consumed
+};
 
 class TlsEngine {
  public:
@@ -67,11 +74,13 @@ class TlsEngine {
   bool Init(SSL_CTX* ctx);  // SSL, memory BIOs and alert capture; false after Fail()
   void Fail(const char* what);
   void Seal();  // queued plaintext into records (see WritePlaintext)
+  void SealFrom(std::string_view data);
+  static constexpr std::size_t kSealAtOnce = 8 * 1024;
   bool Writable() const;
 
   SslPtr ssl_;
-  BIO* in_ = nullptr;   // owned by ssl_
-  BIO* out_ = nullptr;  // owned by ssl_
+  std::unique_ptr<CiphertextIn> in_ciphertext_;  // fed, not yet read by the SSL
+  std::unique_ptr<std::string> out_ciphertext_;  // what the SSL wrote, until taken
   bool handshake_done_ = false;
   bool closed_ = false;
   std::string error_;

@@ -216,6 +216,13 @@ TEST_F(TlsEngineTest, HandshakeVerifiesAndCarriesData) {
   EXPECT_EQ(client.ReadPlaintext(),
             std::string(10000, 'a') + std::string(20000, 'b') + std::string(10000, 'c'));
 
+  // A bulk chunk with nothing queued is sealed at once; what follows still comes after it.
+  ASSERT_TRUE(server.WritePlaintext(std::string(20000, 'd')));
+  ASSERT_TRUE(server.WritePlaintext("tail"));
+  wire = server.TakeCiphertext();
+  client.FeedCiphertext(wire.data(), wire.size());
+  EXPECT_EQ(client.ReadPlaintext(), std::string(20000, 'd') + "tail");
+
   // Queued data goes out before a close_notify asked for after it.
   EXPECT_FALSE(server.closed());
   ASSERT_TRUE(client.WritePlaintext("last words"));
