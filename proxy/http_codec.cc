@@ -370,8 +370,38 @@ bool HttpParser::in_message() const { return impl_->in_message; }
 
 namespace {
 
+// One pass (find_first_of would call memchr over the set for every byte of every header).
 bool HasLineBreak(std::string_view s) {
-  return s.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos;
+  return std::any_of(s.begin(), s.end(),
+                     [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
+}
+
+enum class HeaderRole { kOther, kHopByHop, kFraming, kHost, kUpgrade };
+
+// What a header name means to a proxy, by length first so that most names cost one compare.
+HeaderRole RoleOf(std::string_view name) {
+  auto is = [name](std::string_view known) { return EqualsIgnoreCase(name, known); };
+  switch (name.size()) {
+    case 2:
+      return is("TE") ? HeaderRole::kHopByHop : HeaderRole::kOther;
+    case 4:
+      return is("Host") ? HeaderRole::kHost : HeaderRole::kOther;
+    case 7:
+      if (is("Upgrade")) return HeaderRole::kUpgrade;
+      return is("Trailer") ? HeaderRole::kHopByHop : HeaderRole::kOther;
+    case 10:
+      return is("Connection") || is("Keep-Alive") ? HeaderRole::kHopByHop : HeaderRole::kOther;
+    case 14:
+      return is("Content-Length") ? HeaderRole::kFraming : HeaderRole::kOther;
+    case 16:
+      return is("Proxy-Connection") ? HeaderRole::kHopByHop : HeaderRole::kOther;
+    case 17:
+      return is("Transfer-Encoding") ? HeaderRole::kFraming : HeaderRole::kOther;
+    case 19:
+      return is("Proxy-Authorization") ? HeaderRole::kHopByHop : HeaderRole::kOther;
+    default:
+      return HeaderRole::kOther;
+  }
 }
 
 // Appends the end-to-end headers of `head`. `drop_host`: requests get the Host of the URL the
@@ -382,19 +412,14 @@ void AppendEndToEnd(std::string& out, const HttpHead& head, bool keep_upgrade, b
     if (!EqualsIgnoreCase(h.name, "Connection")) continue;
     ForEachListElement(h.value, [&](std::string_view e) { listed.emplace_back(e); });
   }
-  static constexpr std::string_view kHopByHop[] = {
-      "Connection", "Proxy-Connection", "Keep-Alive", "TE", "Trailer", "Proxy-Authorization"};
   for (const HttpHeader& h : head.headers) {
     const std::string_view name = h.name;
-    if (drop_host && EqualsIgnoreCase(name, "Host")) continue;
-    const bool framing = EqualsIgnoreCase(name, "Content-Length") ||
-                         EqualsIgnoreCase(name, "Transfer-Encoding") ||
-                         EqualsIgnoreCase(name, "Host");
-    bool drop = std::any_of(std::begin(kHopByHop), std::end(kHopByHop),
-                            [&](std::string_view hop) { return EqualsIgnoreCase(name, hop); });
-    if (EqualsIgnoreCase(name, "Upgrade")) {
+    const HeaderRole role = RoleOf(name);
+    if (drop_host && role == HeaderRole::kHost) continue;
+    bool drop = role == HeaderRole::kHopByHop;
+    if (role == HeaderRole::kUpgrade) {
       drop = !keep_upgrade;
-    } else if (!framing) {
+    } else if (role != HeaderRole::kFraming && role != HeaderRole::kHost) {
       // A client could otherwise make us strip the framing headers or Host by listing them in
       // Connection, and the next hop would frame the message differently from us.
       drop = drop || std::any_of(listed.begin(), listed.end(),
