@@ -71,16 +71,17 @@ class TlsEngine {
 
  private:
   TlsEngine() = default;
-  bool Init(SSL_CTX* ctx);  // SSL, memory BIOs and alert capture; false after Fail()
+  bool Init(SSL_CTX* ctx);  // SSL, its BIOs and alert capture; false after Fail()
   void Fail(const char* what);
   void Seal();  // queued plaintext into records (see WritePlaintext)
   void SealFrom(std::string_view data);
   static constexpr std::size_t kSealAtOnce = 8 * 1024;
   bool Writable() const;
 
-  SslPtr ssl_;
+  // The BIOs of ssl_ point at these two: declared first, so they outlive it.
   std::unique_ptr<CiphertextIn> in_ciphertext_;  // fed, not yet read by the SSL
   std::unique_ptr<std::string> out_ciphertext_;  // what the SSL wrote, until taken
+  SslPtr ssl_;
   bool handshake_done_ = false;
   bool closed_ = false;
   std::string error_;
