@@ -804,7 +804,7 @@ void Session::OnUpstreamBytes(const char* data, std::size_t size) {
 
 // Application data for a leg: through its TLS engine once that leg is decrypted.
 void Session::Write(Leg leg, std::string data) {
-  std::optional<tls::TlsEngine>& engine = leg == Leg::kClient ? client_tls_ : upstream_tls_;
+  std::optional<tls::TlsEngine>& engine = EngineOf(leg);
   if (engine && engine->handshake_done()) {
     const std::size_t size = data.size();
     if (size != 0) AfterPlaintext(leg, size, engine->QueuePlaintext(std::move(data)));
@@ -816,7 +816,7 @@ void Session::Write(Leg leg, std::string data) {
 // A body chunk relayed as it is: on a decrypted leg a bulk chunk is encrypted straight from
 // the buffer it was read into, without a copy.
 void Session::WriteBody(Leg leg, const char* data, std::size_t size) {
-  std::optional<tls::TlsEngine>& engine = leg == Leg::kClient ? client_tls_ : upstream_tls_;
+  std::optional<tls::TlsEngine>& engine = EngineOf(leg);
   if (engine && engine->handshake_done()) {
     if (size != 0) AfterPlaintext(leg, size, engine->WritePlaintext(std::string_view(data, size)));
     return;
@@ -832,10 +832,10 @@ void Session::AfterPlaintext(Leg leg, std::size_t size, bool accepted) {
   }
   if (cork_depth_ > 0 && !closing_ && (leg == Leg::kClient || upstream_open_)) {
     CountCorked(leg, size);
-    corked_[leg == Leg::kClient ? 0 : 1].engine_dirty = true;
+    CorkedOf(leg).engine_dirty = true;
     return;
   }
-  std::optional<tls::TlsEngine>& engine = leg == Leg::kClient ? client_tls_ : upstream_tls_;
+  std::optional<tls::TlsEngine>& engine = EngineOf(leg);
   std::string data = engine->TakeCiphertext();
   const bool failed = !engine->error().empty();
   RawWrite(leg, std::move(data));
@@ -846,7 +846,7 @@ void Session::RawWrite(Leg leg, std::string data) {
   if (data.empty()) return;
   if (leg == Leg::kUpstream && !upstream_open_) return;
   if (cork_depth_ > 0 && !closing_) {
-    Corked& corked = corked_[leg == Leg::kClient ? 0 : 1];
+    Corked& corked = CorkedOf(leg);
     CountCorked(leg, data.size());
     if (corked.raw.empty()) {
       corked.raw = std::move(data);
@@ -859,22 +859,22 @@ void Session::RawWrite(Leg leg, std::string data) {
 }
 
 void Session::CountCorked(Leg leg, std::size_t size) {
-  Corked& corked = corked_[leg == Leg::kClient ? 0 : 1];
+  Corked& corked = CorkedOf(leg);
   if (!corked.active) {
     corked.active = true;
-    (leg == Leg::kClient ? client_pending_writes_ : upstream_pending_writes_) += 1;
+    PendingWritesOf(leg) += 1;
   }
-  (leg == Leg::kClient ? client_queued_bytes_ : upstream_queued_bytes_) += size;
+  QueuedBytesOf(leg) += size;
   corked.counted += size;
 }
 
 void Session::FlushLeg(Leg leg) {
-  Corked& corked = corked_[leg == Leg::kClient ? 0 : 1];
+  Corked& corked = CorkedOf(leg);
   if (!corked.active) return;
   std::string data = std::move(corked.raw);
   corked.raw.clear();
   bool failed = false;
-  std::optional<tls::TlsEngine>& engine = leg == Leg::kClient ? client_tls_ : upstream_tls_;
+  std::optional<tls::TlsEngine>& engine = EngineOf(leg);
   if (corked.engine_dirty && engine) {
     // Seals everything queued into as few records as fit.
     if (data.empty()) {
@@ -886,8 +886,8 @@ void Session::FlushLeg(Leg leg) {
   }
   corked.engine_dirty = false;
   corked.active = false;
-  (leg == Leg::kClient ? client_pending_writes_ : upstream_pending_writes_) -= 1;
-  (leg == Leg::kClient ? client_queued_bytes_ : upstream_queued_bytes_) -= corked.counted;
+  PendingWritesOf(leg) -= 1;
+  QueuedBytesOf(leg) -= corked.counted;
   corked.counted = 0;
   SubmitWrite(leg, std::move(data));
   if (failed) Close();
@@ -924,21 +924,20 @@ void Session::SubmitWrite(Leg leg, std::string data) {
   w->leg = leg;
   w->req.data = w;
   uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-  (leg == Leg::kClient ? client_queued_bytes_ : upstream_queued_bytes_) += w->data.size();
+  QueuedBytesOf(leg) += w->data.size();
   if (leg == Leg::kClient) client_bytes_out_ += w->data.size();
-  (leg == Leg::kClient ? client_pending_writes_ : upstream_pending_writes_) += 1;
+  PendingWritesOf(leg) += 1;
   int rc = uv_write(&w->req, stream, &buf, 1, [](uv_write_t* req, int status) {
     auto* done = static_cast<WriteRequest*>(req->data);
     Session* s = done->session;
     const Leg written = done->leg;
-    (written == Leg::kClient ? s->client_queued_bytes_ : s->upstream_queued_bytes_) -=
-        done->data.size();
+    s->QueuedBytesOf(written) -= done->data.size();
     delete done;
     s->OnWritten(written, status);
   });
   if (rc != 0) {
-    (leg == Leg::kClient ? client_queued_bytes_ : upstream_queued_bytes_) -= w->data.size();
-    (leg == Leg::kClient ? client_pending_writes_ : upstream_pending_writes_) -= 1;
+    QueuedBytesOf(leg) -= w->data.size();
+    PendingWritesOf(leg) -= 1;
     delete w;
     Close();
     return;
@@ -947,7 +946,7 @@ void Session::SubmitWrite(Leg leg, std::string data) {
 }
 
 void Session::OnWritten(Leg leg, int status) {
-  (leg == Leg::kClient ? client_pending_writes_ : upstream_pending_writes_) -= 1;
+  PendingWritesOf(leg) -= 1;
   if (status < 0) {
     if (status != UV_ECANCELED) Close();
   } else if (state_ == State::kClosing && !closing_ && client_pending_writes_ == 0) {

@@ -194,6 +194,17 @@ class Session {
   class CorkScope;
   int cork_depth_ = 0;
   std::array<Corked, 2> corked_;
+  // The per-leg halves of the state above.
+  std::optional<tls::TlsEngine>& EngineOf(Leg leg) {
+    return leg == Leg::kClient ? client_tls_ : upstream_tls_;
+  }
+  Corked& CorkedOf(Leg leg) { return corked_[leg == Leg::kClient ? 0 : 1]; }
+  std::size_t& PendingWritesOf(Leg leg) {
+    return leg == Leg::kClient ? client_pending_writes_ : upstream_pending_writes_;
+  }
+  std::size_t& QueuedBytesOf(Leg leg) {
+    return leg == Leg::kClient ? client_queued_bytes_ : upstream_queued_bytes_;
+  }
 
   // The exchange in progress.
   HttpHead request_;
