@@ -22,7 +22,8 @@ namespace {
 std::string WildcardFor(const std::string& host) {
   const std::size_t dot = host.find('.');
   if (dot == std::string::npos || dot == 0 || host.find(':') != std::string::npos) return {};
-  if (std::all_of(host.begin(), host.end(), [](char c) { return c == '.' || std::isdigit(c); })) {
+  if (std::all_of(host.begin(), host.end(),
+                  [](char c) { return c == '.' || (c >= '0' && c <= '9'); })) {
     return {};
   }
   std::string wildcard = "*" + host.substr(dot);
