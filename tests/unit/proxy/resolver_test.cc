@@ -309,7 +309,9 @@ TEST_F(ResolverTest, TimesOutWhenTheServerNeverAnswers) {
   EXPECT_FALSE(r.ok);
   EXPECT_EQ(r.error, "DNS: timed out resolving slow.example");
   EXPECT_GE(elapsed, 250ms);
-  EXPECT_LT(elapsed, 1s);
+  // The configured 300 ms ended it, not the 5 s default (a loose bound: a loaded or
+  // sanitized build may be slow, but never by seconds).
+  EXPECT_LT(elapsed, Resolver::Options{}.timeout);
   EXPECT_EQ(resolver_->stats().timeouts, 1u);
   resolver_.reset();  // with the c-ares query still pending
   close(silent);
