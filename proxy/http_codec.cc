@@ -3,6 +3,7 @@
 #include <llhttp.h>
 
 #include <algorithm>
+#include <array>
 #include <cassert>
 #include <charconv>
 #include <cstring>
@@ -38,9 +39,21 @@ void ForEachListElement(std::string_view value, Fn&& fn) {
   }
 }
 
-bool IsTchar(char c) {
-  if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) return true;
-  return std::strchr("!#$%&'*+-.^_`|~", c) != nullptr && c != '\0';
+// RFC 9110 §5.6.2 token characters, as a table: every byte of every header name is looked up.
+constexpr std::array<bool, 256> kTchar = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = t[c - 'a' + 'A'] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) t[static_cast<unsigned char>(c)] = true;
+  return t;
+}();
+
+bool IsTchar(char c) { return kTchar[static_cast<unsigned char>(c)]; }
+
+// One pass (find_first_of would call memchr over the set for every byte of every header).
+bool HasLineBreak(std::string_view s) {
+  return std::any_of(s.begin(), s.end(),
+                     [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
 }
 
 }  // namespace
@@ -140,9 +153,7 @@ struct HttpParser::Impl {
     }
     if (s.field.empty()) return s.Fail(400, "empty header name");
     std::string_view v = TrimOws(s.value);
-    for (char c : v) {
-      if (c == '\r' || c == '\n' || c == '\0') return s.Fail(400, "invalid header value");
-    }
+    if (HasLineBreak(v)) return s.Fail(400, "invalid header value");
     if (EqualsIgnoreCase(s.field, "Host")) ++s.host_count;
     if (EqualsIgnoreCase(s.field, "Transfer-Encoding")) s.saw_transfer_encoding = true;
     if (EqualsIgnoreCase(s.field, "Content-Length")) s.saw_content_length = true;
@@ -232,34 +243,49 @@ struct HttpParser::Impl {
   struct HeadScan {
     bool done = false;
     bool prev_cr = false;
-    std::size_t line_len = 0;  // bytes of the current line, CR excluded
-    std::size_t lines = 0;     // non-empty lines so far
+    bool line_started = false;  // the current line has a byte other than CR
+    std::size_t lines = 0;      // non-empty lines so far
     std::size_t bytes = 0;
   };
 
+  // Line by line (memchr finds the breaks): only a line's first bytes up to one that is not
+  // CR, its last byte and its LF are looked at one by one.
   std::optional<HttpError> ScanHead(const char* data, std::size_t size) {
     HeadScan& sc = head_scan;
     const bool strict = kind == Kind::kRequest;
-    for (std::size_t i = 0; i < size && !sc.done; ++i) {
-      const char c = data[i];
-      if (++sc.bytes > limits.max_head_bytes) {
-        return HttpError{Status(431), "header section too large"};
-      }
-      if (c == '\n') {
-        if (!sc.prev_cr && strict) return HttpError{400, "bare LF in header section"};
-        if (sc.line_len > 0) {
-          ++sc.lines;
-        } else if (sc.lines > 0) {
-          sc.done = true;
+    const std::size_t max = limits.max_head_bytes;
+    std::size_t i = 0;
+    while (i < size && !sc.done) {
+      const auto* lf = static_cast<const char*>(std::memchr(data + i, '\n', size - i));
+      const std::size_t end = lf != nullptr ? static_cast<std::size_t>(lf - data) : size;
+      for (; i < end && !sc.line_started; ++i) {
+        if (++sc.bytes > max) return HttpError{Status(431), "header section too large"};
+        const char c = data[i];
+        if (c != '\r') {
+          if (sc.lines > 0 && (c == ' ' || c == '\t')) {
+            return HttpError{Status(400), "obsolete line folding in header section"};
+          }
+          sc.line_started = true;
         }
-        sc.line_len = 0;
-      } else if (c != '\r') {
-        if (sc.line_len == 0 && sc.lines > 0 && (c == ' ' || c == '\t')) {
-          return HttpError{Status(400), "obsolete line folding in header section"};
-        }
-        ++sc.line_len;
+        sc.prev_cr = c == '\r';
       }
-      sc.prev_cr = c == '\r';
+      if (i < end) {
+        sc.bytes += end - i;
+        if (sc.bytes > max) return HttpError{Status(431), "header section too large"};
+        sc.prev_cr = data[end - 1] == '\r';
+        i = end;
+      }
+      if (lf == nullptr) break;
+      if (++sc.bytes > max) return HttpError{Status(431), "header section too large"};
+      if (!sc.prev_cr && strict) return HttpError{400, "bare LF in header section"};
+      if (sc.line_started) {
+        ++sc.lines;
+      } else if (sc.lines > 0) {
+        sc.done = true;
+      }
+      sc.line_started = false;
+      sc.prev_cr = false;
+      ++i;
     }
     return std::nullopt;
   }
@@ -369,12 +395,6 @@ std::optional<HttpError> HttpParser::FeedEof() {
 bool HttpParser::in_message() const { return impl_->in_message; }
 
 namespace {
-
-// One pass (find_first_of would call memchr over the set for every byte of every header).
-bool HasLineBreak(std::string_view s) {
-  return std::any_of(s.begin(), s.end(),
-                     [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
-}
 
 enum class HeaderRole { kOther, kHopByHop, kFraming, kHost, kUpgrade };
 
