@@ -96,6 +96,7 @@ struct HttpParser::Impl {
   static int OnMessageBegin(llhttp_t* p) {
     Impl& s = Self(p);
     s.head = HttpHead{};
+    s.head.headers.reserve(16);  // one allocation for a typical head, not five
     s.field.clear();
     s.value.clear();
     s.in_message = true;

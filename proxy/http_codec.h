@@ -56,7 +56,7 @@ class HttpParser {
   class Handler {
    public:
     virtual ~Handler() = default;
-    virtual void OnHead(HttpHead& head) = 0;
+    virtual void OnHead(HttpHead& head) = 0;                      // may move from `head`
     virtual void OnBody(const char* data, std::size_t size) = 0;  // de-chunked payload
     virtual void OnMessageComplete() = 0;
   };

@@ -273,10 +273,11 @@ void Session::ProcessClientInput() {
   UpdateReading();
 }
 
-void Session::OnRequestHead(HttpHead& head) {
+void Session::OnRequestHead(HttpHead& parsed) {
   uv_timer_stop(&timer_);
+  request_ = std::move(parsed);  // the parser starts the next head afresh
+  const HttpHead& head = request_;
   BeginRecord(head.method, head.target);
-  request_ = head;
   keep_client_alive_ = head.keep_alive && !draining_;
   if (head.method == "CONNECT") {
     OnConnectHead(head);
