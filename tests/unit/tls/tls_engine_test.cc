@@ -1,9 +1,11 @@
 #include "tls/tls_engine.h"
 
 #include <gtest/gtest.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -75,12 +77,15 @@ struct Outcome {
 
 // Moves ciphertext between the two engines until both handshakes finish, or one failed and
 // nothing more is in flight (so the failing side's alert still reaches the other).
-Outcome Pump(TlsEngine& c, TlsEngine& s) {
+// `before_step` runs before each handshake step.
+Outcome Pump(TlsEngine& c, TlsEngine& s, const std::function<void()>& before_step = {}) {
   Outcome o{TlsEngine::Status::kWantMore, TlsEngine::Status::kWantMore};
   for (int i = 0; i < 20; ++i) {
+    if (before_step) before_step();
     o.client = c.Handshake();
     std::string to_server = c.TakeCiphertext();
     s.FeedCiphertext(to_server.data(), to_server.size());
+    if (before_step) before_step();
     o.server = s.Handshake();
     std::string to_client = s.TakeCiphertext();
     c.FeedCiphertext(to_client.data(), to_client.size());
@@ -501,6 +506,34 @@ TEST_F(TlsEngineTest, MovedEngineKeepsWorking) {
   ASSERT_EQ(o.server, TlsEngine::Status::kDone) << server.error();
   ASSERT_TRUE(client.WritePlaintext("ping"));
   EXPECT_EQ(Transfer(client, server), "ping");
+}
+
+// Another connection on the same thread may leave errors in OpenSSL's queue; SSL_get_error
+// would take them for this connection's, and a wait for more bytes for a failure.
+TEST_F(TlsEngineTest, StaleErrorsOnTheThreadDoNotFailAConnection) {
+  LeafPtr leaf = Mint(pki().root, "www.example.com");
+  ASSERT_TRUE(leaf);
+  auto ctx = Contexts({pki().root.cert.get()});
+  TlsEngine server = TlsEngine::Server(ctx->server(), *leaf);
+  TlsEngine client =
+      TlsEngine::Client(ctx->client(), "www.example.com", "www.example.com", nullptr);
+  auto stale = [] { ERR_raise(ERR_LIB_SSL, ERR_R_INTERNAL_ERROR); };
+  Outcome o = Pump(client, server, stale);
+  ASSERT_EQ(o.client, TlsEngine::Status::kDone) << client.error();
+  ASSERT_EQ(o.server, TlsEngine::Status::kDone) << server.error();
+
+  stale();
+  ASSERT_TRUE(client.WritePlaintext("GET / HTTP/1.1\r\n\r\n"));
+  const std::string wire = client.TakeCiphertext();
+  server.FeedCiphertext(wire.data(), wire.size() / 2);  // half a record: wait for the rest
+  stale();
+  EXPECT_EQ(server.ReadPlaintext(), "");
+  EXPECT_EQ(server.error(), "");
+  server.FeedCiphertext(wire.data() + wire.size() / 2, wire.size() - wire.size() / 2);
+  stale();
+  EXPECT_EQ(server.ReadPlaintext(), "GET / HTTP/1.1\r\n\r\n");
+  EXPECT_EQ(server.error(), "");
+  ERR_clear_error();
 }
 
 }  // namespace
