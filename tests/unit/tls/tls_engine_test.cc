@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -128,6 +129,21 @@ class TlsEngineTest : public ::testing::Test {
     return std::make_unique<TlsContexts>(o);
   }
 
+  // A server with a leaf for `host` from pki().root and a client that trusts that root.
+  struct Engines {
+    std::unique_ptr<TlsContexts> ctx;
+    TlsEngine server;
+    TlsEngine client;
+  };
+  Engines ForHost(const std::string& host) {
+    LeafPtr leaf = Mint(pki().root, host);
+    if (!leaf) throw std::runtime_error("no leaf for " + host);
+    auto ctx = Contexts({pki().root.cert.get()});
+    TlsContexts* c = ctx.get();
+    return Engines{std::move(ctx), TlsEngine::Server(c->server(), *leaf),
+                   TlsEngine::Client(c->client(), host, host, nullptr)};
+  }
+
   TempDir dir_;
   int files_ = 0;
 };
@@ -161,12 +177,7 @@ TEST_F(TlsEngineTest, CompactLeafFromTheCacheHandshakesAndVerifies) {
 }
 
 TEST_F(TlsEngineTest, HandshakeVerifiesAndCarriesData) {
-  LeafPtr leaf = Mint(pki().root, "www.example.com");
-  ASSERT_TRUE(leaf);
-  auto ctx = Contexts({pki().root.cert.get()});
-  TlsEngine server = TlsEngine::Server(ctx->server(), *leaf);
-  TlsEngine client =
-      TlsEngine::Client(ctx->client(), "www.example.com", "www.example.com", nullptr);
+  auto [ctx, server, client] = ForHost("www.example.com");
   static const unsigned char kOffer[] = "\x02h2\x08http/1.1";
   ASSERT_EQ(SSL_set_alpn_protos(client.ssl(), kOffer, sizeof kOffer - 1), 0);
 
@@ -242,12 +253,7 @@ TEST_F(TlsEngineTest, HandshakeVerifiesAndCarriesData) {
 }
 
 TEST_F(TlsEngineTest, NoAlpnWhenHttp11NotOffered) {
-  LeafPtr leaf = Mint(pki().root, "www.example.com");
-  ASSERT_TRUE(leaf);
-  auto ctx = Contexts({pki().root.cert.get()});
-  TlsEngine server = TlsEngine::Server(ctx->server(), *leaf);
-  TlsEngine client =
-      TlsEngine::Client(ctx->client(), "www.example.com", "www.example.com", nullptr);
+  auto [ctx, server, client] = ForHost("www.example.com");
   static const unsigned char kOffer[] = "\x02h2";
   ASSERT_EQ(SSL_set_alpn_protos(client.ssl(), kOffer, sizeof kOffer - 1), 0);
   Outcome o = Pump(client, server);
@@ -511,12 +517,7 @@ TEST_F(TlsEngineTest, MovedEngineKeepsWorking) {
 // Another connection on the same thread may leave errors in OpenSSL's queue; SSL_get_error
 // would take them for this connection's, and a wait for more bytes for a failure.
 TEST_F(TlsEngineTest, StaleErrorsOnTheThreadDoNotFailAConnection) {
-  LeafPtr leaf = Mint(pki().root, "www.example.com");
-  ASSERT_TRUE(leaf);
-  auto ctx = Contexts({pki().root.cert.get()});
-  TlsEngine server = TlsEngine::Server(ctx->server(), *leaf);
-  TlsEngine client =
-      TlsEngine::Client(ctx->client(), "www.example.com", "www.example.com", nullptr);
+  auto [ctx, server, client] = ForHost("www.example.com");
   auto stale = [] { ERR_raise(ERR_LIB_SSL, ERR_R_INTERNAL_ERROR); };
   Outcome o = Pump(client, server, stale);
   ASSERT_EQ(o.client, TlsEngine::Status::kDone) << client.error();
