@@ -7,6 +7,18 @@ namespace mintgate::proxy {
 void AppendJsonString(std::string& out, std::string_view s) {
   out += '"';
   for (std::size_t i = 0; i < s.size();) {
+    // Printable ASCII that needs no escape, appended as one run (URLs are mostly that).
+    std::size_t plain = i;
+    while (plain < s.size()) {
+      const auto p = static_cast<unsigned char>(s[plain]);
+      if (p < 0x20 || p >= 0x80 || p == '"' || p == '\\') break;
+      ++plain;
+    }
+    if (plain > i) {
+      out.append(s.data() + i, plain - i);
+      i = plain;
+      continue;
+    }
     const auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {
       switch (c) {
@@ -32,13 +44,9 @@ void AppendJsonString(std::string& out, std::string_view s) {
           out += "\\t";
           break;
         default:
-          if (c < 0x20) {
-            char escaped[8];
-            std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
-            out += escaped;
-          } else {
-            out += static_cast<char>(c);
-          }
+          char escaped[8];  // only control characters are left here
+          std::snprintf(escaped, sizeof escaped, "\\u%04x", c);
+          out += escaped;
       }
       ++i;
       continue;
