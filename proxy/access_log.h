@@ -40,13 +40,13 @@ class AccessLog {
   AccessLog(const AccessLog&) = delete;
   AccessLog& operator=(const AccessLog&) = delete;
 
-  // Queues the line; it reaches the file at the next Flush (the end of the worker's loop
-  // iteration: one write for all the requests an iteration finished), at 64 KiB queued, or
-  // when the log is destroyed.
+  // Queues the line; it reaches the file at the next Flush (a worker's flush timer, at most
+  // Worker::kLogFlushMs after the line: one write for all the requests finished meanwhile),
+  // at 64 KiB queued, or when the log is destroyed.
   void Write(const AccessRecord& record) const;
   void Flush() const;
   // Flushes every access log alive (a reload may leave connections writing to the previous
-  // one): called by each worker once per loop iteration.
+  // one): called by the workers' flush timers and when a worker stops.
   static void FlushAll();
   // The line Write would print, without its newline.
   std::string Format(const AccessRecord& record) const;

@@ -1112,7 +1112,10 @@ void Session::LogExchange() {
   record_.bytes_to_client = client_bytes_out_ - client_bytes_out_logged_;
   client_bytes_in_logged_ = client_bytes_in_;
   client_bytes_out_logged_ = client_bytes_out_;
-  if (const auto& log = runtime().access_log) log->Write(record_);
+  if (const auto& log = runtime().access_log) {
+    log->Write(record_);
+    worker_.LogQueued();
+  }
 }
 
 void Session::NewRequestParser() {

@@ -114,9 +114,7 @@ void Worker::Run(std::promise<std::string>& started) {
     for (auto& fn : run) fn();
   });
   uv_timer_init(&loop_, &drain_timer_);
-  // Access log lines written during an iteration go out in one write at its end.
-  uv_check_init(&loop_, &log_flush_);
-  uv_check_start(&log_flush_, [](uv_check_t*) { AccessLog::FlushAll(); });
+  uv_timer_init(&loop_, &log_flush_);
   uv_unref(reinterpret_cast<uv_handle_t*>(&log_flush_));
   std::string error;
   try {
@@ -225,6 +223,12 @@ void Worker::ReapClosed() {
   if (stopping_ && sessions_.empty()) FinishStop();
 }
 
+void Worker::LogQueued() {
+  if (uv_is_active(reinterpret_cast<uv_handle_t*>(&log_flush_)) != 0) return;
+  uv_timer_start(
+      &log_flush_, [](uv_timer_t*) { AccessLog::FlushAll(); }, kLogFlushMs, 0);
+}
+
 void Worker::BeginStop() {
   if (stopping_) return;
   stopping_ = true;
@@ -261,6 +265,7 @@ void Worker::FinishStop() {
   }
   uv_close(reinterpret_cast<uv_handle_t*>(&post_async_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+  AccessLog::FlushAll();  // what the last sessions logged, before the timer goes
   uv_close(reinterpret_cast<uv_handle_t*>(&log_flush_), nullptr);
 }
 

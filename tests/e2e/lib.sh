@@ -41,6 +41,18 @@ wait_for_port() {  # port [seconds]
   fail "nothing listens on 127.0.0.1:$port"
 }
 
+# Until `file` has a line matching `pattern` (grep, with the options that follow), for up to
+# 5 s: the gateway writes access log lines up to 20 ms after each exchange, in batches.
+wait_for_line() {  # file pattern [grep options]
+  local file=$1 pattern=$2 i
+  shift 2
+  for ((i = 0; i < 50; i++)); do
+    grep -q "$@" -- "$pattern" "$file" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 # nginx serving $work/www on $1, with WebDAV PUT for uploads and a few fixed answers.
 start_nginx() {
   local port=$1

@@ -90,6 +90,7 @@ out=$(curl "${P[@]}" --cacert "$work/pki/ca.pem" "https://www.lab.test:$NGINX_TL
 [[ $out == "hello over a tunnel" ]] || fail "not serving after a malformed ClientHello"
 
 # The access log has the tunnels (rule, bytes) and the refusals.
+wait_for_line "$work/access.log" '"rule":"block-bad"' || fail "no block logged"
 python3 - "$work/access.log" <<'PY' || fail "access log: $(tail -n 3 "$work/access.log")"
 import json, sys
 records = [json.loads(line) for line in open(sys.argv[1])]

@@ -54,8 +54,8 @@ for h in one two; do
     openssl x509 -noout -ext subjectAltName >"$work/san-$h.txt" || fail "GET via $h.lab.test"
 done
 grep -q "DNS:\*.lab.test" "$work/san-one.txt" || fail "leaf SAN: $(cat "$work/san-one.txt")"
-grep -q '"url":"two.lab.test:[0-9]*".*"cert_cache":"hit"\|"cert_cache":"hit".*"url":"two.lab.test' \
-  "$work/access.log" || fail "the wildcard leaf was not reused: $(grep two.lab "$work/access.log")"
+wait_for_line "$work/access.log" \
+  '"url":"two.lab.test:[0-9]*".*"cert_cache":"hit"\|"cert_cache":"hit".*"url":"two.lab.test' || fail "the wildcard leaf was not reused: $(grep two.lab "$work/access.log")"
 
 # A new host under the wildcard resumes the TLS session another host under it left with the
 # origin (its certificate is valid for both): no certificate to parse and verify again.
@@ -116,6 +116,7 @@ curl -s --max-time 5 "http://127.0.0.1:$admin/audit" |
   python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["rules"][-1]["rule"]=="default" and j["rules"][-1]["subject_cn"]=="mintgate Root CA", j' ||
   fail "/audit"
 
+wait_for_line "$work/access.log" "unknown ca" -i || fail "no unknown-CA refusal logged"
 python3 - "$work/access.log" <<'PY' || fail "access log: $(tail -n 5 "$work/access.log")"
 import json, sys
 records = [json.loads(line) for line in open(sys.argv[1])]

@@ -61,6 +61,6 @@ PY
 grep -q "127.0.0.2" "$work/ready.txt" && grep -q "unknown_ca" "$work/ready.txt" ||
   fail "readiness table: $(cat "$work/ready.txt")"
 curl -s "http://127.0.0.1:$admin/readiness" | grep -q '"rejecting"' || fail "/readiness"
-grep -q '"note":"canary: new instead of legacy"' "$work/access.log" || fail "canary not logged"
+wait_for_line "$work/access.log" '"note":"canary: new instead of legacy"' || fail "canary not logged"
 
 echo "PASS: client readiness and canary"

@@ -28,6 +28,6 @@ out=$(/usr/bin/python3 "$client" "$proxy" plain www.lab.test "$ws_plain" 2>&1) |
 out=$(/usr/bin/python3 "$client" "$proxy" tls www.lab.test "$ws_tls" "$work/state/ca/ca.pem" 2>&1) ||
   fail "decrypted: $out"
 [[ $out == upgraded ]] || fail "decrypted: $out"
-grep -q '"status":101' "$work/access.log" || fail "101 not logged: $(cat "$work/access.log")"
+wait_for_line "$work/access.log" '"status":101' || fail "101 not logged: $(cat "$work/access.log")"
 
 echo "PASS: upgrades relayed after 101"
