@@ -42,6 +42,16 @@ void CheckPathLen(X509* cert, long below, const std::string& file, bool intermed
   }
 }
 
+X509Ptr ReparsedFromDer(X509* cert) {
+  unsigned char* der = nullptr;
+  const int len = i2d_X509(cert, &der);
+  if (len <= 0) return nullptr;
+  const unsigned char* p = der;
+  X509Ptr parsed(d2i_X509(nullptr, &p, len));
+  OPENSSL_free(der);
+  return parsed;
+}
+
 }  // namespace
 
 CertAuthority::CertAuthority(const CaProfileSpec& spec, CaMaterial material,
@@ -137,6 +147,11 @@ std::shared_ptr<const Signer> CertAuthority::MakeIntermediateSigner(std::time_t 
     if (ext && X509_add_ext(x.get(), ext.get(), -1) != 1) return nullptr;
   }
   if (X509_sign(x.get(), key(), EVP_sha256()) == 0) return nullptr;
+  // Parsed back from its DER: every handshake encodes each certificate of the chain twice
+  // (i2d_X509, for the length and then the bytes), and only a parsed certificate keeps the
+  // encoding of its TBS part (~0.3 µs an encoding instead of ~3.4 µs). Once per intermediate.
+  x = ReparsedFromDer(x.get());
+  if (!x) return nullptr;
 
   auto s = std::make_shared<Signer>();
   auto chain = std::make_shared<CertChain>();
