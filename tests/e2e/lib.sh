@@ -27,9 +27,26 @@ fail() {
   exit 1
 }
 
-# A TCP (and UDP) port that was free a moment ago on 127.0.0.1.
+# A TCP and UDP port that was free a moment ago on 127.0.0.1, chosen at random below the
+# kernel's ephemeral range: a port the kernel picked (bind to port 0) goes back into that range
+# when released, and the suites running in parallel open client connections and UDP sockets
+# all the time, one of which could be given it before the server here binds it.
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  python3 - <<'PY'
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+first, last = (10000, low) if low > 11000 else (low, 65536)
+for _ in range(1000):
+    port = random.randrange(first, last)
+    try:
+        for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+            with socket.socket(socket.AF_INET, kind) as s:
+                s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    print(port)
+    break
+PY
 }
 
 wait_for_port() {  # port [seconds]

@@ -11,8 +11,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <optional>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,13 +26,19 @@ namespace {
 
 using namespace std::chrono_literals;
 
+sockaddr_in Loopback(std::uint16_t port) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  return addr;
+}
+
 // Binds a socket of `type` to 127.0.0.1:0 and returns it with the port the kernel chose.
 int BindLoopback(int type, std::uint16_t* port) {
   int fd = socket(AF_INET, type, 0);
   if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  sockaddr_in addr = Loopback(0);
   socklen_t len = sizeof addr;
   if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
       getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
@@ -41,24 +49,46 @@ int BindLoopback(int type, std::uint16_t* port) {
   return fd;
 }
 
-bool TcpConnects(std::uint16_t port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+// Whether a socket of `type` can bind 127.0.0.1:`port`; with `connect_instead`, whether
+// something accepts a connection there.
+bool Try(int type, std::uint16_t port, bool connect_instead = false) {
+  const int fd = socket(AF_INET, type, 0);
+  if (fd < 0) return false;
+  const sockaddr_in addr = Loopback(port);
+  const auto* a = reinterpret_cast<const sockaddr*>(&addr);
+  const bool ok = (connect_instead ? connect(fd, a, sizeof addr) : bind(fd, a, sizeof addr)) == 0;
   close(fd);
   return ok;
+}
+
+bool TcpConnects(std::uint16_t port) { return Try(SOCK_STREAM, port, true); }
+
+// A UDP and TCP port free a moment ago, for dnsmasq, chosen below the kernel's ephemeral
+// range: a port the kernel picked (bind to port 0) goes back into that range when released,
+// where a test running in parallel could be given it for a client socket before dnsmasq
+// binds it. 0 if none is found.
+std::uint16_t FreeFixedPort() {
+  int low = 32768;
+  if (std::FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r")) {
+    if (std::fscanf(f, "%d", &low) != 1) low = 32768;
+    std::fclose(f);
+  }
+  const int first = low > 11000 ? 10000 : low;
+  const int last = low > 11000 ? low : 65536;
+  std::mt19937 rng(std::random_device{}());
+  std::uniform_int_distribution<int> pick(first, last - 1);
+  for (int i = 0; i < 1000; ++i) {
+    const auto port = static_cast<std::uint16_t>(pick(rng));
+    if (Try(SOCK_STREAM, port) && Try(SOCK_DGRAM, port)) return port;
+  }
+  return 0;
 }
 
 class ResolverTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    std::uint16_t port = 0;
-    int fd = BindLoopback(SOCK_DGRAM, &port);
-    ASSERT_GE(fd, 0);
-    close(fd);
+    const std::uint16_t port = FreeFixedPort();
+    ASSERT_NE(port, 0) << "no free port below the ephemeral range";
     port_ = port;
     pid_file_ = "/tmp/mintgate-resolver-test-" + std::to_string(getpid()) + ".pid";
 
