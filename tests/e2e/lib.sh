@@ -231,9 +231,14 @@ EXT
 
 # mintgate run -c $2, logs in $work/$1.log; sets MINTGATE_PID.
 start_mintgate() {
-  local name=$1 config=$2 port=$3
+  local name=$1 config=$2 port=$3 admin_port
   "$MINTGATE" run -c "$config" >"$work/$name.log" 2>&1 &
   MINTGATE_PID=$!
   pids+=("$MINTGATE_PID")
   wait_for_port "$port"
+  # The proxy port answers once the first worker listens; the admin listener opens after
+  # every worker has started (seconds later in a sanitizer build, each loading the system
+  # trust store). Once it answers, the whole gateway is up.
+  admin_port=$(sed -n 's/^listen = "127\.0\.0\.1:\([0-9]*\)"$/\1/p' "$config" | tail -n 1)
+  if [[ -n $admin_port ]]; then wait_for_port "$admin_port"; fi
 }
