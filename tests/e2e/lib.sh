@@ -237,8 +237,8 @@ start_mintgate() {
   pids+=("$MINTGATE_PID")
   wait_for_port "$port"
   # The proxy port answers once the first worker listens; the admin listener opens after
-  # every worker has started (seconds later in a sanitizer build, each loading the system
-  # trust store). Once it answers, the whole gateway is up.
+  # every worker has started (each loads the system trust store: ~130 ms later with the ASan
+  # build, more on a loaded machine). Once it answers, the whole gateway is up.
   admin_port=$(sed -n 's/^listen = "127\.0\.0\.1:\([0-9]*\)"$/\1/p' "$config" | tail -n 1)
   if [[ -n $admin_port ]]; then wait_for_port "$admin_port"; fi
 }
