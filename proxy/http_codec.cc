@@ -56,6 +56,35 @@ bool HasLineBreak(std::string_view s) {
                      [](char c) { return c == '\r' || c == '\n' || c == '\0'; });
 }
 
+enum class HeaderRole { kOther, kHopByHop, kContentLength, kTransferEncoding, kHost, kUpgrade };
+
+// What a header name means to a proxy (parsing and forwarding both ask), by length first so that
+// most names cost one compare.
+HeaderRole RoleOf(std::string_view name) {
+  auto is = [name](std::string_view known) { return EqualsIgnoreCase(name, known); };
+  switch (name.size()) {
+    case 2:
+      return is("TE") ? HeaderRole::kHopByHop : HeaderRole::kOther;
+    case 4:
+      return is("Host") ? HeaderRole::kHost : HeaderRole::kOther;
+    case 7:
+      if (is("Upgrade")) return HeaderRole::kUpgrade;
+      return is("Trailer") ? HeaderRole::kHopByHop : HeaderRole::kOther;
+    case 10:
+      return is("Connection") || is("Keep-Alive") ? HeaderRole::kHopByHop : HeaderRole::kOther;
+    case 14:
+      return is("Content-Length") ? HeaderRole::kContentLength : HeaderRole::kOther;
+    case 16:
+      return is("Proxy-Connection") ? HeaderRole::kHopByHop : HeaderRole::kOther;
+    case 17:
+      return is("Transfer-Encoding") ? HeaderRole::kTransferEncoding : HeaderRole::kOther;
+    case 19:
+      return is("Proxy-Authorization") ? HeaderRole::kHopByHop : HeaderRole::kOther;
+    default:
+      return HeaderRole::kOther;
+  }
+}
+
 }  // namespace
 
 const HttpHeader* HttpHead::Find(std::string_view name) const {
@@ -155,9 +184,19 @@ struct HttpParser::Impl {
     if (s.field.empty()) return s.Fail(400, "empty header name");
     std::string_view v = TrimOws(s.value);
     if (HasLineBreak(v)) return s.Fail(400, "invalid header value");
-    if (EqualsIgnoreCase(s.field, "Host")) ++s.host_count;
-    if (EqualsIgnoreCase(s.field, "Transfer-Encoding")) s.saw_transfer_encoding = true;
-    if (EqualsIgnoreCase(s.field, "Content-Length")) s.saw_content_length = true;
+    switch (RoleOf(s.field)) {
+      case HeaderRole::kHost:
+        ++s.host_count;
+        break;
+      case HeaderRole::kTransferEncoding:
+        s.saw_transfer_encoding = true;
+        break;
+      case HeaderRole::kContentLength:
+        s.saw_content_length = true;
+        break;
+      default:
+        break;
+    }
     s.head.headers.push_back(HttpHeader{std::move(s.field), std::string(v)});
     s.field.clear();
     s.value.clear();
@@ -397,34 +436,6 @@ bool HttpParser::in_message() const { return impl_->in_message; }
 
 namespace {
 
-enum class HeaderRole { kOther, kHopByHop, kFraming, kHost, kUpgrade };
-
-// What a header name means to a proxy, by length first so that most names cost one compare.
-HeaderRole RoleOf(std::string_view name) {
-  auto is = [name](std::string_view known) { return EqualsIgnoreCase(name, known); };
-  switch (name.size()) {
-    case 2:
-      return is("TE") ? HeaderRole::kHopByHop : HeaderRole::kOther;
-    case 4:
-      return is("Host") ? HeaderRole::kHost : HeaderRole::kOther;
-    case 7:
-      if (is("Upgrade")) return HeaderRole::kUpgrade;
-      return is("Trailer") ? HeaderRole::kHopByHop : HeaderRole::kOther;
-    case 10:
-      return is("Connection") || is("Keep-Alive") ? HeaderRole::kHopByHop : HeaderRole::kOther;
-    case 14:
-      return is("Content-Length") ? HeaderRole::kFraming : HeaderRole::kOther;
-    case 16:
-      return is("Proxy-Connection") ? HeaderRole::kHopByHop : HeaderRole::kOther;
-    case 17:
-      return is("Transfer-Encoding") ? HeaderRole::kFraming : HeaderRole::kOther;
-    case 19:
-      return is("Proxy-Authorization") ? HeaderRole::kHopByHop : HeaderRole::kOther;
-    default:
-      return HeaderRole::kOther;
-  }
-}
-
 // Appends the end-to-end headers of `head`. `drop_host`: requests get the Host of the URL the
 // rules were checked against (RFC 7230 §5.4), never the client's own.
 void AppendEndToEnd(std::string& out, const HttpHead& head, bool keep_upgrade, bool drop_host) {
@@ -440,7 +451,8 @@ void AppendEndToEnd(std::string& out, const HttpHead& head, bool keep_upgrade, b
     bool drop = role == HeaderRole::kHopByHop;
     if (role == HeaderRole::kUpgrade) {
       drop = !keep_upgrade;
-    } else if (role != HeaderRole::kFraming && role != HeaderRole::kHost) {
+    } else if (role != HeaderRole::kContentLength && role != HeaderRole::kTransferEncoding &&
+               role != HeaderRole::kHost) {
       // A client could otherwise make us strip the framing headers or Host by listing them in
       // Connection, and the next hop would frame the message differently from us.
       drop = drop || std::any_of(listed.begin(), listed.end(),
