@@ -439,7 +439,7 @@ namespace {
 // Appends the end-to-end headers of `head`. `drop_host`: requests get the Host of the URL the
 // rules were checked against (RFC 7230 §5.4), never the client's own.
 void AppendEndToEnd(std::string& out, const HttpHead& head, bool keep_upgrade, bool drop_host) {
-  std::vector<std::string> listed;
+  std::vector<std::string_view> listed;  // views into `head`, which outlives them
   for (const HttpHeader& h : head.headers) {
     if (!EqualsIgnoreCase(h.name, "Connection")) continue;
     ForEachListElement(h.value, [&](std::string_view e) { listed.emplace_back(e); });
@@ -456,7 +456,7 @@ void AppendEndToEnd(std::string& out, const HttpHead& head, bool keep_upgrade, b
       // A client could otherwise make us strip the framing headers or Host by listing them in
       // Connection, and the next hop would frame the message differently from us.
       drop = drop || std::any_of(listed.begin(), listed.end(),
-                                 [&](const std::string& l) { return EqualsIgnoreCase(name, l); });
+                                 [&](std::string_view l) { return EqualsIgnoreCase(name, l); });
     }
     if (drop) continue;
     assert(!HasLineBreak(h.name) && !HasLineBreak(h.value));
