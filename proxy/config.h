@@ -20,12 +20,43 @@ struct HostPort {
   std::string ToString() const;  // "[::1]:3128" for IPv6
 };
 
+// An inclusive range of TCP ports ("1025-65535" in the file, or a single port).
+struct PortRange {
+  std::uint16_t low = 0;
+  std::uint16_t high = 0;
+  bool Contains(std::uint16_t port) const { return port >= low && port <= high; }
+  friend bool operator==(const PortRange&, const PortRange&) = default;
+};
+
 struct ServerConfig {
   std::vector<HostPort> listen{{"127.0.0.1", 3128}};
   int workers = 0;  // 0: one per core
   std::vector<std::string> allow_clients{"127.0.0.0/8", "::1/128"};
   std::string state_dir = "mintgate-state";
   bool allow_loopback_upstreams = false;
+  // CIDRs the gateway never connects to, on top of the built-in list (DestinationPolicy).
+  std::vector<std::string> deny_destinations;
+  // Ports absolute-form http:// requests may go to (Squid's Safe_ports idea); others get 403.
+  std::vector<PortRange> http_ports{{80, 80}, {443, 443}, {1025, 65535}};
+  // Client connections open at once, over all workers, and per client address (0: no limit).
+  // Beyond them a new connection gets a 503 and is closed.
+  std::size_t max_connections = 10000;
+  std::size_t max_connections_per_client = 1000;
+};
+
+// How long each state of a connection may last without progress, in milliseconds (the file
+// says seconds). Every state that holds a socket has one (SPEC §5 and the security issue).
+struct TimeoutsConfig {
+  std::uint64_t request_head_ms = 10'000;        // first byte of a head to its end -> 408
+  std::uint64_t client_idle_ms = 60'000;         // a kept-alive client between requests
+  std::uint64_t connect_ms = 10'000;             // TCP connect to the origin -> 504
+  std::uint64_t tls_handshake_ms = 10'000;       // either TLS handshake, and the ClientHello
+  std::uint64_t origin_first_byte_ms = 120'000;  // request sent, no response yet -> 504
+  std::uint64_t origin_idle_ms = 120'000;        // mid-response, no byte either way -> close
+  std::uint64_t tunnel_idle_ms = 600'000;        // tunnels and upgraded (101) connections
+  std::uint64_t leaf_wait_ms = 10'000;           // waiting for a minted leaf
+  std::uint64_t linger_ms = 2'000;               // closing: flushing the answer, then FIN
+  std::uint64_t tcp_keepalive_ms = 60'000;       // idle time before keepalive probes; 0: off
 };
 
 struct DnsConfig {
@@ -34,6 +65,9 @@ struct DnsConfig {
 
 struct AdminConfig {
   HostPort listen{"127.0.0.1", 9090};
+  // The bearer token every endpoint but /healthz requires. "": state_dir/admin.token,
+  // generated (mode 0600) at first start.
+  std::string token_file;
 };
 
 enum class UpstreamCertErrors { kBlock, kUntrusted };
@@ -88,6 +122,9 @@ struct MintConfig {
   // When the origin's verified certificate covers a host only through "*.parent", mint the
   // leaf for "*.parent" too: the client sees the server's names and one leaf serves them all.
   bool mirror_wildcards = true;
+  // Mints queued and not yet started, over all workers; beyond it a connection that needs a
+  // new leaf is refused (and counted) instead of growing the queue without bound.
+  std::size_t max_pending = 1000;
 };
 
 enum class LogFormat { kJson, kSquid };
@@ -102,6 +139,7 @@ struct Config {
   ServerConfig server;
   DnsConfig dns;
   AdminConfig admin;
+  TimeoutsConfig timeouts;
   InspectionConfig inspection;
   std::vector<CaProfileConfig> cas;  // in file order
   PortalConfig portal;

@@ -11,6 +11,8 @@
 #include <sstream>
 #include <string_view>
 
+#include "rules/ip_address.h"
+
 namespace mintgate::proxy {
 namespace {
 
@@ -162,6 +164,62 @@ class Reader {
     }
   }
 
+  // A duration in seconds (an integer or a decimal: 0.5), stored in milliseconds.
+  void Seconds(const toml::table& t, std::string_view key, std::string_view where,
+               double min_seconds, double max_seconds, std::uint64_t& out_ms) {
+    const toml::node* node = t.get(key);
+    if (node == nullptr) return;
+    std::optional<double> seconds;
+    if (auto i = node->value_exact<std::int64_t>()) seconds = static_cast<double>(*i);
+    if (auto d = node->value_exact<double>()) seconds = *d;
+    if (!seconds) {
+      TypeError(*node, where, key, "a number of seconds");
+    } else if (!(*seconds >= min_seconds && *seconds <= max_seconds)) {
+      std::ostringstream message;
+      message << where << "." << key << " must be between " << min_seconds << " and "
+              << max_seconds << " seconds";
+      Error(node->source(), message.str());
+    } else {
+      out_ms = static_cast<std::uint64_t>(*seconds * 1000.0 + 0.5);
+    }
+  }
+
+  // Ports and ranges: [80, 443, "1025-65535"].
+  void PortRanges(const toml::table& t, std::string_view key, std::string_view where,
+                  std::vector<PortRange>& out) {
+    const toml::node* node = t.get(key);
+    if (node == nullptr) return;
+    const toml::array* array = node->as_array();
+    if (array == nullptr) {
+      TypeError(*node, where, key, "an array of ports and \"low-high\" ranges");
+      return;
+    }
+    out.clear();
+    auto port = [](std::string_view text) -> long {
+      if (text.empty() || text.size() > 5 ||
+          text.find_first_not_of("0123456789") != std::string_view::npos) {
+        return -1;
+      }
+      return std::stol(std::string(text));
+    };
+    for (const toml::node& item : *array) {
+      long low = -1, high = -1;
+      if (auto v = item.value_exact<std::int64_t>()) {
+        low = high = *v;
+      } else if (auto text = item.value_exact<std::string>()) {
+        const std::size_t dash = text->find('-');
+        low = port(std::string_view(*text).substr(0, dash));
+        high = dash == std::string::npos ? low : port(std::string_view(*text).substr(dash + 1));
+      }
+      if (low < 1 || high > 65535 || high < low) {
+        Error(item.source(), std::string(where) + "." + std::string(key) +
+                                 ": expected a port 1-65535 or a range \"low-high\"");
+        continue;
+      }
+      out.push_back({static_cast<std::uint16_t>(low), static_cast<std::uint16_t>(high)});
+    }
+  }
+
   // "host:port", "[v6]:port"; `default_port` used when the port is missing (0: required).
   std::optional<HostPort> ParseHostPort(const toml::node& node, std::string_view what,
                                         std::uint16_t default_port, bool allow_port_zero) {
@@ -266,9 +324,11 @@ std::optional<rules::Instant> ToInstant(const toml::date_time& dt) {
 }
 
 void ReadServer(Reader& r, const toml::table& t, ServerConfig& out) {
-  r.CheckKeys(
-      t, {"listen"sv, "workers"sv, "allow_clients"sv, "state_dir"sv, "allow_loopback_upstreams"sv},
-      "server");
+  r.CheckKeys(t,
+              {"listen"sv, "workers"sv, "allow_clients"sv, "state_dir"sv,
+               "allow_loopback_upstreams"sv, "deny_destinations"sv, "http_ports"sv,
+               "max_connections"sv, "max_connections_per_client"sv},
+              "server");
   if (const toml::node* node = t.get("listen")) {
     if (const toml::array* array = node->as_array()) {
       out.listen.clear();
@@ -286,6 +346,47 @@ void ReadServer(Reader& r, const toml::table& t, ServerConfig& out) {
   r.StringArray(t, "allow_clients", "server", out.allow_clients);
   r.String(t, "state_dir", "server", out.state_dir);  // resolved in Parse, default included
   r.Bool(t, "allow_loopback_upstreams", "server", out.allow_loopback_upstreams);
+  r.StringArray(t, "deny_destinations", "server", out.deny_destinations);
+  if (const toml::node* node = t.get("deny_destinations"); node && node->as_array()) {
+    for (const toml::node& item : *node->as_array()) {
+      std::string why;
+      auto text = item.value_exact<std::string>();
+      if (text && !rules::Cidr::Parse(*text, &why)) {
+        r.Error(item.source(), "server.deny_destinations: \"" + *text + "\": " + why);
+      }
+    }
+  }
+  r.PortRanges(t, "http_ports", "server", out.http_ports);
+  auto max_connections = static_cast<std::int64_t>(out.max_connections);
+  r.Int(t, "max_connections", "server", 0, 10'000'000, max_connections);
+  out.max_connections = static_cast<std::size_t>(max_connections);
+  auto per_client = static_cast<std::int64_t>(out.max_connections_per_client);
+  r.Int(t, "max_connections_per_client", "server", 0, 10'000'000, per_client);
+  out.max_connections_per_client = static_cast<std::size_t>(per_client);
+}
+
+void ReadTimeouts(Reader& r, const toml::table& t, TimeoutsConfig& out) {
+  r.CheckKeys(t,
+              {"request_head"sv, "client_idle"sv, "connect"sv, "tls_handshake"sv,
+               "origin_first_byte"sv, "origin_idle"sv, "tunnel_idle"sv, "leaf_wait"sv,
+               "linger"sv, "tcp_keepalive"sv},
+              "timeouts");
+  constexpr double kDay = 86400;
+  r.Seconds(t, "request_head", "timeouts", 0.1, kDay, out.request_head_ms);
+  r.Seconds(t, "client_idle", "timeouts", 0.1, kDay, out.client_idle_ms);
+  r.Seconds(t, "connect", "timeouts", 0.1, kDay, out.connect_ms);
+  r.Seconds(t, "tls_handshake", "timeouts", 0.1, kDay, out.tls_handshake_ms);
+  r.Seconds(t, "origin_first_byte", "timeouts", 0.1, kDay, out.origin_first_byte_ms);
+  r.Seconds(t, "origin_idle", "timeouts", 0.1, kDay, out.origin_idle_ms);
+  r.Seconds(t, "tunnel_idle", "timeouts", 0.1, kDay, out.tunnel_idle_ms);
+  r.Seconds(t, "leaf_wait", "timeouts", 0.1, kDay, out.leaf_wait_ms);
+  r.Seconds(t, "linger", "timeouts", 0.1, 60, out.linger_ms);
+  // The kernel counts keepalive idle time in whole seconds; 0 turns the probes off.
+  r.Seconds(t, "tcp_keepalive", "timeouts", 0, kDay, out.tcp_keepalive_ms);
+  if (out.tcp_keepalive_ms != 0 && out.tcp_keepalive_ms < 1000) {
+    r.Error(t.get("tcp_keepalive")->source(),
+            "timeouts.tcp_keepalive must be 0 (off) or at least 1 second");
+  }
 }
 
 void ReadDns(Reader& r, const toml::table& t, DnsConfig& out) {
@@ -302,9 +403,12 @@ void ReadDns(Reader& r, const toml::table& t, DnsConfig& out) {
 }
 
 void ReadAdmin(Reader& r, const toml::table& t, AdminConfig& out) {
-  r.CheckKeys(t, {"listen"sv}, "admin");
+  r.CheckKeys(t, {"listen"sv, "token_file"sv}, "admin");
   if (const toml::node* node = t.get("listen")) {
     if (auto hp = r.ParseHostPort(*node, "admin.listen", 0, true)) out.listen = *hp;
+  }
+  if (r.String(t, "token_file", "admin", out.token_file) && !out.token_file.empty()) {
+    out.token_file = r.Path(out.token_file);
   }
 }
 
@@ -409,7 +513,7 @@ void ReadCa(Reader& r, const std::string& name, const toml::table& t, Config& ou
 void ReadMint(Reader& r, const toml::table& t, MintConfig& out) {
   r.CheckKeys(t,
               {"leaf_key"sv, "leaf_days"sv, "cache_entries"sv, "signing_intermediate"sv,
-               "mirror_wildcards"sv},
+               "mirror_wildcards"sv, "max_pending"sv},
               "mint");
   std::string key;
   if (r.String(t, "leaf_key", "mint", key)) {
@@ -429,6 +533,9 @@ void ReadMint(Reader& r, const toml::table& t, MintConfig& out) {
   out.cache_entries = static_cast<std::size_t>(entries);
   r.Bool(t, "signing_intermediate", "mint", out.signing_intermediate);
   r.Bool(t, "mirror_wildcards", "mint", out.mirror_wildcards);
+  auto pending = static_cast<std::int64_t>(out.max_pending);
+  r.Int(t, "max_pending", "mint", 1, 1'000'000, pending);
+  out.max_pending = static_cast<std::size_t>(pending);
 }
 
 void ReadRule(Reader& r, const toml::table& t, std::size_t index, Config& out) {
@@ -547,12 +654,15 @@ ConfigLoadResult ConfigLoader::Parse(const std::string& text, const std::string&
   }
   Config& c = result.config;
   r.CheckKeys(root,
-              {"server"sv, "dns"sv, "admin"sv, "inspection"sv, "ca"sv, "mint"sv, "rule"sv,
-               "category"sv, "log"sv, "portal"sv, "canary"sv, "readiness"sv},
+              {"server"sv, "dns"sv, "admin"sv, "timeouts"sv, "inspection"sv, "ca"sv, "mint"sv,
+               "rule"sv, "category"sv, "log"sv, "portal"sv, "canary"sv, "readiness"sv},
               "");
   if (const toml::table* t = r.Table(root, "server", "[server]")) ReadServer(r, *t, c.server);
   if (const toml::table* t = r.Table(root, "dns", "[dns]")) ReadDns(r, *t, c.dns);
   if (const toml::table* t = r.Table(root, "admin", "[admin]")) ReadAdmin(r, *t, c.admin);
+  if (const toml::table* t = r.Table(root, "timeouts", "[timeouts]")) {
+    ReadTimeouts(r, *t, c.timeouts);
+  }
   if (const toml::table* t = r.Table(root, "inspection", "[inspection]")) {
     ReadInspection(r, *t, c.inspection);
   }

@@ -44,6 +44,16 @@ TEST(ConfigLoader, EmptyFileGivesEveryDefault) {
   EXPECT_TRUE(c.cas.empty());
   EXPECT_EQ(c.log.access, "-");
   EXPECT_EQ(c.log.format, LogFormat::kJson);
+  EXPECT_TRUE(c.server.deny_destinations.empty());
+  EXPECT_EQ(c.server.http_ports,
+            (std::vector<PortRange>{{80, 80}, {443, 443}, {1025, 65535}}));
+  EXPECT_EQ(c.server.max_connections, 10000u);
+  EXPECT_EQ(c.server.max_connections_per_client, 1000u);
+  EXPECT_EQ(c.admin.token_file, "");
+  EXPECT_EQ(c.timeouts.request_head_ms, 10000u);
+  EXPECT_EQ(c.timeouts.linger_ms, 2000u);
+  EXPECT_EQ(c.timeouts.tcp_keepalive_ms, 60000u);
+  EXPECT_EQ(c.mint.max_pending, 1000u);
 }
 
 TEST(ConfigLoader, ReadsEverySection) {
@@ -210,6 +220,65 @@ TEST(ConfigLoader, BadValuesAreErrors) {
   EXPECT_EQ(e.message, "log.format must be \"json\" or \"squid\", got \"xml\"");
   e = OnlyError("[inspection]\nupstream_cert_errors = \"ignore\"\n");
   EXPECT_NE(e.message.find("\"block\" or \"untrusted\""), std::string::npos);
+}
+
+TEST(ConfigLoader, SecurityLimitsAndTimeouts) {
+  ConfigLoadResult r = Parse(R"(
+[server]
+deny_destinations = ["10.0.0.0/8", "fd12::/16"]
+http_ports = [80, "8000-8099"]
+max_connections = 50
+max_connections_per_client = 0
+[admin]
+token_file = "secret/admin.token"
+[timeouts]
+request_head = 3
+client_idle = 0.5
+connect = 4
+tls_handshake = 5
+origin_first_byte = 6
+origin_idle = 7
+tunnel_idle = 8
+leaf_wait = 9
+linger = 1
+tcp_keepalive = 0
+[mint]
+max_pending = 7
+)");
+  ASSERT_TRUE(r.ok()) << r.errors[0].ToString();
+  const Config& c = r.config;
+  EXPECT_EQ(c.server.deny_destinations, (std::vector<std::string>{"10.0.0.0/8", "fd12::/16"}));
+  EXPECT_EQ(c.server.http_ports, (std::vector<PortRange>{{80, 80}, {8000, 8099}}));
+  EXPECT_EQ(c.server.max_connections, 50u);
+  EXPECT_EQ(c.server.max_connections_per_client, 0u);
+  EXPECT_EQ(c.admin.token_file, "/etc/mintgate/secret/admin.token");
+  EXPECT_EQ(c.timeouts.request_head_ms, 3000u);
+  EXPECT_EQ(c.timeouts.client_idle_ms, 500u);
+  EXPECT_EQ(c.timeouts.connect_ms, 4000u);
+  EXPECT_EQ(c.timeouts.tls_handshake_ms, 5000u);
+  EXPECT_EQ(c.timeouts.origin_first_byte_ms, 6000u);
+  EXPECT_EQ(c.timeouts.origin_idle_ms, 7000u);
+  EXPECT_EQ(c.timeouts.tunnel_idle_ms, 8000u);
+  EXPECT_EQ(c.timeouts.leaf_wait_ms, 9000u);
+  EXPECT_EQ(c.timeouts.linger_ms, 1000u);
+  EXPECT_EQ(c.timeouts.tcp_keepalive_ms, 0u);
+  EXPECT_EQ(c.mint.max_pending, 7u);
+
+  EXPECT_EQ(OnlyError("[server]\nhttp_ports = [\"90-80\"]\n").message,
+            "server.http_ports: expected a port 1-65535 or a range \"low-high\"");
+  EXPECT_EQ(OnlyError("[server]\nhttp_ports = [0]\n").message,
+            "server.http_ports: expected a port 1-65535 or a range \"low-high\"");
+  EXPECT_NE(OnlyError("[server]\ndeny_destinations = [\"10.0.0.1/8\"]\n").message.find(
+                "did you mean \"10.0.0.0/8\""),
+            std::string::npos);
+  EXPECT_EQ(OnlyError("[timeouts]\nconnect = 0\n").message,
+            "timeouts.connect must be between 0.1 and 86400 seconds");
+  EXPECT_EQ(OnlyError("[timeouts]\nconnect = \"5s\"\n").message,
+            "timeouts.connect: expected a number of seconds, got a string");
+  EXPECT_EQ(OnlyError("[timeouts]\ntcp_keepalive = 0.5\n").message,
+            "timeouts.tcp_keepalive must be 0 (off) or at least 1 second");
+  EXPECT_EQ(OnlyError("[timeouts]\nconect = 5\n").message,
+            "unknown key 'conect' in [timeouts]; did you mean 'connect'?");
 }
 
 TEST(ConfigLoader, ReportsEveryProblemInFileOrder) {
