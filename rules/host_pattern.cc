@@ -1,5 +1,7 @@
 #include "rules/host_pattern.h"
 
+#include "rules/canonical_host.h"
+
 namespace mintgate::rules {
 namespace {
 
@@ -14,9 +16,14 @@ void NormalizeInto(std::string_view host, std::string& out) {
   for (std::size_t i = 0; i < host.size(); ++i) out[i] = Lower(host[i]);
 }
 
+// Cheap pre-check so that ordinary names skip the full parse: an address is IPv6 (a ':') or
+// has a last label that starts with a digit (WHATWG's "ends in a number").
 bool LooksLikeAddress(std::string_view host) {
-  // Cheap pre-check so that ordinary names skip the full parse.
-  return !host.empty() && ((host[0] >= '0' && host[0] <= '9') || host.find(':') != host.npos);
+  if (host.empty()) return false;
+  if (host.find(':') != host.npos) return true;
+  const std::size_t dot = host.rfind('.');
+  const char first = dot == host.npos ? host[0] : dot + 1 < host.size() ? host[dot + 1] : 'x';
+  return first >= '0' && first <= '9';
 }
 
 }  // namespace
@@ -30,7 +37,13 @@ std::string NormalizeHost(std::string_view host) {
 HostView MakeHostView(std::string_view host, std::string& buffer) {
   NormalizeInto(host, buffer);
   HostView view;
-  if (LooksLikeAddress(buffer)) view.address = IpAddress::Parse(buffer);
+  if (LooksLikeAddress(buffer)) {
+    // Any spelling of an address is judged as the address (and IPv4-mapped IPv6 as IPv4), so
+    // that CIDR rules see what the connection will reach.
+    if (std::optional<CanonicalHost> canonical = CanonicalizeHost(buffer, nullptr)) {
+      view.address = canonical->address;
+    }
+  }
   if (!view.address) view.name = buffer;
   return view;
 }

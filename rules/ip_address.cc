@@ -112,6 +112,20 @@ std::optional<IpAddress> IpAddress::Parse(std::string_view text) {
   return address;
 }
 
+IpAddress IpAddress::V4(std::uint32_t value) {
+  IpAddress address;
+  address.family_ = Family::kV4;
+  for (int k = 0; k < 4; ++k) address.bytes_[k] = static_cast<std::uint8_t>(value >> (24 - 8 * k));
+  return address;
+}
+
+IpAddress IpAddress::V6(const std::array<std::uint8_t, 16>& bytes) {
+  IpAddress address;
+  address.family_ = Family::kV6;
+  address.bytes_ = bytes;
+  return address;
+}
+
 std::string IpAddress::ToString() const {
   char buffer[48];
   if (family_ == Family::kV4) {

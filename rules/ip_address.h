@@ -18,6 +18,9 @@ class IpAddress {
   // Dotted quad (four decimal parts 0-255, no leading zeros, which other parsers read as
   // octal) or IPv6 (with "::" and an optional dotted-quad tail), optionally in [brackets].
   static std::optional<IpAddress> Parse(std::string_view text);
+  // From a host-order IPv4 value, or 16 network-order IPv6 bytes.
+  static IpAddress V4(std::uint32_t value);
+  static IpAddress V6(const std::array<std::uint8_t, 16>& bytes);
 
   Family family() const { return family_; }
   int bit_width() const { return family_ == Family::kV4 ? 32 : 128; }

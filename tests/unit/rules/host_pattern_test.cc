@@ -59,7 +59,8 @@ TEST(HostPattern, IpLiteralsMatchOnlyAddressPatterns) {
   EXPECT_TRUE(Matches("10.0.0.0/8", "10.1.2.3"));
   EXPECT_TRUE(Matches("2001:db8::/32", "[2001:DB8::5]"));
   EXPECT_TRUE(Matches("[2001:db8::1]", "2001:db8:0::1"));
-  EXPECT_FALSE(Matches("10.0.0.0/8", "::ffff:10.0.0.1"));
+  // IPv4-mapped IPv6 reaches the IPv4 address, so it is judged as one.
+  EXPECT_TRUE(Matches("10.0.0.0/8", "::ffff:10.0.0.1"));
   // A name never matches an address pattern, and an address never a name pattern.
   EXPECT_FALSE(Matches("10.0.0.0/8", "10.example"));
   EXPECT_FALSE(Matches(".com", "1.2.3.4"));
@@ -106,7 +107,22 @@ TEST(NormalizeHost, LowercasesAndStrips) {
   EXPECT_EQ(NormalizeHost(""), "");
   std::string buffer;
   EXPECT_TRUE(MakeHostView("[::1]", buffer).address);
-  EXPECT_EQ(MakeHostView("01.2.3.4", buffer).name, "01.2.3.4");  // not a strict address
+}
+
+// A target is judged as the address it reaches, however it is spelt: "01.2.3.4" is octal 1,
+// i.e. 1.2.3.4, for browsers and for the socket, so it must be for rules too.
+TEST(MakeHostView, EverySpellingOfAnAddressIsTheAddress) {
+  std::string buffer;
+  ASSERT_TRUE(MakeHostView("01.2.3.4", buffer).address);
+  EXPECT_EQ(MakeHostView("01.2.3.4", buffer).address->ToString(), "1.2.3.4");
+  EXPECT_EQ(MakeHostView("0x7f.1", buffer).address->ToString(), "127.0.0.1");
+  EXPECT_EQ(MakeHostView("[::ffff:10.1.2.3]", buffer).address->ToString(), "10.1.2.3");
+  EXPECT_EQ(MakeHostView("www.example.com", buffer).name, "www.example.com");
+  EXPECT_EQ(MakeHostView("3com.example", buffer).name, "3com.example");
+  EXPECT_TRUE(Matches("10.0.0.0/8", "[::ffff:10.1.2.3]"));
+  EXPECT_TRUE(Matches("10.0.0.0/8", "012.1.2.3"));
+  EXPECT_TRUE(Matches("10.0.0.0/8", "167772161"));
+  EXPECT_FALSE(Matches("10.0.0.0/8", "[2001:db8::1]"));
 }
 
 }  // namespace

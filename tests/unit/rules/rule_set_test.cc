@@ -194,7 +194,10 @@ TEST(RuleSet, IpHostsMatchOnlyAddressPatterns) {
                              MakeRule("v6", Action::kTunnel, {"::/0"})});
   EXPECT_EQ(Decide(set, To("1.2.3.4")).rule, "v4");
   EXPECT_EQ(Decide(set, To("1.2.4.4")).rule, "default");
-  EXPECT_EQ(Decide(set, To("[::ffff:1.2.3.4]")).rule, "v6");
+  // IPv4-mapped IPv6 reaches 1.2.3.4: judged as the IPv4 address, never as "some IPv6".
+  EXPECT_EQ(Decide(set, To("[::ffff:1.2.3.4]")).rule, "v4");
+  EXPECT_EQ(Decide(set, To("[2001:db8::1]")).rule, "v6");
+  EXPECT_EQ(Decide(set, To("01.2.3.4")).rule, "v4");
   EXPECT_EQ(Decide(set, To("a.1.2.3.example")).rule, "names");
 }
 
