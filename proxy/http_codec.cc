@@ -8,6 +8,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "rules/canonical_host.h"
+
 namespace mintgate::proxy {
 namespace {
 
@@ -513,48 +515,42 @@ std::optional<std::uint16_t> ParsePort(std::string_view s) {
   return static_cast<std::uint16_t>(value);
 }
 
-bool IsRegNameChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-         c == '.' || c == '_';
-}
-
-// Splits "host[:port]" / "[v6][:port]"; the port is empty when absent. Host lower-cased.
-std::optional<std::pair<std::string, std::string_view>> SplitAuthority(std::string_view a) {
+// Splits "host[:port]" / "[v6][:port]"; the port is empty when absent. The host comes back
+// canonical (rules::CanonicalizeHost): a lower-case name, a dotted quad whatever spelling the
+// client used, or IPv6 text without brackets.
+std::optional<std::pair<std::string, std::string_view>> SplitAuthority(std::string_view a,
+                                                                       std::string* error) {
   std::string_view host;
   std::string_view rest;
   if (!a.empty() && a.front() == '[') {
     const std::size_t close = a.find(']');
-    if (close == std::string_view::npos) return std::nullopt;
-    host = a.substr(1, close - 1);
-    rest = a.substr(close + 1);
-    if (host.find(':') == std::string_view::npos) return std::nullopt;
-    for (char c : host) {
-      const bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-      if (!hex && c != ':' && c != '.') return std::nullopt;
+    if (close == std::string_view::npos) {
+      if (error) *error = "unbalanced '[' in the host";
+      return std::nullopt;
     }
+    host = a.substr(0, close + 1);
+    rest = a.substr(close + 1);
   } else {
     const std::size_t colon = a.find(':');
     host = a.substr(0, colon);
     rest = colon == std::string_view::npos ? std::string_view() : a.substr(colon);
-    for (char c : host) {
-      if (!IsRegNameChar(c)) return std::nullopt;
-    }
   }
-  if (host.empty()) return std::nullopt;
+  std::optional<rules::CanonicalHost> canonical = rules::CanonicalizeHost(host, error);
+  if (!canonical) return std::nullopt;
   std::string_view port;
   if (!rest.empty()) {
-    if (rest.front() != ':') return std::nullopt;
+    if (rest.front() != ':' || rest.size() == 1) {
+      if (error) *error = "invalid port after the host";
+      return std::nullopt;
+    }
     port = rest.substr(1);
-    if (port.empty()) return std::nullopt;
   }
-  std::string lower(host);
-  for (char& c : lower) c = Lower(c);
-  return std::make_pair(std::move(lower), port);
+  return std::make_pair(canonical->ToString(), port);
 }
 
 }  // namespace
 
-std::optional<HttpUrl> ParseAbsoluteHttpUrl(std::string_view target) {
+std::optional<HttpUrl> ParseAbsoluteHttpUrl(std::string_view target, std::string* error) {
   constexpr std::string_view kScheme = "http://";
   if (target.size() < kScheme.size() || !EqualsIgnoreCase(target.substr(0, 7), kScheme)) {
     return std::nullopt;
@@ -563,14 +559,20 @@ std::optional<HttpUrl> ParseAbsoluteHttpUrl(std::string_view target) {
   const std::size_t end = target.find_first_of("/?#");
   const std::string_view authority = target.substr(0, end);
   // Userinfo is refused: "http://allowed.example@evil.example/" is a classic policy trick.
-  if (authority.find('@') != std::string_view::npos) return std::nullopt;
-  auto split = SplitAuthority(authority);
+  if (authority.find('@') != std::string_view::npos) {
+    if (error) *error = "user information in the URL (user@host) is not allowed";
+    return std::nullopt;
+  }
+  auto split = SplitAuthority(authority, error);
   if (!split) return std::nullopt;
   HttpUrl url;
   url.host = std::move(split->first);
   if (!split->second.empty()) {
     auto port = ParsePort(split->second);
-    if (!port) return std::nullopt;
+    if (!port) {
+      if (error) *error = "invalid port in the URL";
+      return std::nullopt;
+    }
     url.port = *port;
   }
   std::string_view rest = end == std::string_view::npos ? std::string_view() : target.substr(end);
@@ -581,12 +583,19 @@ std::optional<HttpUrl> ParseAbsoluteHttpUrl(std::string_view target) {
   return url;
 }
 
-std::optional<std::pair<std::string, std::uint16_t>> ParseAuthority(std::string_view target) {
-  if (target.find_first_of("@/?#") != std::string_view::npos) return std::nullopt;
-  auto split = SplitAuthority(target);
-  if (!split || split->second.empty()) return std::nullopt;
-  auto port = ParsePort(split->second);
-  if (!port) return std::nullopt;
+std::optional<std::pair<std::string, std::uint16_t>> ParseAuthority(std::string_view target,
+                                                                    std::string* error) {
+  if (target.find_first_of("@/?#") != std::string_view::npos) {
+    if (error) *error = "a CONNECT target is host:port, nothing else";
+    return std::nullopt;
+  }
+  auto split = SplitAuthority(target, error);
+  if (!split) return std::nullopt;
+  auto port = split->second.empty() ? std::nullopt : ParsePort(split->second);
+  if (!port) {
+    if (error) *error = "a CONNECT target needs a port from 1 to 65535";
+    return std::nullopt;
+  }
   return std::make_pair(std::move(split->first), *port);
 }
 

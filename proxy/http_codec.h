@@ -104,13 +104,18 @@ std::string SerializeResponseHead(const HttpHead& head, bool keep_upgrade,
                                   const std::vector<HttpHeader>& extra);
 
 // An absolute-form http:// target split into its parts; nullopt if it is not one.
+// The host is canonical (rules::CanonicalizeHost): whatever spelling the client used for an
+// address, what rules, the destination check and the resolver see is that address.
 struct HttpUrl {
-  std::string host;  // without brackets for IPv6, lower-case
+  std::string host;  // canonical: lower-case name, dotted quad, or IPv6 without brackets
   std::uint16_t port = 80;
   std::string path;  // origin-form, at least "/"
 };
-std::optional<HttpUrl> ParseAbsoluteHttpUrl(std::string_view target);
-// "host:port" of a CONNECT request; nullopt if malformed.
-std::optional<std::pair<std::string, std::uint16_t>> ParseAuthority(std::string_view target);
+std::optional<HttpUrl> ParseAbsoluteHttpUrl(std::string_view target,
+                                            std::string* error = nullptr);
+// "host:port" of a CONNECT request (host canonical as above); nullopt if malformed, with the
+// reason in *error.
+std::optional<std::pair<std::string, std::uint16_t>> ParseAuthority(std::string_view target,
+                                                                    std::string* error = nullptr);
 
 }  // namespace mintgate::proxy

@@ -13,6 +13,8 @@
 #include <unordered_map>
 #include <utility>
 
+#include "rules/canonical_host.h"
+
 namespace mintgate::proxy {
 
 std::string IpEndpointAddress::ToString() const {
@@ -30,34 +32,6 @@ template <typename Handle>
 void CloseAndFree(Handle* handle) {
   uv_close(reinterpret_cast<uv_handle_t*>(handle),
            [](uv_handle_t* h) { delete reinterpret_cast<Handle*>(h); });
-}
-
-std::string Lowercase(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) {
-    return static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
-  });
-  return s;
-}
-
-bool ValidHostName(const std::string& host) {
-  if (host.empty() || host.size() > 253) return false;
-  return std::all_of(host.begin(), host.end(), [](unsigned char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-           c == '-' || c == '_';
-  });
-}
-
-bool ParseIpLiteral(const std::string& text, IpEndpointAddress* out) {
-  IpEndpointAddress addr;
-  if (inet_pton(AF_INET, text.c_str(), addr.bytes.data()) == 1) {
-    addr.family = AF_INET;
-  } else if (inet_pton(AF_INET6, text.c_str(), addr.bytes.data()) == 1) {
-    addr.family = AF_INET6;
-  } else {
-    return false;
-  }
-  *out = addr;
-  return true;
 }
 
 std::string ErrorFor(int status, const std::string& host) {
@@ -274,25 +248,31 @@ struct Resolver::Impl {
     const std::uint64_t id = next_id++;
     requests.emplace(id, std::move(callback));
 
-    std::string host = host_in;
-    const bool bracketed = host.size() >= 2 && host.front() == '[' && host.back() == ']';
-    if (bracketed) host = host.substr(1, host.size() - 2);
     ResolveResult result;
-    IpEndpointAddress literal;
-    if (ParseIpLiteral(host, &literal) && (!bracketed || literal.family == AF_INET6)) {
+    // Only a DNS name or an IP literal goes on, in its one canonical spelling: a numeric
+    // spelling ("0177.1", "127.0.0.01") is its address here too, never a name for DNS, whose
+    // answer could differ from what the rules judged.
+    std::string why;
+    std::optional<rules::CanonicalHost> canonical = rules::CanonicalizeHost(host_in, &why);
+    if (!canonical) {
+      result.error = "DNS: " + why;
+      ++stats.failures;
+      Deliver(id, std::move(result));
+      return id;
+    }
+    if (canonical->address) {
+      const rules::IpAddress& ip = *canonical->address;
+      IpEndpointAddress literal;
+      literal.family = ip.family() == rules::IpAddress::Family::kV4 ? AF_INET : AF_INET6;
+      literal.bytes = ip.bytes();
       result.ok = true;
       result.addresses.push_back(literal);
       Deliver(id, std::move(result));
       return id;
     }
-    if (bracketed || !ValidHostName(host)) {
-      result.error = "DNS: invalid host name";
-      ++stats.failures;
-      Deliver(id, std::move(result));
-      return id;
-    }
+    const std::string& host = canonical->name;
 
-    std::string key = Lowercase(host);
+    std::string key = host;
     if (auto it = cache.find(key); it != cache.end()) {
       if (Clock::now() < it->second.expires) {
         ++stats.cache_hits;

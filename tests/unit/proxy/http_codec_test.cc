@@ -668,6 +668,37 @@ TEST(HttpUrlParsing, AbsoluteUrls) {
   }
 }
 
+// Rules, the destination check and the resolver see one spelling of every host.
+TEST(HttpUrlParsing, HostsComeBackCanonical) {
+  struct Case {
+    const char* url;
+    const char* host;
+  };
+  for (const Case& c : {Case{"http://0177.1/", "127.0.0.1"}, Case{"http://127.0.0.01/", "127.0.0.1"},
+                        Case{"http://2130706433:8080/", "127.0.0.1"},
+                        Case{"http://0x7f.1/", "127.0.0.1"},
+                        Case{"http://[::ffff:127.0.0.1]:9090/", "127.0.0.1"},
+                        Case{"http://[::FFFF:a9fe:a9fe]/", "169.254.169.254"},
+                        Case{"http://WWW.Example.com./", "www.example.com"}}) {
+    std::optional<HttpUrl> u = ParseAbsoluteHttpUrl(c.url);
+    ASSERT_TRUE(u) << c.url;
+    EXPECT_EQ(u->host, c.host) << c.url;
+  }
+  std::string error;
+  EXPECT_FALSE(ParseAbsoluteHttpUrl("http://1.2.3.4.5/", &error));
+  EXPECT_NE(error.find("invalid host \"1.2.3.4.5\""), std::string::npos) << error;
+  EXPECT_FALSE(ParseAbsoluteHttpUrl("http://[fe80::1%25eth0]/", &error));
+  auto a = ParseAuthority("[::ffff:7f00:1]:443");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->first, "127.0.0.1");
+  a = ParseAuthority("0x7f.0.0.1:443");
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->first, "127.0.0.1");
+  EXPECT_FALSE(ParseAuthority("*.com:443", &error));
+  EXPECT_FALSE(ParseAuthority("999.1.1.1:443", &error));
+  EXPECT_NE(error.find("above 255"), std::string::npos) << error;
+}
+
 TEST(HttpUrlParsing, Authority) {
   auto a = ParseAuthority("Example.com:443");
   ASSERT_TRUE(a);
