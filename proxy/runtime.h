@@ -8,6 +8,8 @@
 
 #include "proxy/access_log.h"
 #include "proxy/config.h"
+#include "proxy/connection_limiter.h"
+#include "proxy/destination_policy.h"
 #include "proxy/mint_service.h"
 #include "rules/ip_address.h"
 #include "rules/rule_set.h"
@@ -29,6 +31,11 @@ struct Runtime {
   std::shared_ptr<ReadinessTracker> readiness;
   std::shared_ptr<const CanaryRouter> canary;  // built per configuration; null: no canaries
   std::shared_ptr<const Portal> portal;        // CA downloads and /proxy.pac; null: none
+  // Where bytes may go: built per configuration, never null once built.
+  std::shared_ptr<const DestinationPolicy> destinations;
+  // Open client connections: one for the gateway's life, shared by every runtime after a
+  // reload (null: not limited).
+  std::shared_ptr<ConnectionLimiter> connections;
 
   bool ClientAllowed(const rules::IpAddress& address) const {
     for (const rules::Cidr& cidr : allow_clients) {

@@ -250,6 +250,11 @@ RuntimeBuild BuildRuntime(const std::string& config_path, const RuntimeBuildOpti
     std::string why;
     if (auto cidr = rules::Cidr::Parse(client, &why)) runtime->allow_clients.push_back(*cidr);
   }
+  runtime->destinations =
+      std::make_shared<const DestinationPolicy>(DestinationPolicy::FromConfig(runtime->config));
+  runtime->connections = previous != nullptr && previous->connections
+                             ? previous->connections
+                             : std::make_shared<ConnectionLimiter>();
   if (g.config.portal.enabled) {
     std::map<std::string, const tls::CertAuthority*> loaded;
     for (const CaProfileConfig& ca : g.config.cas) {

@@ -31,44 +31,14 @@ std::string PeerAddress(uv_tcp_t* tcp) {
   return text;
 }
 
-// Destinations a client must not reach through the gateway: its own loopback services and
-// link-local addresses (cloud metadata endpoints, routers), and unspecified addresses.
-bool IsForbiddenDestination(const IpEndpointAddress& a, bool allow_loopback) {
-  const auto& b = a.bytes;
+// The address a resolved or pooled endpoint stands for, as the destination policy judges it.
+rules::IpAddress ToIp(const IpEndpointAddress& a) {
   if (a.family == AF_INET) {
-    if (b[0] == 127) return !allow_loopback;
-    if (b[0] == 169 && b[1] == 254) return true;
-    if (b[0] == 0) return true;
-    return false;
+    return rules::IpAddress::V4((std::uint32_t{a.bytes[0]} << 24) |
+                                (std::uint32_t{a.bytes[1]} << 16) |
+                                (std::uint32_t{a.bytes[2]} << 8) | a.bytes[3]);
   }
-  static constexpr std::array<std::uint8_t, 16> kLoopback6{0, 0, 0, 0, 0, 0, 0, 0,
-                                                           0, 0, 0, 0, 0, 0, 0, 1};
-  if (b == kLoopback6) return !allow_loopback;
-  if (b == std::array<std::uint8_t, 16>{}) return true;
-  if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return true;  // fe80::/10
-  // IPv4-mapped: judge the IPv4 address.
-  static constexpr std::array<std::uint8_t, 12> kMapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (std::equal(kMapped.begin(), kMapped.end(), b.begin())) {
-    IpEndpointAddress v4;
-    v4.family = AF_INET;
-    std::copy(b.begin() + 12, b.end(), v4.bytes.begin());
-    return IsForbiddenDestination(v4, allow_loopback);
-  }
-  return false;
-}
-
-// The gateway's own listeners (proxy and admin): a request looping back into them would let
-// a client reach the admin API or make the gateway call itself forever.
-bool IsOwnAddress(const IpEndpointAddress& a, std::uint16_t port, const Config& config) {
-  auto same = [&a, port](const HostPort& hp) {
-    if (hp.port != port) return false;
-    const std::string host = hp.host == "localhost" ? "127.0.0.1" : hp.host;
-    return host == a.ToString() || host == "0.0.0.0" || host == "::";
-  };
-  for (const HostPort& hp : config.server.listen) {
-    if (same(hp)) return true;
-  }
-  return same(config.admin.listen);
+  return rules::IpAddress::V6(a.bytes);
 }
 
 std::string HexChunkHeader(std::size_t size) {
@@ -78,6 +48,17 @@ std::string HexChunkHeader(std::size_t size) {
 }
 
 }  // namespace
+
+// "10 s", "0.5 s": a timeout as the configuration wrote it.
+std::string Seconds(std::uint64_t ms) {
+  char buf[32];
+  if (ms % 1000 == 0) {
+    std::snprintf(buf, sizeof buf, "%llu s", static_cast<unsigned long long>(ms / 1000));
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(ms) / 1000.0);
+  }
+  return buf;
+}
 
 struct Session::WriteRequest {
   uv_write_t req{};
@@ -187,6 +168,10 @@ bool Session::Accept(uv_stream_t* server) {
     return false;
   }
   uv_tcp_nodelay(&client_, 1);
+  // A client that vanished without a FIN (a laptop closed, a NAT entry dropped) is found.
+  if (timeouts().tcp_keepalive_ms != 0) {
+    uv_tcp_keepalive(&client_, 1, static_cast<unsigned>(timeouts().tcp_keepalive_ms / 1000));
+  }
   client_address_ = PeerAddress(&client_);
   sockaddr_storage local{};
   int len = sizeof local;
@@ -227,15 +212,17 @@ void Session::ReadRequest() {
   response_chunked_ = false;
   response_close_delimited_ = false;
   upstream_backlog_.clear();
-  StartTimer(client_in_.empty() ? kIdleTimeoutMs : kHeadTimeoutMs, [](uv_timer_t* t) {
-    auto* s = static_cast<Session*>(t->data);
-    if (s->state_ != State::kReadRequest) return;
-    if (s->client_in_.empty() && !s->request_parser_->in_message()) {
-      s->Close();  // an idle keep-alive connection: nothing to answer
-    } else {
-      s->RespondError(408, "the request head did not arrive within 10 seconds");
-    }
-  });
+  StartTimer(client_in_.empty() ? timeouts().client_idle_ms : timeouts().request_head_ms,
+             [](uv_timer_t* t) {
+               auto* s = static_cast<Session*>(t->data);
+               if (s->state_ != State::kReadRequest) return;
+               if (s->client_in_.empty() && !s->request_parser_->in_message()) {
+                 s->Close();  // an idle keep-alive connection: nothing to answer
+               } else {
+                 s->RespondError(408, "the request head did not arrive within " +
+                                          Seconds(s->timeouts().request_head_ms));
+               }
+             });
   UpdateReading();
   if (!client_in_.empty()) ProcessClientInput();
 }
@@ -263,10 +250,11 @@ void Session::ProcessClientInput() {
   if (state_ == State::kReadRequest && !head_timer_armed_ &&
       (!client_in_.empty() || request_parser_->in_message())) {
     head_timer_armed_ = true;
-    StartTimer(kHeadTimeoutMs, [](uv_timer_t* t) {
+    StartTimer(timeouts().request_head_ms, [](uv_timer_t* t) {
       auto* s = static_cast<Session*>(t->data);
       if (s->state_ == State::kReadRequest) {
-        s->RespondError(408, "the request head did not arrive within 10 seconds");
+        s->RespondError(408, "the request head did not arrive within " +
+                                 Seconds(s->timeouts().request_head_ms));
       }
     });
   }
@@ -280,6 +268,11 @@ void Session::OnRequestHead(HttpHead& parsed) {
   BeginRecord(head.method, head.target);
   keep_client_alive_ = head.keep_alive && !draining_;
   if (head.method == "CONNECT") {
+    if (decrypting_) {
+      // A tunnel inside the decrypted connection would carry bytes no rule has seen.
+      RespondError(400, "CONNECT inside a decrypted connection is not allowed");
+      return;
+    }
     OnConnectHead(head);
     return;
   }
@@ -309,13 +302,22 @@ void Session::OnRequestHead(HttpHead& parsed) {
     }
     return;
   }
-  std::optional<HttpUrl> url = ParseAbsoluteHttpUrl(head.target);
+  std::string url_error;
+  std::optional<HttpUrl> url = ParseAbsoluteHttpUrl(head.target, &url_error);
   if (ServePortal(head, url)) return;
   if (!url) {
-    RespondError(400, "this is a proxy: requests must use an absolute http:// URL");
+    const bool absolute =
+        head.target.size() > 7 && strncasecmp(head.target.c_str(), "http://", 7) == 0;
+    RespondError(400, absolute && !url_error.empty()
+                          ? url_error
+                          : "this is a proxy: requests must use an absolute http:// URL");
     return;
   }
   url_ = *url;
+  if (std::optional<std::string> why = runtime().destinations->CheckHttpPort(url_.port)) {
+    RespondError(403, *why);
+    return;
+  }
   rules::Target target;
   target.host = url_.host;
   target.port = url_.port;
@@ -391,12 +393,7 @@ void Session::SendRequestUpstream() {
   Write(Leg::kUpstream, SerializeRequestHead(request_, url_.path, host, request_.upgrade, {}));
   if (!upstream_backlog_.empty()) Write(Leg::kUpstream, std::move(upstream_backlog_));
   upstream_backlog_.clear();
-  StartTimer(kResponseTimeoutMs, [](uv_timer_t* t) {
-    auto* s = static_cast<Session*>(t->data);
-    if (s->state_ == State::kRelay && !s->response_started_) {
-      s->RespondError(504, s->url_.host + " did not answer in time");
-    }
-  });
+  StartIdleTimer();
   UpdateReading();
 }
 
@@ -407,21 +404,18 @@ void Session::OnResolved(const ResolveResult& result) {
     RespondError(502, result.error);
     return;
   }
-  const Config& config = runtime().config;
-  const bool allow_loopback = config.server.allow_loopback_upstreams;
+  // Every address is judged, not only the first: a name that also resolves to the gateway
+  // itself or to a forbidden range is refused as a whole (DNS answers are attacker-chosen).
   addresses_.clear();
   for (const IpEndpointAddress& a : result.addresses) {
-    if (IsOwnAddress(a, url_.port, config)) {
-      RespondError(403, "refusing to connect the gateway to itself (" + a.ToString() + ":" +
-                            std::to_string(url_.port) + ")");
+    if (std::optional<std::string> why = runtime().destinations->Check(ToIp(a), url_.port)) {
+      RespondError(403, *why);
       return;
     }
-    if (!IsForbiddenDestination(a, allow_loopback)) addresses_.push_back(a);
+    addresses_.push_back(a);
   }
   if (addresses_.empty()) {
-    RespondError(403, url_.host +
-                          " resolves only to addresses this gateway does not connect "
-                          "to (loopback, link-local or unspecified)");
+    RespondError(502, "DNS: no address for " + url_.host);
     return;
   }
   ConnectUpstream();
@@ -430,6 +424,11 @@ void Session::OnResolved(const ResolveResult& result) {
 void Session::ConnectUpstream() {
   state_ = State::kConnectUpstream;
   const IpEndpointAddress& a = addresses_.front();
+  // The last word before a socket is made, whatever path led here.
+  if (std::optional<std::string> why = runtime().destinations->Check(ToIp(a), url_.port)) {
+    RespondError(403, *why);
+    return;
+  }
   sockaddr_storage ss{};
   if (a.family == AF_INET) {
     auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
@@ -445,6 +444,7 @@ void Session::ConnectUpstream() {
   ReleaseUpstream(false);
   up_ = worker_.pool().Create(this);
   up_->peer = a.ToString();
+  up_->address = a;
   ++open_handles_;
   upstream_open_ = true;
   upstream_was_pooled_ = false;
@@ -461,10 +461,11 @@ void Session::ConnectUpstream() {
     RespondError(502, "cannot connect to " + url_.host + ": " + uv_strerror(rc));
     return;
   }
-  StartTimer(kConnectTimeoutMs, [](uv_timer_t* t) {
+  StartTimer(timeouts().connect_ms, [](uv_timer_t* t) {
     auto* s = static_cast<Session*>(t->data);
     if (s->state_ == State::kConnectUpstream) {
-      s->RespondError(504, "connecting to " + s->url_.host + " timed out");
+      s->RespondError(504, "connecting to " + s->url_.host + " timed out after " +
+                               Seconds(s->timeouts().connect_ms));
     }
   });
 }
@@ -477,6 +478,9 @@ void Session::OnUpstreamConnected(int status) {
     return;
   }
   uv_tcp_nodelay(&up_->tcp, 1);
+  if (timeouts().tcp_keepalive_ms != 0) {
+    uv_tcp_keepalive(&up_->tcp, 1, static_cast<unsigned>(timeouts().tcp_keepalive_ms / 1000));
+  }
   upstream_reusable_ = true;
   record_.upstream = up_->peer;
   up_->key = UpstreamPool::HttpKey(url_.host, url_.port);
@@ -502,9 +506,11 @@ void Session::AnswerConnect() {
   connect_answered_ = true;
   record_.status = 200;
   Write(Leg::kClient, "HTTP/1.1 200 Connection established\r\n\r\n");
-  StartTimer(kHeadTimeoutMs, [](uv_timer_t* t) {
+  StartTimer(timeouts().tls_handshake_ms, [](uv_timer_t* t) {
     auto* s = static_cast<Session*>(t->data);
-    if (s->state_ == State::kPeek) s->Abort("no ClientHello within 10 seconds");
+    if (s->state_ == State::kPeek) {
+      s->Abort("no ClientHello within " + Seconds(s->timeouts().tls_handshake_ms));
+    }
   });
   UpdateReading();
 }
@@ -600,6 +606,11 @@ void Session::ReleaseUpstream(bool reuse) {
 bool Session::TakePooledUpstream(const std::string& key) {
   UpstreamConn* conn = worker_.pool().Take(key, this);
   if (conn == nullptr) return false;
+  // Pooled under an earlier configuration, perhaps: judged again under this connection's.
+  if (runtime().destinations->Check(ToIp(conn->address), url_.port)) {
+    UpstreamPool::Close(conn);
+    return false;
+  }
   up_ = conn;
   ++open_handles_;
   upstream_open_ = true;
@@ -634,6 +645,7 @@ void Session::ResolveUpstream(AfterConnect next) {
 
 void Session::OnClientRead(ssize_t nread, const uv_buf_t* buf) {
   CorkScope cork(*this);
+  Touch();
   if (nread < 0 && state_ == State::kTunnel) {
     // The client is done sending: pass the end on and keep relaying the other way.
     client_eof_ = true;
@@ -703,6 +715,7 @@ void Session::BeginUpgradedRelay(const char* rest, std::size_t size) {
   keep_client_alive_ = false;
   LogExchange();
   state_ = State::kTunnel;
+  StartIdleTimer();
   response_parser_.reset();
   if (size > 0) Write(Leg::kClient, std::string(rest, size));
   std::string early;
@@ -713,6 +726,7 @@ void Session::BeginUpgradedRelay(const char* rest, std::size_t size) {
 
 void Session::OnUpstreamRead(ssize_t nread, const uv_buf_t* buf) {
   CorkScope cork(*this);
+  Touch();
   if (state_ == State::kTunnel && (!upstream_tls_ || nread < 0)) {
     if (nread < 0) {
       CloseWhenFlushed();  // the origin is done: flush what it sent, then close both
@@ -948,6 +962,7 @@ void Session::SubmitWrite(Leg leg, std::string data) {
 
 void Session::OnWritten(Leg leg, int status) {
   PendingWritesOf(leg) -= 1;
+  Touch();
   if (status < 0) {
     if (status != UV_ECANCELED) Close();
   } else if (state_ == State::kClosing && !closing_ && client_pending_writes_ == 0) {
@@ -1046,7 +1061,14 @@ void Session::CloseWhenFlushed() {
     uv_read_stop(client_stream());
   }
   ReleaseUpstream(upstream_idle_);
-  if (client_pending_writes_ == 0) Linger();
+  if (client_pending_writes_ == 0) {
+    Linger();
+    return;
+  }
+  // A client that does not read its answer does not hold the socket and the answer forever.
+  uv_timer_start(
+      &timer_, [](uv_timer_t* t) { static_cast<Session*>(t->data)->Close(); }, timeouts().linger_ms,
+      0);
 }
 
 // Closing a socket with unread input makes the kernel send a reset, which can destroy the
@@ -1068,7 +1090,8 @@ void Session::Linger() {
                   if (nread < 0) static_cast<Session*>(st->data)->Close();
                 });
   uv_timer_start(
-      &timer_, [](uv_timer_t* t) { static_cast<Session*>(t->data)->Close(); }, 2000, 0);
+      &timer_, [](uv_timer_t* t) { static_cast<Session*>(t->data)->Close(); }, timeouts().linger_ms,
+      0);
 }
 
 void Session::Close() {
@@ -1131,6 +1154,36 @@ void Session::StartTimer(std::uint64_t ms, void (*fire)(uv_timer_t*)) {
   uv_timer_start(&timer_, fire, ms, 0);
 }
 
+void Session::StartIdleTimer() {
+  Touch();
+  StartTimer(IdleLimitMs(), &Session::OnIdleTimer);
+}
+
+std::uint64_t Session::IdleLimitMs() const {
+  if (state_ == State::kTunnel) return timeouts().tunnel_idle_ms;
+  return response_started_ ? timeouts().origin_idle_ms : timeouts().origin_first_byte_ms;
+}
+
+void Session::OnIdleTimer(uv_timer_t* timer) {
+  auto* s = static_cast<Session*>(timer->data);
+  if (s->state_ != State::kRelay && s->state_ != State::kTunnel) return;
+  const std::uint64_t idle = uv_now(s->worker_.loop()) - s->last_activity_ms_;
+  const std::uint64_t limit = s->IdleLimitMs();
+  if (idle < limit) {
+    uv_timer_start(timer, &Session::OnIdleTimer, limit - idle, 0);
+    return;
+  }
+  if (s->state_ == State::kTunnel) {
+    s->Abort("tunnel idle for " + Seconds(limit) + " (timeouts.tunnel_idle)");
+  } else if (!s->response_started_) {
+    s->RespondError(504, s->url_.host + " did not answer within " + Seconds(limit) +
+                             " (timeouts.origin_first_byte)");
+  } else {
+    s->Abort("the origin sent nothing for " + Seconds(limit) +
+             " mid-response (timeouts.origin_idle)");
+  }
+}
+
 void Session::Drain() {
   draining_ = true;
   keep_client_alive_ = false;
@@ -1140,6 +1193,9 @@ void Session::Drain() {
   }
 }
 
-void Session::Abort(const char*) { Close(); }
+void Session::Abort(const std::string& why) {
+  if (record_.note.empty()) record_.note = why;
+  Close();
+}
 
 }  // namespace mintgate::proxy

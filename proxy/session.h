@@ -26,6 +26,9 @@ namespace mintgate::proxy {
 
 class Worker;
 
+// "10 s", "0.5 s": a configured timeout for messages.
+std::string Seconds(std::uint64_t ms);
+
 class Session {
  public:
   explicit Session(Worker& worker);
@@ -39,8 +42,8 @@ class Session {
   void Start();
   // Graceful stop: close now if idle, else after the exchange in progress.
   void Drain();
-  // Closes both legs now.
-  void Abort(const char* why);
+  // Closes both legs now; `why` goes to the access record.
+  void Abort(const std::string& why);
   // The upstream connection's handle has closed (called by UpstreamPool::Close).
   void OnUpstreamClosed() { OnHandleClosed(); }
   std::uint64_t id() const { return id_; }
@@ -69,11 +72,7 @@ class Session {
     kTunnel,        // a tunnel decided after the 200 (no connection was needed before)
     kDecryptTls,    // TLS with the origin (first time, or a fresh connection between requests)
   };
-  // Limits (SPEC §5) and flow control.
-  static constexpr std::uint64_t kHeadTimeoutMs = 10'000;     // no complete head -> 408
-  static constexpr std::uint64_t kIdleTimeoutMs = 60'000;     // an idle keep-alive client
-  static constexpr std::uint64_t kConnectTimeoutMs = 10'000;  // -> 504
-  static constexpr std::uint64_t kResponseTimeoutMs = 120'000;
+  // Flow control (the timeouts are the configuration's [timeouts]).
   static constexpr std::size_t kHighWatermark = 1 << 20;  // stop reading the other side above
   static constexpr std::size_t kLowWatermark = 256 << 10;
   static constexpr std::size_t kMaxPipelined = 256 << 10;
@@ -138,6 +137,14 @@ class Session {
   void Close();
   void OnHandleClosed();
   void StartTimer(std::uint64_t ms, void (*fire)(uv_timer_t*));
+  const TimeoutsConfig& timeouts() const { return runtime_->config.timeouts; }
+  // Relay and tunnel: the connection ends after a whole idle period with no byte read on
+  // either leg and no write completed. Activity only stamps a time (cheap on every read); the
+  // timer checks the stamp when it fires and sleeps again for what is left.
+  void StartIdleTimer();
+  void Touch() { last_activity_ms_ = uv_now(client_.loop); }
+  std::uint64_t IdleLimitMs() const;
+  static void OnIdleTimer(uv_timer_t* timer);
   void BeginRecord(const std::string& method, const std::string& url);
   void NewRequestParser();
   void LogExchange();
@@ -162,6 +169,7 @@ class Session {
   bool closing_ = false;
   bool draining_ = false;
   bool lingering_ = false;
+  std::uint64_t last_activity_ms_ = 0;
 
   std::unique_ptr<RequestSide> request_side_;
   std::unique_ptr<ResponseSide> response_side_;

@@ -62,18 +62,18 @@ DnsNameMatch MatchDnsNames(X509* cert, const std::string& host, const std::strin
 void Session::OnConnectHead(const HttpHead& head) {
   is_connect_ = true;
   keep_client_alive_ = false;
-  std::optional<std::pair<std::string, std::uint16_t>> authority = ParseAuthority(head.target);
+  std::string why;
+  std::optional<std::pair<std::string, std::uint16_t>> authority =
+      ParseAuthority(head.target, &why);
   if (!authority) {
-    RespondError(400, "CONNECT needs a host:port target");
+    RespondError(400, why.empty() ? "CONNECT needs a host:port target" : why);
     return;
   }
   url_.host = authority->first;
   url_.port = authority->second;
   const Runtime& rt = runtime();
-  const std::vector<std::uint16_t>& ports = rt.config.inspection.connect_ports;
-  if (std::find(ports.begin(), ports.end(), url_.port) == ports.end()) {
-    RespondError(403, "CONNECT to port " + std::to_string(url_.port) +
-                          " is not allowed (inspection.connect_ports)");
+  if (std::optional<std::string> refused = rt.destinations->CheckConnectPort(url_.port)) {
+    RespondError(403, *refused);
     return;
   }
   rules::Target target;
@@ -217,6 +217,7 @@ void Session::Decide(const std::string& sni) {
 
 void Session::Tunnel() {
   state_ = State::kTunnel;
+  StartIdleTimer();
   std::string peeked;
   peeked.swap(client_in_);
   Write(Leg::kUpstream, std::move(peeked));
@@ -259,7 +260,7 @@ void Session::StartUpstreamTls() {
   upstream_tls_.emplace(
       tls::TlsEngine::Client(worker_.tls().client(), tls_host_, tls_host_, ResumableTlsSession()));
   state_ = State::kUpstreamHandshake;
-  StartTimer(kConnectTimeoutMs, [](uv_timer_t* t) {
+  StartTimer(timeouts().tls_handshake_ms, [](uv_timer_t* t) {
     auto* s = static_cast<Session*>(t->data);
     if (s->state_ != State::kUpstreamHandshake) return;
     s->upstream_problem_ = "the TLS handshake with the origin timed out";
@@ -345,8 +346,15 @@ SSL_SESSION* Session::ResumableTlsSession() const {
 }
 
 void Session::RequestLeaf() {
-  uv_timer_stop(&timer_);
   state_ = State::kLeaf;
+  // Armed before asking: a cached leaf answers at once and the handshake sets its own timer.
+  StartTimer(timeouts().leaf_wait_ms, [](uv_timer_t* t) {
+    auto* s = static_cast<Session*>(t->data);
+    if (s->state_ == State::kLeaf) {
+      s->Abort("no leaf certificate within " + Seconds(s->timeouts().leaf_wait_ms) +
+               " (timeouts.leaf_wait)");
+    }
+  });
   UpdateReading();
   Worker* worker = &worker_;
   const std::uint64_t id = id_;
@@ -382,7 +390,7 @@ void Session::OnLeaf(const MintService::Outcome& outcome) {
   client_tls_->FeedCiphertext(client_in_.data(), client_in_.size());
   client_in_.clear();
   state_ = State::kClientHandshake;
-  StartTimer(kHeadTimeoutMs, [](uv_timer_t* t) {
+  StartTimer(timeouts().tls_handshake_ms, [](uv_timer_t* t) {
     auto* s = static_cast<Session*>(t->data);
     if (s->state_ == State::kClientHandshake) s->Abort("client TLS handshake timed out");
   });

@@ -15,6 +15,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "proxy/resolver.h"
 #include "tls/openssl_ptr.h"
 #include "tls/tls_engine.h"
 
@@ -28,8 +29,9 @@ struct UpstreamConn {
   Session* owner = nullptr;      // null while idle in the pool
   UpstreamPool* pool = nullptr;  // the worker's pool it was made by
   std::optional<tls::TlsEngine> tls;
-  std::string key;   // what it may be reused for (UpstreamPool::HttpKey / TlsKey)
-  std::string peer;  // the origin's address, for logs
+  std::string key;            // what it may be reused for (UpstreamPool::HttpKey / TlsKey)
+  std::string peer;           // the origin's address, for logs
+  IpEndpointAddress address;  // the same, to judge it again before reuse
   std::uint64_t idle_since_ms = 0;
   std::uint32_t exchanges = 0;  // completed on this connection
   std::list<UpstreamConn*>::iterator lru;

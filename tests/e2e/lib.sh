@@ -1,6 +1,14 @@
 # Shared helpers for the end-to-end tests: free ports, real peers (nginx, dnsmasq) and the
 # mintgate binary, all on loopback, all stopped by the EXIT trap. Source it after `set -euo
 # pipefail`; it needs MINTGATE (the binary) and creates $work.
+#
+# A suite that makes the gateway try destinations it must refuse (metadata addresses, private
+# ranges, odd spellings of addresses) starts with
+#   [[ -n ${MINTGATE_NETNS:-} ]] || exec env MINTGATE_NETNS=1 unshare -n -- bash "$0" "$@"
+#   ip link set lo up
+# before sourcing this file: it then runs in a network namespace of its own with only
+# loopback, so a regression fails with "network unreachable" instead of sending a packet off
+# the machine.
 
 : "${MINTGATE:?set MINTGATE to the mintgate binary}"
 MINTGATE=$(realpath "$MINTGATE")
@@ -144,11 +152,13 @@ make_lab_pki() {
   ) || fail "cannot make the lab PKI"
 }
 
-# dnsmasq on $1 answering *.lab.test with 127.0.0.1 and NXDOMAIN for *.invalid.test.
+# dnsmasq on $1 answering *.lab.test with 127.0.0.1 and NXDOMAIN for *.invalid.test, plus
+# whatever the array DNSMASQ_EXTRA adds (e.g. --address=/meta.lab.test/169.254.169.254).
 start_dnsmasq() {
   local port=$1
   dnsmasq -k --conf-file=/dev/null --no-resolv --no-hosts --listen-address=127.0.0.1 \
-    --bind-interfaces --port="$port" --address=/lab.test/127.0.0.1 --address=/other.test/127.0.0.1 --local=/invalid.test/ \
+    --bind-interfaces --port="$port" ${DNSMASQ_EXTRA[@]+"${DNSMASQ_EXTRA[@]}"} \
+    --address=/lab.test/127.0.0.1 --address=/other.test/127.0.0.1 --local=/invalid.test/ \
     --pid-file="$work/dnsmasq.pid" --user=root --log-facility="$work/dnsmasq.log" \
     >"$work/dnsmasq.out.log" 2>&1 &
   pids+=($!)
