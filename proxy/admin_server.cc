@@ -187,6 +187,21 @@ std::string AdminServer::Respond(const std::string& method, const std::string& p
               "Decrypt decisions blocked or tunnelled because their CA had expired.",
               runtime_->mint->expired_refusals());
     }
+    if (const auto& connections = runtime_->connections) {
+      m << "# HELP mintgate_connections_open Client connections open now, over all workers.\n"
+        << "# TYPE mintgate_connections_open gauge\nmintgate_connections_open "
+        << connections->open() << "\n"
+        << "# HELP mintgate_connection_clients Client addresses with a connection open.\n"
+        << "# TYPE mintgate_connection_clients gauge\nmintgate_connection_clients "
+        << connections->clients() << "\n"
+        << "# HELP mintgate_connections_refused_total Connections refused with 503 by "
+           "server.max_connections and server.max_connections_per_client.\n"
+        << "# TYPE mintgate_connections_refused_total counter\n"
+        << "mintgate_connections_refused_total{limit=\"max_connections\"} "
+        << connections->refused_total() << "\n"
+        << "mintgate_connections_refused_total{limit=\"max_connections_per_client\"} "
+        << connections->refused_per_client() << "\n";
+    }
     return Response(200, "OK", "text/plain; version=0.0.4", m.str());
   }
   if (path == "/readiness") {

@@ -1,5 +1,7 @@
 #include "proxy/gateway.h"
 
+#include <sys/resource.h>
+
 #include <csignal>
 #include <ctime>
 #include <mutex>
@@ -32,6 +34,32 @@ struct Gateway::Released {
   }
 };
 
+namespace {
+
+// Each client connection holds two descriptors (client and origin): take what the hard limit
+// allows, and say so when server.max_connections cannot be reached under it.
+void RaiseOpenFileLimit(std::size_t max_connections, std::ostream& err) {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  if (limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &limit);
+    ::getrlimit(RLIMIT_NOFILE, &limit);
+  }
+  const rlim_t needed = static_cast<rlim_t>(max_connections) * 2 + 256;
+  if (max_connections == 0 || limit.rlim_cur < needed) {
+    err << "mintgate: warning: the open-file limit is " << limit.rlim_cur
+        << (max_connections == 0
+                ? " and server.max_connections is 0 (no limit)"
+                : ", below the " + std::to_string(needed) + " that server.max_connections = " +
+                      std::to_string(max_connections) + " needs")
+        << "; beyond it new connections fail to be accepted (raise LimitNOFILE or lower "
+           "server.max_connections)\n";
+  }
+}
+
+}  // namespace
+
 Gateway::Gateway(std::string config_path)
     : config_path_(std::move(config_path)), released_(std::make_shared<Released>()) {}
 
@@ -55,6 +83,7 @@ int Gateway::Run(RuntimePtr runtime, std::ostream& out, std::ostream& err) {
   runtime_ = std::move(runtime);
   // A peer that closes while we write must cost an error code, not the process.
   std::signal(SIGPIPE, SIG_IGN);
+  RaiseOpenFileLimit(runtime_->config.server.max_connections, err);
   int count = runtime_->config.server.workers;
   if (count <= 0) count = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 

@@ -160,7 +160,9 @@ Session::Session(Worker& worker)
   open_handles_ = 2;
 }
 
-Session::~Session() = default;
+Session::~Session() {
+  if (admitted_) runtime().connections->Release(*client_ip_);
+}
 
 bool Session::Accept(uv_stream_t* server) {
   if (uv_accept(server, client_stream()) != 0) {
@@ -193,12 +195,38 @@ bool Session::Accept(uv_stream_t* server) {
 
 void Session::Start() {
   client_ip_ = rules::IpAddress::Parse(client_address_);
+  if (client_ip_ && runtime().connections && !Admit()) return;
   if (!client_ip_ || !runtime().ClientAllowed(*client_ip_)) {
     RespondError(403, "client " + client_address_ + " is not allowed to use this proxy");
     return;
   }
   NewRequestParser();
   ReadRequest();
+}
+
+// Counts this connection against server.max_connections and max_connections_per_client;
+// beyond them it gets a 503 at once and is closed without reading anything.
+bool Session::Admit() {
+  const ServerConfig& server = runtime().config.server;
+  const ConnectionLimiter::Verdict verdict = runtime().connections->Admit(
+      *client_ip_, server.max_connections, server.max_connections_per_client);
+  if (verdict == ConnectionLimiter::Verdict::kAdmitted) {
+    admitted_ = true;
+    return true;
+  }
+  const std::string why = verdict == ConnectionLimiter::Verdict::kTooMany
+                              ? "the gateway is at server.max_connections (" +
+                                    std::to_string(server.max_connections) + ")"
+                              : "this client is at server.max_connections_per_client (" +
+                                    std::to_string(server.max_connections_per_client) + ")";
+  std::string reply = ErrorResponse(503, why, true);
+  uv_buf_t buf = uv_buf_init(reply.data(), static_cast<unsigned>(reply.size()));
+  uv_try_write(client_stream(), &buf, 1);  // one try: a refused client gets no buffer
+  BeginRecord("-", "-");
+  record_.status = 503;
+  record_.note = why;
+  Close();
+  return false;
 }
 
 void Session::ReadRequest() {

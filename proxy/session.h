@@ -81,6 +81,7 @@ class Session {
   class ResponseSide;
 
   // Phases.
+  bool Admit();
   void ReadRequest();
   void OnRequestHead(HttpHead& head);
   void OnConnectHead(const HttpHead& head);
@@ -169,6 +170,7 @@ class Session {
   bool closing_ = false;
   bool draining_ = false;
   bool lingering_ = false;
+  bool admitted_ = false;  // counted by runtime().connections until destroyed
   std::uint64_t last_activity_ms_ = 0;
 
   std::unique_ptr<RequestSide> request_side_;

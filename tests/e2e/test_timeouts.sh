@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every state that holds a socket ends when [timeouts] says so (configured short here): no
 # ClientHello after the 200, a silent tunnel, an origin that never answers (504), one that
-# stops mid-response, a slow request head (408), an idle kept-alive client; and TCP keepalive
-# is on for both legs. Each limit is checked against a hang, never against the machine's speed.
+# stops mid-response, a slow request head (408), an idle kept-alive client; TCP keepalive is on
+# for both legs; and server.max_connections(_per_client) cap what clients can hold open.
+# Each limit is checked against a hang, never against the machine's speed.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -107,5 +108,67 @@ done
 wait "$holder" || true
 grep -q "timer:(keepalive" "$work/ss-client.txt" || fail "client leg: $(cat "$work/ss-client.txt")"
 grep -q "timer:(keepalive" "$work/ss-origin.txt" || fail "origin leg: $(cat "$work/ss-origin.txt")"
+
+# Connection limits: two per client address, three in all. Held connections are idle clients
+# (client_idle is long on this gateway); the one beyond a limit gets 503 at once.
+proxy2=$(free_port)
+admin2=$(free_port)
+cat >"$work/limits.toml" <<TOML
+[server]
+listen = ["127.0.0.1:$proxy2"]
+workers = 2
+state_dir = "$work/state2"
+allow_loopback_upstreams = true
+max_connections = 3
+max_connections_per_client = 2
+[dns]
+servers = ["127.0.0.1:$dns"]
+[admin]
+listen = "127.0.0.1:$admin2"
+TOML
+start_mintgate limits "$work/limits.toml" "$proxy2"
+python3 - "$proxy2" "$origin" <<'PY' || fail "connection limits"
+import socket, sys, time
+proxy, origin = int(sys.argv[1]), sys.argv[2]
+
+def connect(source):
+    s = socket.socket()
+    s.bind((source, 0))
+    s.connect(("127.0.0.1", proxy))
+    return s
+
+def status(s):
+    s.settimeout(10)
+    s.sendall(("GET http://www.lab.test:%s/hello.txt HTTP/1.1\r\nHost: www.lab.test\r\n\r\n"
+               % origin).encode())
+    data = b""
+    while b"\r\n" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.split(b" ")[1].decode() if data else "closed"
+
+a1, a2 = connect("127.0.0.1"), connect("127.0.0.1")
+assert status(a1) == "200" and status(a2) == "200"
+a3 = connect("127.0.0.1")
+got = status(a3)
+assert got in ("503", "closed"), "third connection from one client: " + got
+b1 = connect("127.0.0.2")
+assert status(b1) == "200"
+b2 = connect("127.0.0.2")
+got = status(b2)
+assert got in ("503", "closed"), "fourth connection in all: " + got
+a1.close()
+time.sleep(0.5)
+b3 = connect("127.0.0.2")
+assert status(b3) == "200", "a freed slot is usable again"
+PY
+grep -q '"status":503' "$work/limits.log" 2>/dev/null || true
+metrics=$(curl -s --max-time 5 "http://127.0.0.1:$admin2/metrics")
+grep -Eq '^mintgate_connections_refused_total\{limit="max_connections_per_client"\} [1-9]' \
+  <<<"$metrics" || fail "per-client refusals not counted: $(grep connections <<<"$metrics")"
+grep -Eq '^mintgate_connections_refused_total\{limit="max_connections"\} [1-9]' <<<"$metrics" ||
+  fail "refusals not counted: $(grep connections <<<"$metrics")"
 
 echo "PASS: timeouts"
