@@ -7,8 +7,9 @@ build_pkgs=(build-essential cmake ninja-build pkg-config libssl-dev libuv1-dev l
   node-llhttp libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libgtest-dev
   libbenchmark-dev openssl)
 test_pkgs=(curl nginx-light dnsmasq nodejs)
-# The load lab (bench/lab/run) compares mintgate with these peers.
-lab_pkgs=(squid-openssl mitmproxy nginx-light dnsmasq)
+# The load lab (bench/lab/run) compares mintgate with these peers (python3-cryptography:
+# the certificates of its per-host mode, bench/lab/lab_certs.py).
+lab_pkgs=(squid-openssl mitmproxy nginx-light dnsmasq python3-cryptography)
 
 want=("${build_pkgs[@]}")
 for arg in "$@"; do

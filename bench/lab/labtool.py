@@ -319,6 +319,7 @@ def cmd_report(rawdir, outdir):
             f"concurrency {meta.get('concurrency', '?')} · loadgen threads {meta.get('threads', '?')} · "
             f"E ≤ {meta.get('e_hosts', '?')} hosts in ≤ {meta.get('e_time', '?')} s · "
             f"origin session tickets {meta.get('origin_resumption', 'off')} · "
+            f"origin certificates {meta.get('origin_certs', 'wildcard')} · "
             f"{meta.get('versions', '')}")
         lines.append("")
         if meta.get("notes"):

@@ -70,6 +70,7 @@ struct Options {
   uint64_t hosts = 0;
   std::string host_suffix = "lab.test";
   bool unique_hosts = false;
+  std::string run_id;  // the <run-hex> of --unique-hosts names; random when empty
   uint16_t port = 443;
   std::string cafile;
   std::string path = "/";
@@ -89,6 +90,12 @@ constexpr const char* kUsage =
     "    [--hosts N]               connection i uses host h<i mod N>.<suffix>\n"
     "    [--host-suffix S]         suffix for --hosts and --unique-hosts (default lab.test)\n"
     "    [--unique-hosts]          every connection a never-seen host u<run-hex>-<i>.<suffix>\n"
+    "                              (i counts from 0, warm-up connections included, so\n"
+    "                              --max-connections M without --warmup keeps i below M;\n"
+    "                              <run-hex> is random per run)\n"
+    "    [--run-id HEX]            <run-hex> for --unique-hosts (1-16 of 0-9a-f), so that the\n"
+    "                              names are known beforehand (an origin with a certificate\n"
+    "                              per name); a fresh id per run keeps the hosts never-seen\n"
     "    [--port P]                port in CONNECT (default 443)\n"
     "    --cafile FILE             verify every chain against this CA (required)\n"
     "    [--path /PATH]            request path (default /)\n"
@@ -205,6 +212,12 @@ Options ParseOptions(int argc, char** argv) {
     } else if (arg == "--unique-hosts") {
       flag();
       o.unique_hosts = true;
+    } else if (arg == "--run-id") {
+      o.run_id = value();
+      if (o.run_id.empty() || o.run_id.size() > 16 ||
+          o.run_id.find_first_not_of("0123456789abcdef") != std::string::npos) {
+        UsageError("--run-id wants 1 to 16 lowercase hex digits, got '" + o.run_id + "'");
+      }
     } else if (arg == "--port") {
       o.port = static_cast<uint16_t>(ParseCount(arg, value(), 1, 65535));
     } else if (arg == "--cafile") {
@@ -235,6 +248,7 @@ Options ParseOptions(int argc, char** argv) {
   if (!have_target) UsageError("give one of --proxy HOST:PORT or --direct HOST:PORT");
   if (o.cafile.empty()) UsageError("--cafile FILE is required: every chain is verified");
   if (o.hosts > 0 && o.unique_hosts) UsageError("--hosts and --unique-hosts exclude each other");
+  if (!o.run_id.empty() && !o.unique_hosts) UsageError("--run-id needs --unique-hosts");
   if (o.host_given && (o.hosts > 0 || o.unique_hosts)) {
     UsageError("--host excludes --hosts and --unique-hosts (use --host-suffix)");
   }
@@ -1315,10 +1329,14 @@ int main(int argc, char** argv) {
   Resolve(run);
   RaiseFileLimit(o.concurrency);
 
-  std::random_device rd;
-  char hex[16];
-  std::snprintf(hex, sizeof hex, "%08x", static_cast<unsigned>(rd()));
-  run.run_hex = hex;
+  if (o.run_id.empty()) {
+    std::random_device rd;
+    char hex[16];
+    std::snprintf(hex, sizeof hex, "%08x", static_cast<unsigned>(rd()));
+    run.run_hex = hex;
+  } else {
+    run.run_hex = o.run_id;
+  }
 
   struct sigaction sa {};
   sa.sa_handler = SIG_IGN;
