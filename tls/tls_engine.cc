@@ -216,8 +216,12 @@ TlsEngine TlsEngine::Client(SSL_CTX* ctx, const std::string& sni, const std::str
         return e;
       }
     } else {
-      // "f*.example.com" style wildcards are refused by browsers; match them.
-      SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+      // As browsers: names are matched against DNS SANs only, never the subject CN (which
+      // OpenSSL falls back to when no DNS SAN exists), and "f*.example.com" style partial
+      // wildcards are refused. A CN-only certificate would otherwise pass here and be shown
+      // to the client under a clean minted leaf that the client would have refused.
+      SSL_set_hostflags(ssl,
+                        X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
       if (SSL_set1_host(ssl, verify_name.c_str()) != 1) {
         e.Fail("cannot set verification name");
         return e;

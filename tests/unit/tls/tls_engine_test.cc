@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <cstdio>
 #include <functional>
@@ -374,6 +375,53 @@ TEST_F(TlsEngineTest, IpLiteralIsVerifiedAgainstIpSanWithoutSni) {
     } else {
       EXPECT_EQ(client.verify_result(), X509_V_ERR_IP_ADDRESS_MISMATCH);
     }
+  }
+}
+
+// A server certificate from a trusted CA whose subject CN is the host but that has no DNS SAN
+// (`ip_san`: an IP SAN only). OpenSSL falls back to the CN for such a certificate; browsers
+// do not, and neither may the gateway, or it would re-mint a clean leaf for a certificate the
+// client itself would refuse.
+Leaf CommonNameOnlyLeaf(const std::string& cn, bool ip_san) {
+  Leaf leaf;
+  leaf.key = MakeKey("ec");
+  X509Ptr x(X509_new());
+  X509_set_version(x.get(), 2);
+  ASN1_INTEGER_set(X509_get_serialNumber(x.get()), 4242);
+  X509_gmtime_adj(X509_getm_notBefore(x.get()), -3600);
+  X509_gmtime_adj(X509_getm_notAfter(x.get()), 30 * kDay);
+  X509_NAME* name = X509_get_subject_name(x.get());
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
+  X509_set_issuer_name(x.get(), X509_get_subject_name(pki().root.cert.get()));
+  X509_set_pubkey(x.get(), leaf.key.get());
+  X509V3_CTX ctx;
+  X509V3_set_ctx_nodb(&ctx);
+  X509V3_set_ctx(&ctx, pki().root.cert.get(), x.get(), nullptr, nullptr, 0);
+  std::vector<std::pair<int, const char*>> extensions = {
+      {NID_basic_constraints, "critical,CA:FALSE"}, {NID_ext_key_usage, "serverAuth"}};
+  if (ip_san) extensions.emplace_back(NID_subject_alt_name, "IP:192.0.2.1");
+  for (const auto& [nid, value] : extensions) {
+    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value);
+    X509_add_ext(x.get(), ext, -1);
+    X509_EXTENSION_free(ext);
+  }
+  X509_sign(x.get(), pki().root.key.get(), EVP_sha256());
+  leaf.cert = std::move(x);
+  return leaf;
+}
+
+TEST_F(TlsEngineTest, SubjectCommonNameIsNeverMatchedOnlySans) {
+  auto ctx = Contexts({pki().root.cert.get()});
+  for (bool ip_san : {false, true}) {
+    Leaf leaf = CommonNameOnlyLeaf("www.example.com", ip_san);
+    TlsEngine server = TlsEngine::Server(ctx->server(), leaf);
+    TlsEngine client =
+        TlsEngine::Client(ctx->client(), "www.example.com", "www.example.com", nullptr);
+    Outcome o = Pump(client, server);
+    ASSERT_EQ(o.client, TlsEngine::Status::kDone) << client.error();
+    EXPECT_EQ(client.verify_result(), X509_V_ERR_HOSTNAME_MISMATCH)
+        << "ip_san=" << ip_san << ": " << client.verify_reason();
   }
 }
 
