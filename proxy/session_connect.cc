@@ -281,6 +281,10 @@ void Session::UpstreamHandshakeStep() {
         "the origin's certificate failed verification: " + upstream_tls_->verify_reason();
   } else {
     upstream_verified_ = true;
+    // Only a full handshake showed this name's own certificate (see ResumableTlsSession).
+    if (SSL_session_reused(upstream_tls_->ssl()) == 0) {
+      worker_.pool().NoteVerified(tls_host_ + ":" + std::to_string(url_.port));
+    }
   }
   UpstreamTlsFinished();
 }
@@ -330,16 +334,23 @@ std::string Session::TlsSessionKey(const std::string& peer) const {
 }
 
 // A session to offer the origin: the host's own, else one its wildcard shares at this address
-// whose certificate is valid for the host (checked again here: the key alone proves nothing).
+// whose certificate is valid for the host (checked again here: the key alone proves nothing),
+// and only for a host whose own certificate was verified in a full handshake recently: the
+// origin may serve this name with another certificate (from an unknown CA, say), which a
+// resumed handshake would never show.
 SSL_SESSION* Session::ResumableTlsSession() const {
   const std::string port = ":" + std::to_string(url_.port);
   if (SSL_SESSION* own = worker_.pool().TlsSession(tls_host_ + port)) return own;
   const std::string wildcard = WildcardFor(tls_host_);
-  if (wildcard.empty() || up_ == nullptr) return nullptr;
+  if (wildcard.empty() || up_ == nullptr || !worker_.pool().VerifiedRecently(tls_host_ + port)) {
+    return nullptr;
+  }
   SSL_SESSION* shared = worker_.pool().TlsSession(wildcard + port + "@" + up_->peer);
   X509* cert = shared != nullptr ? SSL_SESSION_get0_peer(shared) : nullptr;
-  if (cert == nullptr || X509_check_host(cert, tls_host_.data(), tls_host_.size(),
-                                         X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS, nullptr) != 1) {
+  if (cert == nullptr ||
+      X509_check_host(cert, tls_host_.data(), tls_host_.size(),
+                      X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT,
+                      nullptr) != 1) {
     return nullptr;
   }
   return shared;

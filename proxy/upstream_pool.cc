@@ -141,6 +141,18 @@ void UpstreamPool::SaveSession(const std::string& name_port, SSL* ssl) {
   sessions_[name_port] = std::move(session);
 }
 
+void UpstreamPool::NoteVerified(const std::string& name_port) {
+  if (verified_.size() >= options_.max_verified && verified_.count(name_port) == 0) {
+    verified_.erase(verified_.begin());  // forgetting one only costs it a full handshake
+  }
+  verified_[name_port] = uv_now(loop_);
+}
+
+bool UpstreamPool::VerifiedRecently(const std::string& name_port) const {
+  auto it = verified_.find(name_port);
+  return it != verified_.end() && uv_now(loop_) - it->second < options_.verified_ttl_ms;
+}
+
 void UpstreamPool::ForgetTls() {
   for (auto it = lru_.begin(); it != lru_.end();) {
     UpstreamConn* conn = *it++;
@@ -149,6 +161,7 @@ void UpstreamPool::ForgetTls() {
     Close(conn);
   }
   sessions_.clear();
+  verified_.clear();
 }
 
 void UpstreamPool::Shutdown() {

@@ -46,6 +46,10 @@ class UpstreamPool {
     std::size_t max_idle_per_key = 16;  // per origin
     std::uint64_t idle_timeout_ms = 30'000;
     std::size_t max_sessions = 256;  // TLS sessions remembered for resumption, per worker
+    // How long a full, verified handshake vouches for a name before a session another name
+    // left may be resumed for it; and how many such names are remembered.
+    std::uint64_t verified_ttl_ms = 3600'000;
+    std::size_t max_verified = 10000;
   };
   UpstreamPool(uv_loop_t* loop, Options options);
   ~UpstreamPool();
@@ -70,6 +74,11 @@ class UpstreamPool {
 
   SSL_SESSION* TlsSession(const std::string& name_port) const;
   void SaveSession(const std::string& name_port, SSL* ssl);
+  // "Verified" is per name: a resumed handshake shows no certificate, so a session that one
+  // name left (under a wildcard both share) may be offered for another name only once that
+  // name's own certificate was seen and verified in a full handshake, within verified_ttl_ms.
+  void NoteVerified(const std::string& name_port);
+  bool VerifiedRecently(const std::string& name_port) const;
 
   // Closes idle TLS connections and forgets TLS sessions: the upstream trust store changed,
   // so what was verified under the old one must be verified again.
@@ -92,6 +101,7 @@ class UpstreamPool {
   std::map<std::string, std::list<UpstreamConn*>> idle_;  // by key, most recent last
   std::list<UpstreamConn*> lru_;                          // all idle, oldest first
   std::unordered_map<std::string, tls::SslSessionPtr> sessions_;
+  std::unordered_map<std::string, std::uint64_t> verified_;  // name:port -> when, loop ms
   std::uint64_t reused_ = 0;
   char scratch_[16 * 1024];  // idle reads: only a close or a late session ticket is expected
 };

@@ -91,6 +91,17 @@ start_nginx() {
     bad_server="server { listen 127.0.0.1:$NGINX_BAD_TLS_PORT ssl; root $work/www;
       ssl_certificate $work/pki/selfsigned.pem; ssl_certificate_key $work/pki/selfsigned.key; }"
   fi
+  # One server block that picks the certificate by SNI at each handshake (as hosting
+  # platforms do): www.lab.test gets the lab CA's *.lab.test certificate, evil.lab.test a
+  # self-signed one. TLS sessions of one name can be resumed under another here.
+  if [[ -n ${NGINX_SNI_TLS_PORT:-} ]]; then
+    bad_server+="
+  server { listen 127.0.0.1:$NGINX_SNI_TLS_PORT ssl; root $work/www;
+    ssl_certificate $work/pki/sni/\$ssl_server_name.pem;
+    ssl_certificate_key $work/pki/sni/\$ssl_server_name.key;
+    location = /conn { default_type text/plain; return 200 \"\$connection \$ssl_session_reused\\n\"; }
+  }"
+  fi
   cat >"$work/nginx/nginx.conf" <<NGINX
 $user_line
 daemon off;
@@ -149,6 +160,19 @@ make_lab_pki() {
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
       -subj "/CN=www.lab.test" -addext "subjectAltName=DNS:www.lab.test" \
       -keyout selfsigned.key -out selfsigned.pem 2>/dev/null
+    # Per-name certificates for the SNI-switching server (NGINX_SNI_TLS_PORT).
+    mkdir -p sni
+    cp site.pem sni/www.lab.test.pem && cp site.key sni/www.lab.test.key
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+      -subj "/CN=evil.lab.test" -addext "subjectAltName=DNS:evil.lab.test" \
+      -keyout sni/evil.lab.test.key -out sni/evil.lab.test.pem 2>/dev/null
+    # A certificate from the lab CA that names the host only in its subject CN (no DNS SAN):
+    # browsers refuse it, so must the gateway.
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=cn-only.lab.test" \
+      -keyout sni/cn-only.lab.test.key -out cn-only.csr 2>/dev/null
+    printf 'extendedKeyUsage=serverAuth\n' >cn-only.ext
+    openssl x509 -req -in cn-only.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+      -extfile cn-only.ext -out sni/cn-only.lab.test.pem 2>/dev/null
   ) || fail "cannot make the lab PKI"
 }
 
@@ -202,7 +226,8 @@ issuer_via_proxy() {  # proxy_port host:port sni
 }
 
 # The TLS lab: lab PKI, nginx (plain on $origin, TLS on $NGINX_TLS_PORT, and on
-# $NGINX_BAD_TLS_PORT with an untrusted certificate when that is set), dnsmasq on $dns, and
+# $NGINX_BAD_TLS_PORT with an untrusted certificate and $NGINX_SNI_TLS_PORT with a
+# certificate per SNI when those are set), dnsmasq on $dns, and
 # free ports for the gateway ($proxy, $admin). Sets those variables.
 start_tls_lab() {
   make_lab_pki
@@ -210,6 +235,7 @@ start_tls_lab() {
   start_http_lab
   wait_for_port "$NGINX_TLS_PORT"
   if [[ -n ${NGINX_BAD_TLS_PORT:-} ]]; then wait_for_port "$NGINX_BAD_TLS_PORT"; fi
+  if [[ -n ${NGINX_SNI_TLS_PORT:-} ]]; then wait_for_port "$NGINX_SNI_TLS_PORT"; fi
 }
 
 # The plain lab: nginx on $origin, dnsmasq on $dns, free ports for the gateway ($proxy,

@@ -6,13 +6,14 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
 NGINX_BAD_TLS_PORT=$(free_port)
+NGINX_SNI_TLS_PORT=$(free_port)
 start_tls_lab
 echo "secret inside TLS" >"$work/www/hello.txt"
 
 lab_config "$work/mintgate.toml"
 cat >>"$work/mintgate.toml" <<TOML
 [inspection]
-connect_ports = [$NGINX_TLS_PORT, $NGINX_BAD_TLS_PORT]
+connect_ports = [$NGINX_TLS_PORT, $NGINX_BAD_TLS_PORT, $NGINX_SNI_TLS_PORT]
 extra_trust = ["$work/pki/ca.pem"]
 [log]
 access = "$work/access.log"
@@ -57,12 +58,33 @@ grep -q "DNS:\*.lab.test" "$work/san-one.txt" || fail "leaf SAN: $(cat "$work/sa
 wait_for_line "$work/access.log" \
   '"url":"two.lab.test:[0-9]*".*"cert_cache":"hit"\|"cert_cache":"hit".*"url":"two.lab.test' || fail "the wildcard leaf was not reused: $(grep two.lab "$work/access.log")"
 
-# A new host under the wildcard resumes the TLS session another host under it left with the
-# origin (its certificate is valid for both): no certificate to parse and verify again.
+# A host under the wildcard may resume a TLS session another host under it left with the
+# origin (its certificate is valid for both), but only once its own certificate was verified
+# in a full handshake: never-seen names are never resumed, a name seen before is.
 out=$(for h in s1 s2 s3 s4 s5 s6; do
   curl "${P[@]}" --cacert "$ca" "https://$h.lab.test:$NGINX_TLS_PORT/conn-close" || fail "GET via $h"
 done)
-grep -q " r$" <<<"$out" || fail "no new host under *.lab.test resumed a session: $out"
+grep -q " r$" <<<"$out" && fail "a never-seen name resumed another name's session: $out"
+out=$(for _ in 1 2 3 4 5; do
+  curl "${P[@]}" --cacert "$ca" "https://s1.lab.test:$NGINX_TLS_PORT/conn-close" || fail "GET via s1"
+done)
+grep -q " r$" <<<"$out" || fail "a verified name never resumed its session: $out"
+
+# An origin that picks its certificate by SNI: after www.lab.test (verified through the lab
+# CA's wildcard), evil.lab.test at the same address has a self-signed certificate of its own.
+# Resuming www's session for it would hide that certificate; it must be verified, and fail.
+sni="$NGINX_SNI_TLS_PORT"
+for _ in 1 2 3 4; do
+  out=$(curl "${P[@]}" --cacert "$ca" "https://www.lab.test:$sni/hello.txt") || fail "www via SNI origin"
+  [[ $out == "secret inside TLS" ]] || fail "www via SNI origin: $out"
+  body=$(curl "${P[@]}" --cacert "$ca" -w '\n%{http_code}' "https://evil.lab.test:$sni/hello.txt")
+  [[ ${body##*$'\n'} == 502 ]] || fail "evil.lab.test behind a shared session: ${body##*$'\n'}"
+  grep -q "failed verification" <<<"$body" || fail "evil.lab.test page: $body"
+done
+# A certificate that names the host only in its subject CN is a name mismatch, as in browsers.
+body=$(curl "${P[@]}" --cacert "$ca" -w '\n%{http_code}' "https://cn-only.lab.test:$sni/hello.txt")
+[[ ${body##*$'\n'} == 502 ]] || fail "CN-only certificate: status ${body##*$'\n'}"
+grep -qi "hostname mismatch" <<<"$body" || fail "CN-only certificate: $body"
 
 # Keep-alive inside the decrypted connection, and an upload.
 curl "${P[@]}" --cacert "$ca" -v "$url/hello.txt" "$url/hello.txt" -o /dev/null -o /dev/null \
