@@ -15,12 +15,24 @@ namespace {
 
 std::string Dash(const std::string& s) { return s.empty() ? "-" : s; }
 
-// Squid's native format cannot carry spaces inside a field.
-std::string NoSpaces(std::string s) {
-  for (char& c : s) {
-    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') c = '_';
+// Squid's native format has no quoting: a field is one run of printable bytes. What a
+// client sent that is not (spaces, control bytes, non-ASCII) is percent-encoded, as are '%'
+// themselves, so a field can neither split nor forge a line.
+std::string NoSpaces(const std::string& s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size());
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c > 0x20 && c < 0x7f && c != '%') {
+      out += ch;
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    }
   }
-  return s;
+  return out;
 }
 
 void AppendJsonStringOrNull(std::string& out, std::string_view s) {
@@ -100,6 +112,8 @@ std::string AccessLog::Format(const AccessRecord& r) const {
     }
     out += ",\"rule\":";
     AppendJsonStringOrNull(out, r.rule);
+    out += ",\"sni\":";
+    AppendJsonStringOrNull(out, r.sni);
     out += ",\"status\":";
     out += std::to_string(r.status);
     out += ",\"time\":";

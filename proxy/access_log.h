@@ -20,6 +20,7 @@ struct AccessRecord {
   std::string user;  // "" = unknown
   std::string method;
   std::string url;  // the absolute URL, or host:port for CONNECT
+  std::string sni;  // CONNECT: the ClientHello's server name (escaped), "" when none
   int status = 0;   // status sent to the client; 0 when the connection closed without one
   std::uint64_t bytes_from_client = 0;
   std::uint64_t bytes_to_client = 0;

@@ -87,6 +87,7 @@ TEST(AccessLog, JsonMatchesALibraryDumpByteForByte) {
     r.note = url;
     r.user = "alice";
     r.ca = "new";
+    r.sni = "www.example.com";
     r.time = 1795898180.796;
     nlohmann::json j = {
         {"time", r.time},
@@ -100,6 +101,7 @@ TEST(AccessLog, JsonMatchesALibraryDumpByteForByte) {
         {"bytes_to_client", r.bytes_to_client},
         {"action", r.action},
         {"rule", r.rule},
+        {"sni", r.sni},
         {"ca", r.ca},
         {"cert_cache", nullptr},
         {"upstream", r.upstream},
@@ -111,10 +113,25 @@ TEST(AccessLog, JsonMatchesALibraryDumpByteForByte) {
   }
 }
 
+// Squid's format has no quoting: a field is one run of printable bytes, so whatever a client
+// sent that is not (spaces, control bytes, escape sequences, non-ASCII) is percent-encoded.
+TEST(AccessLog, SquidFieldsCannotBeForged) {
+  AccessLog log("-", LogFormat::kSquid);
+  AccessRecord r = Sample();
+  r.url = "http://x/a b\n1700000000.000 0 6.6.6.6 TCP_MISS/200\x1b[2J\xc3\xa9%";
+  const std::string line = log.Format(r);
+  EXPECT_EQ(line.find('\n'), std::string::npos);
+  EXPECT_EQ(line.find('\x1b'), std::string::npos);
+  EXPECT_NE(
+      line.find("http://x/a%20b%0A1700000000.000%200%206.6.6.6%20TCP_MISS/200%1B[2J%C3%A9%25"),
+      std::string::npos)
+      << line;
+}
+
 TEST(AccessLog, SquidNativeFormat) {
   AccessLog log("-", LogFormat::kSquid);
   EXPECT_EQ(log.Format(Sample()),
-            "1700000000.125 42 127.0.0.1 TCP_MISS/200 1234 GET http://www.example.com/a_b - "
+            "1700000000.125 42 127.0.0.1 TCP_MISS/200 1234 GET http://www.example.com/a%20b - "
             "HIER_DIRECT/192.0.2.7 -");
   AccessRecord tunnel = Sample();
   tunnel.action = "tunnel";
