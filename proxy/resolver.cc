@@ -17,6 +17,14 @@
 
 namespace mintgate::proxy {
 
+rules::IpAddress IpEndpointAddress::ip() const {
+  if (family == AF_INET) {
+    return rules::IpAddress::V4((std::uint32_t{bytes[0]} << 24) | (std::uint32_t{bytes[1]} << 16) |
+                                (std::uint32_t{bytes[2]} << 8) | bytes[3]);
+  }
+  return rules::IpAddress::V6(bytes);
+}
+
 std::string IpEndpointAddress::ToString() const {
   char buf[INET6_ADDRSTRLEN] = {};
   if (family != AF_INET && family != AF_INET6) return {};

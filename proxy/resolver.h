@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "proxy/config.h"
+#include "rules/ip_address.h"
 
 namespace mintgate::proxy {
 
@@ -21,6 +22,7 @@ struct IpEndpointAddress {
   int family = 0;                        // AF_INET or AF_INET6
   std::array<std::uint8_t, 16> bytes{};  // network order; IPv4 uses the first 4
   std::string ToString() const;
+  rules::IpAddress ip() const;  // the same address, as rules and the destination policy see it
 };
 
 struct ResolveResult {

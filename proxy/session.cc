@@ -31,16 +31,6 @@ std::string PeerAddress(uv_tcp_t* tcp) {
   return text;
 }
 
-// The address a resolved or pooled endpoint stands for, as the destination policy judges it.
-rules::IpAddress ToIp(const IpEndpointAddress& a) {
-  if (a.family == AF_INET) {
-    return rules::IpAddress::V4((std::uint32_t{a.bytes[0]} << 24) |
-                                (std::uint32_t{a.bytes[1]} << 16) |
-                                (std::uint32_t{a.bytes[2]} << 8) | a.bytes[3]);
-  }
-  return rules::IpAddress::V6(a.bytes);
-}
-
 std::string HexChunkHeader(std::size_t size) {
   char buf[32];
   int n = std::snprintf(buf, sizeof buf, "%zx\r\n", size);
@@ -436,7 +426,7 @@ void Session::OnResolved(const ResolveResult& result) {
   // itself or to a forbidden range is refused as a whole (DNS answers are attacker-chosen).
   addresses_.clear();
   for (const IpEndpointAddress& a : result.addresses) {
-    if (std::optional<std::string> why = runtime().destinations->Check(ToIp(a), url_.port)) {
+    if (std::optional<std::string> why = runtime().destinations->Check(a.ip(), url_.port)) {
       RespondError(403, *why);
       return;
     }
@@ -453,7 +443,7 @@ void Session::ConnectUpstream() {
   state_ = State::kConnectUpstream;
   const IpEndpointAddress& a = addresses_.front();
   // The last word before a socket is made, whatever path led here.
-  if (std::optional<std::string> why = runtime().destinations->Check(ToIp(a), url_.port)) {
+  if (std::optional<std::string> why = runtime().destinations->Check(a.ip(), url_.port)) {
     RespondError(403, *why);
     return;
   }
@@ -525,6 +515,9 @@ void Session::OnUpstreamConnected(int status) {
       return;
     case AfterConnect::kRequest:
       SendRequestUpstream();
+      return;
+    case AfterConnect::kBindSni:
+      ResolveSni();
       return;
   }
 }
@@ -635,7 +628,7 @@ bool Session::TakePooledUpstream(const std::string& key) {
   UpstreamConn* conn = worker_.pool().Take(key, this);
   if (conn == nullptr) return false;
   // Pooled under an earlier configuration, perhaps: judged again under this connection's.
-  if (runtime().destinations->Check(ToIp(conn->address), url_.port)) {
+  if (runtime().destinations->Check(conn->address.ip(), url_.port)) {
     UpstreamPool::Close(conn);
     return false;
   }

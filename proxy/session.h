@@ -71,6 +71,7 @@ class Session {
     kConnectReply,  // CONNECT: answer 200 and peek at the ClientHello
     kTunnel,        // a tunnel decided after the 200 (no connection was needed before)
     kDecryptTls,    // TLS with the origin (first time, or a fresh connection between requests)
+    kBindSni,       // a tunnel the SNI chose: is the destination one of the SNI's addresses?
   };
   // Flow control (the timeouts are the configuration's [timeouts]).
   static constexpr std::size_t kHighWatermark = 1 << 20;  // stop reading the other side above
@@ -88,7 +89,9 @@ class Session {
   // `url`: the request target parsed as an absolute http:// URL, when it is one.
   bool ServePortal(const HttpHead& head, const std::optional<HttpUrl>& url);
   void PeekClientHello();
-  void Decide(const std::string& host);
+  void Decide(const std::string& sni);
+  void ResolveSni();
+  void Apply(const rules::Decision& decision);
   void Tunnel();
   void StartDecrypt(const std::string& sni, const std::string& profile);
   void StartUpstreamTls();
@@ -244,10 +247,13 @@ class Session {
   bool upstream_retried_ = false;
   bool upstream_idle_ = false;  // decrypt: attached between requests, clean and reusable
   AfterConnect after_connect_ = AfterConnect::kRequest;
-  bool connect_answered_ = false;  // "200 Connection established" sent: no more HTTP errors
-  bool blocking_ = false;          // a block decided by SNI: a page over TLS, then close
-  bool untrusted_leaf_ = false;    // the origin failed verification; the client gets a warning
-  bool leaf_prefetched_ = false;   // this connection started its leaf's mint early (Prefetch)
+  rules::Decision connect_decision_;  // CONNECT: the decision on the CONNECT host
+  rules::Decision sni_decision_;      // and on the SNI, when it names another host
+  std::string sni_;                   // validated, lower-case; "" when none
+  bool connect_answered_ = false;     // "200 Connection established" sent: no more HTTP errors
+  bool blocking_ = false;             // a block decided by SNI: a page over TLS, then close
+  bool untrusted_leaf_ = false;       // the origin failed verification; the client gets a warning
+  bool leaf_prefetched_ = false;      // this connection started its leaf's mint early (Prefetch)
   AccessRecord record_;
   std::uint64_t record_start_ms_ = 0;
   bool record_open_ = false;           // an exchange is being recorded and not yet logged

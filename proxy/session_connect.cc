@@ -9,9 +9,13 @@
 #include <iostream>
 
 #include "proxy/error_page.h"
+#include "proxy/log_escape.h"
 #include "proxy/readiness.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
+#include "rules/canonical_host.h"
+#include "rules/connect_decision.h"
+#include "rules/host_pattern.h"
 #include "tls/client_hello_peek.h"
 
 namespace mintgate::proxy {
@@ -80,7 +84,8 @@ void Session::OnConnectHead(const HttpHead& head) {
   target.host = url_.host;
   target.port = url_.port;
   target.client = client_address_;
-  const rules::Decision decision = rt.rules->Decide(target, rules::Now());
+  connect_decision_ = rt.rules->Decide(target, rules::Now());
+  const rules::Decision& decision = connect_decision_;
   record_.rule = decision.rule;
   record_.action = std::string(rules::ToString(decision.action));
   if (decision.action == rules::Action::kBlock) {
@@ -126,22 +131,83 @@ void Session::PeekClientHello() {
     case tls::ClientHelloPeek::Status::kMalformed:
       std::cerr << "mintgate: " << client_address_ << " CONNECT " << url_.host << ":" << url_.port
                 << ": closed: malformed ClientHello (" << peek.error() << ")\n";
-      Close();
+      Abort("malformed ClientHello: " + peek.error());
       return;
     case tls::ClientHelloPeek::Status::kDone:
-      Decide(peek.info().sni);
-      return;
+      break;
+  }
+  const std::string& raw = peek.info().sni;
+  if (raw.empty()) {
+    Decide("");
+    return;
+  }
+  // RFC 6066: a host name, never an address, and never a wildcard ("*.com" would get a leaf
+  // for every .com site). Nothing else is decided on, minted for, or logged as it came.
+  std::string sni = rules::NormalizeHost(raw);
+  std::string why;
+  if (sni.find_first_of("[]") != std::string::npos || !rules::IsValidHostName(sni, &why)) {
+    record_.sni = EscapeForLog(raw);
+    record_.note = "invalid SNI: " + (why.empty() ? std::string("not a host name") : why);
+    // A fatal unrecognized_name alert: what a server says to a name it will not serve.
+    static constexpr char kAlert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70};
+    Write(Leg::kClient, std::string(kAlert, sizeof kAlert));
+    CloseWhenFlushed();
+    return;
+  }
+  Decide(sni);
+}
+
+void Session::Decide(const std::string& sni) {
+  uv_timer_stop(&timer_);
+  sni_ = sni;
+  record_.sni = sni;
+  if (sni.empty() || sni == url_.host) {
+    Apply(connect_decision_);
+    return;
+  }
+  rules::Target target;
+  target.host = sni;
+  target.port = url_.port;
+  target.client = client_address_;
+  sni_decision_ = runtime().rules->Decide(target, rules::Now());
+  // When the CONNECT host and the SNI differ, both are decided (rules/connect_decision.h); a
+  // tunnel chosen by the SNI holds only if the destination is one of the SNI's addresses.
+  if (!rules::SniBindingMatters(connect_decision_, sni_decision_)) {
+    Apply(rules::CombineConnectDecisions(connect_decision_, sni_decision_, false));
+    return;
+  }
+  if (upstream_open_) {
+    ResolveSni();
+  } else {
+    ResolveUpstream(AfterConnect::kBindSni);
   }
 }
 
-// Decides by the rules with the SNI (or the CONNECT host when there is none).
-void Session::Decide(const std::string& sni) {
-  uv_timer_stop(&timer_);
-  rules::Target target;
-  target.host = sni.empty() ? url_.host : sni;
-  target.port = url_.port;
-  target.client = client_address_;
-  const rules::Decision decision = runtime().rules->Decide(target, rules::Now());
+// Resolves the SNI to see whether the connected origin address is one of its own.
+void Session::ResolveSni() {
+  state_ = State::kResolve;
+  UpdateReading();
+  resolve_id_ = worker_.resolver().Resolve(sni_, [this](const ResolveResult& result) {
+    resolve_id_ = 0;
+    if (state_ != State::kResolve || closing_) return;
+    const rules::IpAddress destination = rules::Unmapped(up_->address.ip());
+    bool bound = false;
+    for (const IpEndpointAddress& a :
+         result.ok ? result.addresses : std::vector<IpEndpointAddress>{}) {
+      bound = bound || rules::Unmapped(a.ip()) == destination;
+    }
+    if (!bound) {
+      record_.note = "SNI " + sni_ + " does not resolve to " + up_->peer +
+                     ": its tunnel rule does not apply; decided by the CONNECT host";
+    }
+    Apply(rules::CombineConnectDecisions(connect_decision_, sni_decision_, bound));
+  });
+}
+
+// Acts on the decision for this CONNECT (after the 200).
+void Session::Apply(const rules::Decision& decision) {
+  const std::string& sni = sni_;
+
   record_.rule = decision.rule;
   record_.action = std::string(rules::ToString(decision.action));
   if (decision.action == rules::Action::kTunnel) {
@@ -205,14 +271,10 @@ void Session::Decide(const std::string& sni) {
     RequestLeaf();
     return;
   }
-  record_.note = "sni " + (sni.empty() ? std::string("-") : sni) + ": " +
-                 std::string(rules::ToString(decision.action)) + " not available yet";
-  // Block pages over TLS and decryption need the TLS engine, which later steps add; until
-  // then the connection is closed rather than passed on uninspected.
-  std::cerr << "mintgate: " << client_address_ << " CONNECT " << url_.host << ":" << url_.port
-            << " sni=" << (sni.empty() ? "-" : sni) << ": rule \"" << decision.rule << "\" says "
-            << rules::ToString(decision.action) << ", which this build cannot do yet: closed\n";
-  Close();
+  // Decrypt with a profile that is not loaded, or a block page with no CA to sign it: closed
+  // rather than passed on uninspected.
+  Abort("rule \"" + decision.rule + "\" says " + std::string(rules::ToString(decision.action)) +
+        " but no CA can sign for " + (sni.empty() ? url_.host : sni));
 }
 
 void Session::Tunnel() {

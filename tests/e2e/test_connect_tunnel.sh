@@ -5,6 +5,9 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
+# www.bank.test resolves elsewhere than the lab origin (nothing listens there: nothing must
+# ever be sent there either).
+DNSMASQ_EXTRA=(--address=/bank.test/127.0.0.2)
 start_tls_lab
 echo "hello over a tunnel" >"$work/www/hello.txt"
 
@@ -30,6 +33,11 @@ hosts = ["www.lab.test", "sni.lab.test"]
 name = "block-by-sni"
 action = "block"
 hosts = ["blocked-sni.lab.test"]
+
+[[rule]]
+name = "no-decrypt-bank"
+action = "tunnel"
+hosts = [".bank.test"]
 TOML
 start_mintgate gateway "$work/mintgate.toml" "$proxy"
 P=(--proxy "http://127.0.0.1:$proxy" --silent --show-error --max-time 10)
@@ -73,10 +81,38 @@ body=$(curl "${P[@]}" --cacert "$work/state/ca/ca.pem" -w '\n%{http_code}' \
   "https://blocked-sni.lab.test:$NGINX_TLS_PORT/hello.txt")
 [[ ${body##*$'\n'} == 403 ]] || fail "blocked SNI: status ${body##*$'\n'}"
 grep -q 'blocked by rule &quot;block-by-sni&quot;' <<<"$body" || fail "block page: $body"
-# A tunnel rule matches the SNI of a CONNECT made to an IP address.
+# A tunnel rule matches the SNI of a CONNECT made to an IP address that the SNI resolves to.
 out=$(curl "${P[@]}" --cacert "$work/pki/ca.pem" --connect-to "sni.lab.test:$NGINX_TLS_PORT:127.0.0.1:$NGINX_TLS_PORT" \
-  "https://sni.lab.test:$NGINX_TLS_PORT/hello.txt") || fail "tunnel by SNI via IP"
+  "https://sni.lab.test:$NGINX_TLS_PORT/hello.txt") || fail "tunnel by SNI via its own IP"
 [[ $out == "hello over a tunnel" ]] || fail "SNI-decided tunnel: $out"
+
+# A tunnel rule chosen by the SNI never sends the bytes to an address that is not the SNI's
+# (the audit's exfiltration channel: CONNECT to any IP with a "do not decrypt" bank's SNI).
+# The CONNECT host decides instead (here the default rule: decrypt), and decryption verifies
+# the origin for the SNI: the client gets the gateway's leaf and a page, never the origin's
+# certificate or content.
+for target in "127.0.0.1:$NGINX_TLS_PORT" "x.other.test:$NGINX_TLS_PORT"; do
+  certs=$(curl "${P[@]}" --cacert "$work/state/ca/ca.pem" -w '%{certs}' -o "$work/bank.html" \
+    --connect-to "www.bank.test:$NGINX_TLS_PORT:${target%:*}:$NGINX_TLS_PORT" \
+    "https://www.bank.test:$NGINX_TLS_PORT/hello.txt" || true)
+  issuer=$(openssl x509 -noout -issuer <<<"$certs" 2>/dev/null || true)
+  [[ $issuer == *"mintgate Root CA"* ]] || fail "bank SNI via $target: tunnelled (issuer '$issuer')"
+  grep -q "hello over a tunnel" "$work/bank.html" && fail "bank SNI via $target: origin content"
+  grep -q "failed verification" "$work/bank.html" || fail "bank SNI via $target: $(cat "$work/bank.html")"
+done
+# The record names both the CONNECT target and the SNI.
+wait_for_line "$work/access.log" '"sni":"www.bank.test"' || fail "no record with the bank SNI"
+grep '"sni":"www.bank.test"' "$work/access.log" | grep -q '"url":"127.0.0.1:' ||
+  fail "CONNECT target missing: $(grep bank.test "$work/access.log")"
+
+# An SNI that is no host name (a wildcard, an address) gets a TLS alert: no decision, no leaf.
+for bad in '*.com' '127.0.0.1' 'a..b'; do
+  out=$(echo | timeout 10 openssl s_client -proxy "127.0.0.1:$proxy" \
+    -connect "www.lab.test:$NGINX_TLS_PORT" -servername "$bad" 2>&1 || true)
+  grep -q "unrecognized name" <<<"$out" || fail "SNI '$bad': $(tail -n 3 <<<"$out")"
+  grep -q "BEGIN CERTIFICATE\|Server certificate" <<<"$out" && fail "SNI '$bad' got a certificate"
+done
+wait_for_line "$work/access.log" '"note":"invalid SNI' || fail "invalid SNI not logged"
 
 # A malformed ClientHello is closed (and logged); the gateway keeps serving.
 exec 3<>"/dev/tcp/127.0.0.1/$proxy"
@@ -96,6 +132,8 @@ import json, sys
 records = [json.loads(line) for line in open(sys.argv[1])]
 tunnels = [r for r in records if r["method"] == "CONNECT" and r["action"] == "tunnel"]
 assert tunnels and tunnels[0]["rule"] == "tunnel-by-sni" and tunnels[0]["status"] == 200, tunnels
+assert all("sni" in r for r in records), records[0]
+assert tunnels[0]["sni"] == "www.lab.test" and tunnels[0]["url"].startswith("www.lab.test:"), tunnels[0]
 assert tunnels[0]["bytes_to_client"] > 1000 and tunnels[0]["bytes_from_client"] > 200, tunnels[0]
 blocked = [r for r in records if r["status"] == 403 and r["rule"] == "block-bad"]
 assert blocked and blocked[0]["action"] == "block", blocked
