@@ -80,8 +80,14 @@ HeaderRole RoleOf(std::string_view name) {
       return is("Proxy-Connection") ? HeaderRole::kHopByHop : HeaderRole::kOther;
     case 17:
       return is("Transfer-Encoding") ? HeaderRole::kTransferEncoding : HeaderRole::kOther;
+    case 18:
+      // An origin's proxy challenge would make the client prompt for credentials meant for
+      // the gateway (RFC 9110 11.7.1: it applies to the next hop only).
+      return is("Proxy-Authenticate") ? HeaderRole::kHopByHop : HeaderRole::kOther;
     case 19:
       return is("Proxy-Authorization") ? HeaderRole::kHopByHop : HeaderRole::kOther;
+    case 25:
+      return is("Proxy-Authentication-Info") ? HeaderRole::kHopByHop : HeaderRole::kOther;
     default:
       return HeaderRole::kOther;
   }
@@ -240,6 +246,12 @@ struct HttpParser::Impl {
     }
     h.version_major = llhttp_get_http_major(p);
     h.version_minor = llhttp_get_http_minor(p);
+    // llhttp reads "GET /" without a version as HTTP/0.9; nothing here speaks it, and a proxy
+    // that answers it turns any byte stream into a request.
+    if (h.version_major != 1) {
+      return h.version_major == 0 ? s.Fail(400, "request line without an HTTP/1.x version")
+                                  : s.Fail(505, "only HTTP/1.0 and HTTP/1.1 are spoken here");
+    }
     h.chunked = (p->flags & F_CHUNKED) != 0;
     if ((p->flags & F_CONTENT_LENGTH) != 0) h.content_length = p->content_length;
     h.upgrade = p->upgrade != 0;

@@ -187,6 +187,12 @@ node "$work/pac-harness.js" "$work/proxy.pac" "$cases" >"$work/pac.log" 2>&1 ||
 # --- a non-portal request still goes through the proxy machinery (and is not the portal)
 code=$("${via_proxy[@]}" -o "$work/other.html" -w '%{http_code}' "http://127.0.0.1:1/" || true)
 [[ $code != 200 ]] || fail "a request for 127.0.0.1:1 got the portal"
+# A request line without a version (HTTP/0.9 to llhttp) is not a request the portal answers.
+exec 3<>"/dev/tcp/127.0.0.1/$proxy"
+printf 'GET /\r\n\r\n' >&3
+status=$(timeout 5 head -n 1 <&3 | tr -d '\r' | cut -d' ' -f2)
+exec 3<&-
+[[ $status == 400 ]] || fail "GET / without a version: $status"
 kill -0 "$MINTGATE_PID" || fail "the gateway did not survive"
 
 echo "PASS: client portal"

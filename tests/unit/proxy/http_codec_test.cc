@@ -531,6 +531,13 @@ HttpHead RequestHead(const std::string& raw) {
   return run.messages.empty() ? HttpHead{} : run.messages[0].head;
 }
 
+// llhttp takes "GET /" for an HTTP/0.9 request; the portal answered it with 200.
+TEST(HttpParserRequest, RequestLineWithoutVersionIs400) {
+  EXPECT_EQ(RequestStatus("GET /\r\n\r\n"), 400);
+  EXPECT_EQ(RequestStatus("GET / HTTP/2.0\r\nHost: h\r\n\r\n"), 505);
+  EXPECT_EQ(RequestStatus("GET / HTTP/1.0\r\n\r\n"), 0);
+}
+
 TEST(HttpSerialize, RequestDropsHopByHop) {
   HttpHead head = RequestHead(
       "POST http://example.com/x HTTP/1.0\r\n"
@@ -604,6 +611,23 @@ TEST(HttpSerialize, ResponseDropsHopByHop) {
             "Sec-WebSocket-Accept: a\r\nConnection: upgrade\r\n\r\n");
 }
 
+// An origin's proxy challenge never reaches the client, where it could start a credential
+// prompt that looks like the gateway's.
+TEST(HttpSerialize, ProxyAuthenticationHeadersStayOnTheirHop) {
+  Outcome run = Parse(Kind::kResponse,
+                      "HTTP/1.1 407 Proxy Authentication Required\r\n"
+                      "Proxy-Authenticate: Basic realm=\"corp\"\r\n"
+                      "proxy-authentication-info: nextnonce=1\r\nContent-Length: 0\r\n\r\n");
+  ASSERT_EQ(run.messages.size(), 1u);
+  EXPECT_EQ(SerializeResponseHead(run.messages[0].head, false, {}),
+            "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n");
+  run = Parse(Kind::kRequest,
+              "GET http://h/ HTTP/1.1\r\nHost: h\r\nProxy-Authorization: Basic YTpi\r\n\r\n");
+  ASSERT_EQ(run.messages.size(), 1u);
+  EXPECT_EQ(SerializeRequestHead(run.messages[0].head, "/", "h", false, {}),
+            "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+}
+
 TEST(HttpSerialize, LineBreaksNeverPassThrough) {
   HttpHead head;
   head.method = "GET";
@@ -674,12 +698,12 @@ TEST(HttpUrlParsing, HostsComeBackCanonical) {
     const char* url;
     const char* host;
   };
-  for (const Case& c : {Case{"http://0177.1/", "127.0.0.1"}, Case{"http://127.0.0.01/", "127.0.0.1"},
-                        Case{"http://2130706433:8080/", "127.0.0.1"},
-                        Case{"http://0x7f.1/", "127.0.0.1"},
-                        Case{"http://[::ffff:127.0.0.1]:9090/", "127.0.0.1"},
-                        Case{"http://[::FFFF:a9fe:a9fe]/", "169.254.169.254"},
-                        Case{"http://WWW.Example.com./", "www.example.com"}}) {
+  for (const Case& c :
+       {Case{"http://0177.1/", "127.0.0.1"}, Case{"http://127.0.0.01/", "127.0.0.1"},
+        Case{"http://2130706433:8080/", "127.0.0.1"}, Case{"http://0x7f.1/", "127.0.0.1"},
+        Case{"http://[::ffff:127.0.0.1]:9090/", "127.0.0.1"},
+        Case{"http://[::FFFF:a9fe:a9fe]/", "169.254.169.254"},
+        Case{"http://WWW.Example.com./", "www.example.com"}}) {
     std::optional<HttpUrl> u = ParseAbsoluteHttpUrl(c.url);
     ASSERT_TRUE(u) << c.url;
     EXPECT_EQ(u->host, c.host) << c.url;
