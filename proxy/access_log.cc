@@ -1,5 +1,8 @@
 #include "proxy/access_log.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -67,9 +70,14 @@ AccessLog::AccessLog(const std::string& path, LogFormat format) : format_(format
     Register(this);
     return;
   }
-  file_ = std::fopen(path.c_str(), "ae");
+  // Decrypted URLs are private: a new file is readable by its owner and group only, whatever
+  // the umask (an existing one keeps the mode its administrator gave it).
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  file_ = fd < 0 ? nullptr : ::fdopen(fd, "a");
   if (file_ == nullptr) {
-    throw std::runtime_error("cannot open access log " + path + ": " + std::strerror(errno));
+    const int error = errno;
+    if (fd >= 0) ::close(fd);
+    throw std::runtime_error("cannot open access log " + path + ": " + std::strerror(error));
   }
   owned_ = true;
   Register(this);

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -161,6 +162,13 @@ TEST(AccessLog, AppendsToAFileAndReportsOneItCannotOpen) {
     ++lines;
   }
   EXPECT_EQ(lines, 2);
+  // Decrypted URLs: never world-readable, whatever the umask.
+  const mode_t old_umask = ::umask(0);
+  { AccessLog log(dir + "/new.log", LogFormat::kJson); }
+  ::umask(old_umask);
+  struct stat st {};
+  ASSERT_EQ(::stat((dir + "/new.log").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
   EXPECT_THROW(AccessLog(dir + "/missing/dir/access.log", LogFormat::kJson), std::runtime_error);
   std::filesystem::remove_all(dir);
 }
