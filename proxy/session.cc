@@ -39,6 +39,30 @@ std::string HexChunkHeader(std::size_t size) {
 
 }  // namespace
 
+namespace {
+
+// NTLM and Negotiate (Kerberos/SPNEGO) authenticate a connection, not a request: an
+// Authorization or WWW-Authenticate value in one of those schemes (a challenge may list
+// several, comma-separated).
+bool IsConnectionAuth(std::string_view value) {
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t comma = value.find(',', start);
+    std::string_view item =
+        value.substr(start, comma == std::string_view::npos ? comma : comma - start);
+    item.remove_prefix(std::min(item.find_first_not_of(' '), item.size()));
+    const std::string_view scheme = item.substr(0, item.find(' '));
+    if ((scheme.size() == 4 && strncasecmp(scheme.data(), "NTLM", 4) == 0) ||
+        (scheme.size() == 9 && strncasecmp(scheme.data(), "Negotiate", 9) == 0)) {
+      return true;
+    }
+    if (comma == std::string_view::npos) return false;
+    start = comma + 1;
+  }
+}
+
+}  // namespace
+
 // "10 s", "0.5 s": a timeout as the configuration wrote it.
 std::string Seconds(std::uint64_t ms) {
   char buf[32];
@@ -113,6 +137,13 @@ class Session::ResponseSide : public HttpParser::Handler {
     s_.response_started_ = true;
     s_.record_.status = head.status;
     if (!head.keep_alive) s_.upstream_reusable_ = false;
+    if (head.status == 401) {
+      for (const HttpHeader& h : head.headers) {
+        if (strcasecmp(h.name.c_str(), "WWW-Authenticate") == 0 && IsConnectionAuth(h.value)) {
+          s_.upstream_pinned_ = true;
+        }
+      }
+    }
     const bool no_body = s_.request_.method == "HEAD" || head.status == 204 || head.status == 304;
     s_.response_chunked_ = head.chunked && !no_body;
     s_.response_close_delimited_ = !no_body && !head.chunked && !head.content_length;
@@ -347,7 +378,18 @@ void Session::OnRequestHead(HttpHead& parsed) {
     RespondError(403, "blocked by rule \"" + decision.rule + "\"");
     return;
   }
-  if (TakePooledUpstream(UpstreamPool::HttpKey(url_.host, url_.port))) {
+  const std::string key = UpstreamPool::HttpKey(url_.host, url_.port);
+  if (upstream_open_ && upstream_idle_) {
+    // A connection pinned to this client (connection-oriented authentication) serves its
+    // requests to the same origin; for another origin it is closed, never shared.
+    if (up_->key == key) {
+      record_.upstream = up_->peer;
+      SendRequestUpstream();
+      return;
+    }
+    ReleaseUpstream(false);
+  }
+  if (TakePooledUpstream(key)) {
     SendRequestUpstream();
     return;
   }
@@ -402,6 +444,10 @@ bool Session::ServePortal(const HttpHead& head, const std::optional<HttpUrl>& ur
 void Session::SendRequestUpstream() {
   state_ = State::kRelay;
   upstream_idle_ = false;
+  if (const HttpHeader* auth = request_.Find("Authorization");
+      auth != nullptr && IsConnectionAuth(auth->value)) {
+    upstream_pinned_ = true;
+  }
   response_parser_ = std::make_unique<HttpParser>(HttpParser::Kind::kResponse, *response_side_);
   response_parser_->SetNextResponseHasNoBody(request_.method == "HEAD");
   const std::string& name = decrypting_ ? tls_host_ : url_.host;
@@ -583,8 +629,10 @@ void Session::FinishExchange() {
   const bool clean = upstream_reusable_ && request_complete_ && response_complete_ &&
                      !response_close_delimited_ && upstream_pending_writes_ == 0 &&
                      (!decrypting_ || upstream_verified_);
-  if (decrypting_ && clean) {
-    upstream_idle_ = true;  // kept for this client's next request, pooled when it leaves
+  if ((decrypting_ || upstream_pinned_) && clean) {
+    // Kept for this client's next request; a decrypted one is pooled when the client leaves,
+    // a pinned one closed.
+    upstream_idle_ = true;
   } else {
     ReleaseUpstream(clean);  // plain HTTP: back to the pool for any client
   }
@@ -611,7 +659,11 @@ void Session::ReleaseUpstream(bool reuse) {
   if (upstream_tls_ && upstream_verified_ && upstream_tls_->handshake_done()) {
     worker_.pool().SaveSession(TlsSessionKey(conn->peer), upstream_tls_->ssl());
   }
-  reuse = reuse && upstream_pending_writes_ == 0 && !worker_.stopping();
+  // A connection that carried NTLM or Negotiate authentication is authenticated as this
+  // client's user: it dies with this client's connection, never reaching another (Squid pins
+  // the same way).
+  reuse = reuse && !upstream_pinned_ && upstream_pending_writes_ == 0 && !worker_.stopping();
+  upstream_pinned_ = false;
   if (reuse) {
     conn->tls = std::move(upstream_tls_);
     upstream_tls_.reset();
@@ -768,7 +820,7 @@ void Session::OnUpstreamRead(ssize_t nread, const uv_buf_t* buf) {
     if (!upstream_tls_ || !upstream_tls_->closed()) return;
     nread = UV_EOF;  // the origin's close_notify ends its side like a TCP close
   }
-  if (nread < 0 && decrypting_ && state_ != State::kRelay) {
+  if (nread < 0 && (decrypting_ || upstream_idle_) && state_ != State::kRelay) {
     // The origin closed an idle kept-alive connection, or during our handshakes.
     upstream_reusable_ = false;
     upstream_reading_ = false;
@@ -1022,7 +1074,7 @@ void Session::UpdateReading() {
   const bool upstream_allowed =
       upstream_open_ &&
       (state_ == State::kRelay || state_ == State::kTunnel || state_ == State::kUpstreamHandshake ||
-       (decrypting_ && state_ == State::kReadRequest));
+       ((decrypting_ || upstream_idle_) && state_ == State::kReadRequest));
   const bool want_upstream = want(upstream_reading_, upstream_allowed, client_queued_bytes_);
   if (want_upstream != upstream_reading_) {
     upstream_reading_ = want_upstream;

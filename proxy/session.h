@@ -245,7 +245,8 @@ class Session {
   bool upstream_was_pooled_ = false;  // the current upstream came from the pool: a stale one
                                       // is retried once for a request without a body
   bool upstream_retried_ = false;
-  bool upstream_idle_ = false;  // decrypt: attached between requests, clean and reusable
+  bool upstream_idle_ = false;    // attached between requests (decrypt, or pinned), clean
+  bool upstream_pinned_ = false;  // carried NTLM/Negotiate: this client's only, closed with it
   AfterConnect after_connect_ = AfterConnect::kRequest;
   rules::Decision connect_decision_;  // CONNECT: the decision on the CONNECT host
   rules::Decision sni_decision_;      // and on the SNI, when it names another host

@@ -131,6 +131,11 @@ http {
       keepalive_timeout 0;
       default_type text/plain; return 200 "\$connection \$ssl_session_reused\n";
     }
+    # An NTLM challenge (connection-oriented authentication), naming the origin connection.
+    location = /ntlm {
+      add_header WWW-Authenticate NTLM always;
+      default_type text/plain; return 401 "\$connection\n";
+    }
     location = /echo-headers { return 200 "te=[\$http_te] pc=[\$http_proxy_connection] ka=[\$http_keep_alive] x=[\$http_x_end_to_end] host=[\$host]\n"; }
   }
   $bad_server

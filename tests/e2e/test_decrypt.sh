@@ -86,6 +86,16 @@ body=$(curl "${P[@]}" --cacert "$ca" -w '\n%{http_code}' "https://cn-only.lab.te
 [[ ${body##*$'\n'} == 502 ]] || fail "CN-only certificate: status ${body##*$'\n'}"
 grep -qi "hostname mismatch" <<<"$body" || fail "CN-only certificate: $body"
 
+# A decrypted origin connection that carried NTLM is closed with its client, not pooled for
+# the next one (plain HTTP: test_http_proxy).
+out=$(curl "${P[@]}" --cacert "$ca" "$url/ntlm" "$url/conn")
+pinned=$(head -n 1 <<<"$out" | cut -d' ' -f1)
+[[ $(sed -n 2p <<<"$out" | cut -d' ' -f1) == "$pinned" ]] || fail "pinned connection: $out"
+for _ in 1 2 3 4 5 6; do
+  other=$(curl "${P[@]}" --cacert "$ca" "$url/conn" | cut -d' ' -f1)
+  [[ $other != "$pinned" ]] || fail "decrypted origin connection $pinned (NTLM) served another client"
+done
+
 # Keep-alive inside the decrypted connection, and an upload.
 curl "${P[@]}" --cacert "$ca" -v "$url/hello.txt" "$url/hello.txt" -o /dev/null -o /dev/null \
   2>"$work/ka.txt" || fail "two decrypted requests"

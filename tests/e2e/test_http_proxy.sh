@@ -178,6 +178,26 @@ start_mintgate denied "$work/strict.toml" "$proxy3"
 code=$(curl --proxy "http://127.0.0.1:$proxy3" -s -o /dev/null -w '%{http_code}' "$base/hello.txt")
 [[ $code == 403 ]] || fail "client outside allow_clients not refused: $code"
 
+# Connection-oriented authentication (NTLM, Negotiate) authenticates the origin connection:
+# it serves only the client connection that authenticated on it and is closed with it, never
+# pooled for another client. Triggered by the client's Authorization and by a 401 offering it.
+auth=(-H "Authorization: NTLM TlRMTVNTUAABAAAAB4IIogAAAAA")
+for trigger in authorization challenge; do
+  if [[ $trigger == authorization ]]; then
+    out=$(curl "${P[@]}" "${auth[@]}" "$base/conn" "$base/conn")
+  else
+    out=$(curl "${P[@]}" "$base/ntlm" "$base/conn")
+  fi
+  pinned=$(head -n 1 <<<"$out" | cut -d' ' -f1)
+  [[ $(sed -n 2p <<<"$out" | cut -d' ' -f1) == "$pinned" ]] ||
+    fail "$trigger: the authenticated connection did not serve its client's next request: $out"
+  # Other clients, one after the other, on both workers: never that connection.
+  for _ in 1 2 3 4 5 6; do
+    other=$(curl "${P[@]}" "$base/conn" | cut -d' ' -f1)
+    [[ $other != "$pinned" ]] || fail "$trigger: origin connection $pinned served another client"
+  done
+done
+
 # The admin listener answers health checks and metrics; the proxy port does not.
 [[ $(curl -s --max-time 5 "http://127.0.0.1:$admin/healthz") == ok ]] || fail "/healthz"
 curl -s --max-time 5 "http://127.0.0.1:$admin/metrics" | grep -q "^mintgate_up 1$" ||
