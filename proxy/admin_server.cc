@@ -161,6 +161,13 @@ std::string AdminServer::Respond(const std::string& method, const std::string& p
       counter("mintgate_cert_coalesced_total", "Lookups that joined a running mint.", s.coalesced);
       counter("mintgate_cert_cache_evictions_total", "Leaves evicted or expired.", s.evictions);
       counter("mintgate_cert_mint_failures_total", "Mints that failed.", s.failures);
+      counter("mintgate_cert_mint_refusals_total",
+              "New leaves refused because mint.max_pending mints were queued (their "
+              "connections closed).",
+              runtime_->mint->mint_refusals());
+      m << "# HELP mintgate_cert_mints_pending Mints queued for a signing thread.\n"
+        << "# TYPE mintgate_cert_mints_pending gauge\nmintgate_cert_mints_pending "
+        << runtime_->mint->pending() << "\n";
       m << "# HELP mintgate_cert_cache_entries Leaves in the cache.\n"
         << "# TYPE mintgate_cert_cache_entries gauge\nmintgate_cert_cache_entries " << s.entries
         << "\n";

@@ -23,7 +23,8 @@ MintService::MintService(std::vector<std::unique_ptr<tls::CertAuthority>> author
     : options_(options),
       keys_({options.leaf_key}),
       minter_(keys_, options.leaf_days),
-      cache_(CacheOptions(options.cache_entries)) {
+      cache_(CacheOptions(options.cache_entries)),
+      max_pending_(options.max_pending) {
   for (auto& ca : authorities) {
     if (ca) {
       std::string name = ca->name();
@@ -43,7 +44,7 @@ MintService::MintService(std::vector<std::unique_ptr<tls::CertAuthority>> author
   tls::CaProfileSpec spec;
   spec.name = "untrusted";
   untrusted_ = tls::CertAuthority::Create(spec, std::move(material), {}, std::time(nullptr));
-  for (int i = 0; i < std::max(1, options.threads); ++i) threads_.emplace_back([this] { Work(); });
+  for (int i = 0; i < options.threads; ++i) threads_.emplace_back([this] { Work(); });
 }
 
 MintService::~MintService() { Shutdown(); }
@@ -127,7 +128,18 @@ bool MintService::Start(const std::string& profile, const std::string& host, tls
     return false;
   }
   if (acquired.outcome == tls::CertCache::Outcome::kCoalesced) return false;
-  auto job = [this, ca, key_host, trust, post, done = std::move(done)] {
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (jobs_.size() >= max_pending_.load(std::memory_order_relaxed)) {
+    // Bounded: a flood of never-seen names must not queue work (and memory) without end.
+    // Whoever joined this mint meanwhile is told too.
+    lock.unlock();
+    mint_refusals_.fetch_add(1, std::memory_order_relaxed);
+    const tls::Error full{"the mint queue is full (mint.max_pending)"};
+    cache_.Complete(key, full, now);
+    done(Outcome{full, "refused"});
+    return false;
+  }
+  jobs_.push_back([this, ca, key_host, trust, post, done = std::move(done)] {
     const std::time_t at = std::time(nullptr);
     tls::MintRequest request;
     request.host = *key_host;
@@ -136,13 +148,15 @@ bool MintService::Start(const std::string& profile, const std::string& host, tls
     tls::CacheKeyView done_key{ca->id(), *key_host, {}, options_.leaf_key, trust};
     cache_.Complete(done_key, leaf, at);
     post([done, leaf] { done(Outcome{leaf, "miss"}); });
-  };
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    jobs_.push_back(std::move(job));
-  }
+  });
+  lock.unlock();
   wake_.notify_one();
   return true;
+}
+
+std::size_t MintService::pending() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return jobs_.size();
 }
 
 void MintService::NoteCutover(const std::string& configured, const std::string& signing) {

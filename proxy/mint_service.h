@@ -29,11 +29,12 @@ class MintService {
     tls::LeafKeyType leaf_key = tls::LeafKeyType::kEcdsaP256;
     int leaf_days = 30;
     std::size_t cache_entries = 100000;
-    int threads = 2;
+    int threads = 2;                 // signing threads (0: none, mints only queue: tests)
+    std::size_t max_pending = 1000;  // mints queued; beyond, a request for a new leaf fails
   };
   struct Outcome {
     tls::Result<tls::LeafPtr> leaf = tls::Error{"not minted"};
-    const char* cache = "miss";  // "hit" | "miss" | "coalesced"
+    const char* cache = "miss";  // "hit" | "miss" | "coalesced" | "refused" (queue full)
   };
   // Runs a closure on the loop that asked (thread-safe).
   using Post = std::function<void(std::function<void()>)>;
@@ -71,6 +72,13 @@ class MintService {
   bool Prefetch(const std::string& profile, const std::string& host);
 
   tls::CertCacheStats cache_stats() const { return cache_.stats(); }
+  // Requests for a new leaf refused because max_pending mints were queued (outcome "refused").
+  std::uint64_t mint_refusals() const { return mint_refusals_.load(std::memory_order_relaxed); }
+  std::size_t pending() const;
+  // A reload may change the bound without replacing the service (and its cache).
+  void set_max_pending(std::size_t max_pending) {
+    max_pending_.store(max_pending, std::memory_order_relaxed);
+  }
 
   // Logs, once per process, that rules naming `configured` now sign with `signing` because a
   // scheduled retirement has passed.
@@ -95,9 +103,11 @@ class MintService {
   tls::LeafKeys keys_;
   tls::LeafMinter minter_;
   tls::CertCache cache_;
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable wake_;
-  std::deque<std::function<void()>> jobs_;
+  std::deque<std::function<void()>> jobs_;  // guarded by mutex_
+  std::atomic<std::size_t> max_pending_;
+  std::atomic<std::uint64_t> mint_refusals_{0};
   bool stopping_ = false;
   std::vector<std::thread> threads_;
   struct Warned {

@@ -224,6 +224,7 @@ RuntimeBuild BuildRuntime(const std::string& config_path, const RuntimeBuildOpti
   if (previous != nullptr && previous->mint &&
       SameMintInputs(previous->config, *previous->mint, g.config, authorities)) {
     runtime->mint = previous->mint;
+    runtime->mint->set_max_pending(g.config.mint.max_pending);
     build.mint_kept = true;
   } else {
     // The profiles move into the mint service, which signs for every worker.
@@ -231,6 +232,7 @@ RuntimeBuild BuildRuntime(const std::string& config_path, const RuntimeBuildOpti
     mint_options.leaf_key = g.config.mint.leaf_key;
     mint_options.leaf_days = g.config.mint.leaf_days;
     mint_options.cache_entries = g.config.mint.cache_entries;
+    mint_options.max_pending = g.config.mint.max_pending;
     auto mint = std::make_unique<MintService>(std::move(authorities), mint_options);
     runtime->mint = options.adopt_mint ? options.adopt_mint(std::move(mint))
                                        : std::shared_ptr<MintService>(std::move(mint));

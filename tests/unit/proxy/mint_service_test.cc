@@ -43,7 +43,7 @@ class Inbox {
   std::vector<std::function<void()>> queue_;
 };
 
-std::unique_ptr<MintService> MakeService() {
+std::unique_ptr<MintService> MakeService(MintService::Options options = {}) {
   tls::GeneratedCa ca = tls::GenerateRootCa({});
   tls::CaMaterial material;
   material.cert = std::move(ca.cert);
@@ -52,7 +52,7 @@ std::unique_ptr<MintService> MakeService() {
   spec.name = "default";
   std::vector<std::unique_ptr<tls::CertAuthority>> cas;
   cas.push_back(tls::CertAuthority::Create(spec, std::move(material), {}, std::time(nullptr)));
-  return std::make_unique<MintService>(std::move(cas), MintService::Options{});
+  return std::make_unique<MintService>(std::move(cas), options);
 }
 
 TEST(MintService, MintsOnThePoolAndAnswersThroughPost) {
@@ -156,6 +156,34 @@ TEST(MintService, ShutdownFinishesQueuedMints) {
   service->Shutdown();  // joins the pool: every mint has posted its result
   ASSERT_TRUE(inbox.RunUntil([&] { return answered == 20; }));
   EXPECT_EQ(service->cache_stats().mints, 20u);
+}
+
+// A flood of never-seen names queues at most max_pending mints; beyond, the request fails at
+// once ("refused", counted) instead of growing the queue. Cached leaves are still served.
+TEST(MintService, TheMintQueueIsBounded) {
+  MintService::Options options;
+  options.threads = 0;  // nothing dequeues: the queue only grows
+  options.max_pending = 2;
+  auto service = MakeService(options);
+  Inbox inbox;
+  std::vector<std::string> outcomes;
+  for (int i = 0; i < 4; ++i) {
+    service->GetLeaf(
+        "default", "flood" + std::to_string(i) + ".example", tls::TrustMode::kTrusted, inbox.post(),
+        [&](const MintService::Outcome& o) {
+          outcomes.push_back(std::string(o.cache) + ":" + (o.leaf.ok() ? "ok" : o.leaf.error()));
+        });
+  }
+  ASSERT_EQ(outcomes.size(), 2u);  // the first two wait in the queue
+  EXPECT_EQ(outcomes[0], "refused:the mint queue is full (mint.max_pending)");
+  EXPECT_EQ(service->mint_refusals(), 2u);
+  EXPECT_EQ(service->pending(), 2u);
+  EXPECT_FALSE(service->Prefetch("default", "flood9.example"));  // no room, no mint
+  EXPECT_EQ(service->pending(), 2u);
+  // A refused name is not remembered as failed: with room again it mints.
+  service->set_max_pending(10);
+  EXPECT_TRUE(service->Prefetch("default", "flood3.example"));
+  EXPECT_EQ(service->pending(), 3u);
 }
 
 TEST(MintService, CaStateWarnsThirtyDaysAheadAndRefusesExpired) {
