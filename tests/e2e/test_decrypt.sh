@@ -96,6 +96,11 @@ for _ in 1 2 3 4 5 6; do
   [[ $other != "$pinned" ]] || fail "decrypted origin connection $pinned (NTLM) served another client"
 done
 
+# A CONNECT inside the decrypted connection would open a tunnel no rule has seen: 400.
+code=$(curl "${P[@]}" --cacert "$ca" -o /dev/null -w '%{http_code}' -X CONNECT \
+  --request-target "www.lab.test:$NGINX_TLS_PORT" "$url/")
+[[ $code == 400 ]] || fail "nested CONNECT: $code"
+
 # Keep-alive inside the decrypted connection, and an upload.
 curl "${P[@]}" --cacert "$ca" -v "$url/hello.txt" "$url/hello.txt" -o /dev/null -o /dev/null \
   2>"$work/ka.txt" || fail "two decrypted requests"
