@@ -9,13 +9,13 @@
 #include <iostream>
 
 #include "proxy/error_page.h"
-#include "proxy/log_escape.h"
 #include "proxy/readiness.h"
 #include "proxy/session.h"
 #include "proxy/worker.h"
 #include "rules/canonical_host.h"
 #include "rules/connect_decision.h"
 #include "rules/host_pattern.h"
+#include "rules/log_text.h"
 #include "tls/client_hello_peek.h"
 
 namespace mintgate::proxy {
@@ -146,7 +146,7 @@ void Session::PeekClientHello() {
   std::string sni = rules::NormalizeHost(raw);
   std::string why;
   if (sni.find_first_of("[]") != std::string::npos || !rules::IsValidHostName(sni, &why)) {
-    record_.sni = EscapeForLog(raw);
+    record_.sni = rules::EscapeForLog(raw);
     record_.note = "invalid SNI: " + (why.empty() ? std::string("not a host name") : why);
     // A fatal unrecognized_name alert: what a server says to a name it will not serve.
     static constexpr char kAlert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70};

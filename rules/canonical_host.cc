@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "rules/log_text.h"
+
 namespace mintgate::rules {
 namespace {
 
@@ -13,23 +15,6 @@ constexpr std::size_t kMaxLabel = 63;
 bool Fail(std::string* error, std::string why) {
   if (error) *error = std::move(why);
   return false;
-}
-
-std::string Shown(std::string_view host) {
-  std::string out;
-  for (char c : host.substr(0, 80)) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') {
-      static constexpr char kHex[] = "0123456789abcdef";
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 0xf];
-    } else {
-      out += c;
-    }
-  }
-  if (host.size() > 80) out += "...";
-  return out;
 }
 
 // One part of a WHATWG IPv4 address: decimal, octal after a leading 0, hexadecimal after 0x.
@@ -154,7 +139,7 @@ std::optional<IpAddress> EmbeddedIpv4(const IpAddress& address) {
 
 std::optional<CanonicalHost> CanonicalizeHost(std::string_view host, std::string* error) {
   auto refuse = [&](const std::string& why) -> std::optional<CanonicalHost> {
-    Fail(error, "invalid host \"" + Shown(host) + "\": " + why);
+    Fail(error, "invalid host \"" + EscapeForLog(host, 80) + "\": " + why);
     return std::nullopt;
   };
   if (host.empty()) return refuse("empty");

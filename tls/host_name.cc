@@ -4,26 +4,16 @@
 
 #include <cstring>
 
+#include "rules/log_text.h"
+
 namespace mintgate::tls {
 namespace {
 
 bool IsLdh(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; }
 
 Error Refuse(std::string_view host, const char* why) {
-  std::string shown;
   // Never echo control bytes or unbounded input back into logs.
-  for (char c : host.substr(0, 80)) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u >= 0x7f) {
-      static constexpr char kHex[] = "0123456789abcdef";
-      shown += "\\x";
-      shown += kHex[u >> 4];
-      shown += kHex[u & 0xf];
-    } else {
-      shown += c;
-    }
-  }
-  if (host.size() > 80) shown += "...";
+  const std::string shown = rules::EscapeForLog(host, 80);
   return Error{"invalid host name \"" + shown + "\": " + why};
 }
 

@@ -1,6 +1,6 @@
-#include "proxy/log_escape.h"
+#include "rules/log_text.h"
 
-namespace mintgate::proxy {
+namespace mintgate::rules {
 
 std::string EscapeForLog(std::string_view text, std::size_t max) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -12,7 +12,7 @@ std::string EscapeForLog(std::string_view text, std::size_t max) {
       break;
     }
     const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
+    if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"') {
       out += static_cast<char>(c);
     } else {
       out += "\\x";
@@ -23,4 +23,4 @@ std::string EscapeForLog(std::string_view text, std::size_t max) {
   return out;
 }
 
-}  // namespace mintgate::proxy
+}  // namespace mintgate::rules
