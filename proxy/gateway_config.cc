@@ -3,6 +3,9 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <variant>
 
 #include "proxy/config_loader.h"
@@ -36,6 +39,24 @@ void WarnNameConstraints(const tls::CertAuthority& ca, std::vector<std::string>&
 }
 
 }  // namespace
+
+std::string StateDirProblem(const std::string& state_dir) {
+  struct stat st {};
+  if (::stat(state_dir.c_str(), &st) != 0) {
+    if (errno == ENOENT) return "";
+    return "server.state_dir: cannot access " + state_dir + ": " + std::strerror(errno);
+  }
+  if (!S_ISDIR(st.st_mode)) return "server.state_dir: " + state_dir + " is not a directory";
+  const mode_t mode = st.st_mode & 07777;
+  if ((mode & 022) != 0) {
+    char octal[8];
+    std::snprintf(octal, sizeof octal, "%04o", static_cast<unsigned>(mode));
+    return "server.state_dir: " + state_dir + " is writable by group or others (mode " + octal +
+           "), who could replace the generated CA key and the admin token; run: chmod 700 " +
+           state_dir;
+  }
+  return "";
+}
 
 GatewayConfig LoadGatewayConfig(const std::string& path, const GatewayConfigOptions& options) {
   GatewayConfig g;
@@ -91,6 +112,12 @@ GatewayConfig LoadGatewayConfig(const std::string& path, const GatewayConfigOpti
     g.uses_generated_ca = true;
     g.generated_ca_dir = c.server.state_dir + "/ca";
     schedules.push_back({kGeneratedCaName, std::nullopt, ""});
+  }
+
+  if (options.load_cas) {
+    if (std::string problem = StateDirProblem(c.server.state_dir); !problem.empty()) {
+      error(0, std::move(problem));
+    }
   }
 
   g.authorities.resize(c.cas.size());

@@ -153,6 +153,12 @@ RuntimeBuild BuildRuntime(const std::string& config_path, const RuntimeBuildOpti
     build.exit_code = kConfigError;
     return build;
   }
+  if (config_path.empty()) {
+    // LoadGatewayConfig checks a file's state_dir; the embedded default's is checked here.
+    if (std::string problem = StateDirProblem(g.config.server.state_dir); !problem.empty()) {
+      return fail(kConfigError, std::move(problem));
+    }
+  }
   // Checked here rather than when each worker builds its TLS contexts, so that a bad file is
   // a configuration error (and a reload with one is rejected).
   for (const std::string& file : g.config.inspection.extra_trust) {

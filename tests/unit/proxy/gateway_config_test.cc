@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -72,6 +73,36 @@ TEST_F(GatewayConfigTest, SuccessorCyclesAreReported) {
   for (const ConfigError& e : g.errors)
     cycle = cycle || e.message.find("cycle") != std::string::npos;
   EXPECT_TRUE(cycle) << g.errors[0].ToString();
+}
+
+TEST_F(GatewayConfigTest, StateDirWritableByGroupOrOthersIsRefused) {
+  const std::string state = dir_ + "/state";
+  const std::string config = "[server]\nstate_dir = \"state\"\n";
+  EXPECT_TRUE(Load(config).ok());  // not made yet: created 0700 at start
+  ASSERT_EQ(::mkdir(state.c_str(), 0700), 0);
+  for (mode_t mode : {0777, 0775, 0757, 01777}) {
+    ASSERT_EQ(::chmod(state.c_str(), mode), 0);
+    GatewayConfig g = Load(config);
+    ASSERT_EQ(g.errors.size(), 1u) << std::oct << mode;
+    EXPECT_NE(g.errors[0].message.find("server.state_dir: " + state +
+                                       " is writable by group or others (mode "),
+              std::string::npos)
+        << g.errors[0].message;
+    EXPECT_NE(g.errors[0].message.find("run: chmod 700 " + state), std::string::npos)
+        << g.errors[0].message;
+    // Rules alone do not touch state_dir.
+    EXPECT_TRUE(Load(config, false).ok());
+  }
+  for (mode_t mode : {0700, 0750, 0755, 0500}) {
+    ASSERT_EQ(::chmod(state.c_str(), mode), 0);
+    GatewayConfig g = Load(config);
+    EXPECT_TRUE(g.ok()) << std::oct << mode << ": " << g.errors[0].message;
+  }
+  ASSERT_EQ(::rmdir(state.c_str()), 0);
+  std::ofstream(state) << "not a directory\n";
+  GatewayConfig g = Load(config);
+  ASSERT_EQ(g.errors.size(), 1u);
+  EXPECT_NE(g.errors[0].message.find(state + " is not a directory"), std::string::npos);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -226,6 +227,38 @@ TEST_F(RuntimeBuilderTest, UnreadableExtraTrustIsAConfigError) {
   ASSERT_EQ(b.errors.size(), 1u);
   EXPECT_NE(b.errors[0].find("inspection.extra_trust: " + dir_ + "/missing.pem"), std::string::npos)
       << b.errors[0];
+}
+
+TEST_F(RuntimeBuilderTest, AWorldWritableStateDirIsAConfigError) {
+  ASSERT_EQ(::mkdir((dir_ + "/state").c_str(), 0700), 0);
+  ASSERT_EQ(::chmod((dir_ + "/state").c_str(), 0777), 0);
+  RuntimeBuild b = Build("[server]\nstate_dir = \"state\"\n");
+  EXPECT_EQ(b.runtime, nullptr);
+  EXPECT_EQ(b.exit_code, 2);
+  ASSERT_EQ(b.errors.size(), 1u);
+  EXPECT_NE(b.errors[0].find(dir_ + "/state is writable by group or others (mode 0777)"),
+            std::string::npos)
+      << b.errors[0];
+  // Nothing was generated in it.
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/state/ca"));
+}
+
+TEST_F(RuntimeBuilderTest, TheEmbeddedDefaultChecksItsStateDirToo) {
+  // The embedded default's state_dir is ./mintgate-state.
+  const std::filesystem::path cwd = std::filesystem::current_path();
+  std::filesystem::current_path(dir_);
+  ASSERT_EQ(::mkdir("mintgate-state", 0700), 0);
+  ASSERT_EQ(::chmod("mintgate-state", 0757), 0);
+  std::ostringstream out;
+  RuntimeBuild b = BuildRuntime("", {}, out);
+  std::filesystem::current_path(cwd);
+  EXPECT_EQ(b.runtime, nullptr);
+  EXPECT_EQ(b.exit_code, 2);
+  ASSERT_EQ(b.errors.size(), 1u);
+  EXPECT_EQ(b.errors[0],
+            "server.state_dir: mintgate-state is writable by group or others (mode 0757), who "
+            "could replace the generated CA key and the admin token; run: chmod 700 "
+            "mintgate-state");
 }
 
 }  // namespace
