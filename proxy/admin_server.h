@@ -11,6 +11,7 @@
 #include <ctime>
 #include <functional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "proxy/runtime.h"
@@ -43,7 +44,8 @@ class AdminServer {
   AdminServer(uv_loop_t* loop, RuntimePtr runtime, std::string config_path);
   // Binds and listens on runtime->config.admin.listen; returns "" or why it failed.
   std::string Start();
-  // Closes the listener (connections in progress finish on their own).
+  // Closes the listener and the connections whose request has not arrived; answers being
+  // written finish on their own.
   void Close();
 
   // The runtime later requests read (main loop only: the admin listener runs there).
@@ -67,6 +69,7 @@ class AdminServer {
   RuntimePtr runtime_;
   std::string config_path_;
   uv_tcp_t* listener_ = nullptr;
+  std::unordered_set<Connection*> connections_;  // open, not yet closing
   std::function<ReloadOutcome()> reload_;
   const ReloadStats* reload_stats_ = nullptr;
 };
