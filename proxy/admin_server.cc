@@ -1,10 +1,13 @@
 #include "proxy/admin_server.h"
 
+#include <algorithm>
+#include <cctype>
 #include <ctime>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "proxy/admin_access.h"
 #include "proxy/audit_command.h"
 #include "proxy/error_page.h"
 #include "proxy/http_codec.h"
@@ -29,6 +32,19 @@ std::string TextResponse(int status, const std::string& body) {
   return Response(status, "text/plain", body);
 }
 
+const HttpHeader* FindHeader(const std::vector<HttpHeader>& headers, std::string_view name) {
+  for (const HttpHeader& h : headers) {
+    if (h.name.size() == name.size() &&
+        std::equal(name.begin(), name.end(), h.name.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) ==
+                 std::tolower(static_cast<unsigned char>(b));
+        })) {
+      return &h;
+    }
+  }
+  return nullptr;
+}
+
 std::string Seconds(std::uint64_t ms) {
   std::ostringstream s;
   s << static_cast<double>(ms) / 1000.0;
@@ -51,7 +67,8 @@ struct AdminServer::Connection : HttpParser::Handler {
   uv_shutdown_t shutdown{};
   AdminServer* server = nullptr;
   std::unique_ptr<HttpParser> parser;
-  std::string method, path;
+  std::string method, target;
+  std::vector<HttpHeader> headers;
   std::uint64_t request_ms = 0;
   std::uint64_t linger_ms = 0;
   std::size_t body_bytes = 0;
@@ -62,7 +79,8 @@ struct AdminServer::Connection : HttpParser::Handler {
 
   void OnHead(HttpHead& head) override {
     method = head.method;
-    path = head.target.substr(0, head.target.find('?'));
+    target = head.target;
+    headers = std::move(head.headers);
     if (head.content_length && *head.content_length > kMaxBodyBytes) {
       Answer(TextResponse(413, "admin requests carry no body\n"));
     }
@@ -71,7 +89,7 @@ struct AdminServer::Connection : HttpParser::Handler {
     body_bytes += size;
     if (body_bytes > kMaxBodyBytes) Answer(TextResponse(413, "admin requests carry no body\n"));
   }
-  void OnMessageComplete() override { Answer(server->Respond(method, path)); }
+  void OnMessageComplete() override { Answer(server->Respond(method, target, headers)); }
 
   void Start() {
     uv_timer_init(tcp.loop, &timer);
@@ -166,7 +184,10 @@ struct AdminServer::Connection : HttpParser::Handler {
 };
 
 AdminServer::AdminServer(uv_loop_t* loop, RuntimePtr runtime, std::string config_path)
-    : loop_(loop), runtime_(std::move(runtime)), config_path_(std::move(config_path)) {}
+    : loop_(loop),
+      runtime_(std::move(runtime)),
+      config_path_(std::move(config_path)),
+      listen_(runtime_->config.admin.listen) {}
 
 std::string AdminServer::Start() {
   const HostPort& hp = runtime_->config.admin.listen;
@@ -188,6 +209,12 @@ std::string AdminServer::Start() {
   if (rc != 0) {
     Close();
     return hp.ToString() + ": " + uv_strerror(rc);
+  }
+  // The port requests must name is the one bound (the configuration may say 0).
+  int len = sizeof ss;
+  if (uv_tcp_getsockname(listener_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    listen_.port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                                  : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
   }
   return "";
 }
@@ -223,7 +250,18 @@ void AdminServer::OnConnection() {
   c->Start();
 }
 
-std::string AdminServer::Respond(const std::string& method, const std::string& path) const {
+std::string AdminServer::Respond(const std::string& method, const std::string& target,
+                                 const std::vector<HttpHeader>& headers) const {
+  // Before anything else, so that a DNS-rebinding page learns nothing, not even /healthz.
+  const HttpHeader* host = FindHeader(headers, "Host");
+  if (host == nullptr) return TextResponse(400, "a Host header is required\n");
+  if (std::string problem = AdminHostProblem(host->value, listen_); !problem.empty()) {
+    return TextResponse(403, problem + "\n");
+  }
+  return Serve(method, target.substr(0, target.find('?')));
+}
+
+std::string AdminServer::Serve(const std::string& method, const std::string& path) const {
   if (path == "/healthz") return Response(200, "text/plain", "ok\n");
   if (path == "/metrics") {
     std::ostringstream m;

@@ -14,6 +14,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "proxy/http_codec.h"
 #include "proxy/runtime.h"
 
 namespace mintgate::proxy {
@@ -57,17 +58,21 @@ class AdminServer {
     reload_stats_ = stats;
   }
 
-  // The response for one request (exposed for tests).
-  std::string Respond(const std::string& method, const std::string& path) const;
+  // The response for one request (exposed for tests): every request must name this listener
+  // in its Host header (400 without one, 403 for another name: see AdminHostProblem).
+  std::string Respond(const std::string& method, const std::string& target,
+                      const std::vector<HttpHeader>& headers) const;
 
  private:
   struct Connection;
   void OnConnection();
+  std::string Serve(const std::string& method, const std::string& path) const;
   std::string RespondReload(const std::string& method) const;
 
   uv_loop_t* loop_;
   RuntimePtr runtime_;
   std::string config_path_;
+  HostPort listen_;  // admin.listen, with the port actually bound once started
   uv_tcp_t* listener_ = nullptr;
   std::unordered_set<Connection*> connections_;  // open, not yet closing
   std::function<ReloadOutcome()> reload_;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The admin listener's defences: a connection that does not deliver a complete request within
-# timeouts.request_head (1 s here) is answered 408 and closed, and requests larger than an
-# admin request can need are refused.
+# timeouts.request_head (1 s here) is answered 408 and closed; requests larger than an admin
+# request can need are refused; a request whose Host is not the listener's address (DNS
+# rebinding) is refused.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -72,4 +73,21 @@ code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Transfer-Encoding
   --data-binary "@$work/body.bin" "$base/healthz")
 [[ $code == 413 ]] || fail "a 100 KiB chunked request body: $code"
 
-echo "PASS: admin listener timeouts and bounds"
+# --- DNS rebinding: a page at evil.example, its name now resolving to 127.0.0.1, sends its own
+# name as Host. Refused on every endpoint; the listener's own address (or localhost) is fine.
+for path in /healthz /metrics /readiness /audit; do
+  code=$(curl -s -o "$work/rebind.txt" -w '%{http_code}' --max-time 5 \
+    --resolve "evil.example:$admin:127.0.0.1" "http://evil.example:$admin$path")
+  [[ $code == 403 ]] || fail "Host evil.example on $path: $code"
+  grep -q "does not name this admin listener" "$work/rebind.txt" ||
+    fail "403 without a reason: $(cat "$work/rebind.txt")"
+done
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST -H "Host: evil.example" \
+  "$base/reload")
+[[ $code == 403 ]] || fail "POST /reload with Host evil.example: $code"
+grep -Eq "configuration reloaded|reload rejected" "$work/gateway.log" && fail "a refused POST /reload reloaded"
+[[ $(curl -s --max-time 5 "http://localhost:$admin/healthz") == ok ]] || fail "Host localhost"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Host: 127.0.0.1:1" "$base/healthz")
+[[ $code == 403 ]] || fail "Host with another port: $code"
+
+echo "PASS: admin listener timeouts, bounds and Host check"

@@ -324,7 +324,7 @@ TEST(AdminReadiness, ServesTheTrackerDocument) {
   auto runtime = std::make_shared<Runtime>();
   {
     const AdminServer admin(nullptr, runtime, "");
-    const std::string r = admin.Respond("GET", "/readiness");
+    const std::string r = admin.Respond("GET", "/readiness", {{"Host", "127.0.0.1:9090"}});
     EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u);
     EXPECT_NE(r.find("application/json"), std::string::npos);
     const auto j = nlohmann::json::parse(Body(r));
@@ -334,7 +334,8 @@ TEST(AdminReadiness, ServesTheTrackerDocument) {
   runtime->readiness = std::make_shared<ReadinessTracker>(10);
   runtime->readiness->Record(Ip("127.0.0.1"), "new", HandshakeOutcome::kTrusted, "", kNow);
   const AdminServer admin(nullptr, runtime, "");
-  const auto j = nlohmann::json::parse(Body(admin.Respond("GET", "/readiness")));
+  const auto j =
+      nlohmann::json::parse(Body(admin.Respond("GET", "/readiness", {{"Host", "127.0.0.1:9090"}})));
   EXPECT_EQ(j["clients_tracked"], 1);
   EXPECT_EQ(j["max_clients"], 10);
   EXPECT_EQ(j["profiles"][0]["clients"][0]["client"], "127.0.0.1");
@@ -413,7 +414,8 @@ std::string ReadinessResponse() {
   auto runtime = std::make_shared<Runtime>();
   runtime->readiness = std::make_shared<ReadinessTracker>(100);
   // The real endpoint's framing, with this document as its body.
-  const std::string framing = AdminServer(nullptr, runtime, "").Respond("GET", "/readiness");
+  const std::string framing =
+      AdminServer(nullptr, runtime, "").Respond("GET", "/readiness", {{"Host", "127.0.0.1:9090"}});
   const std::string body = t.ToJson(kNow).dump(2) + "\n";
   const std::string head = framing.substr(0, framing.find("Content-Length:"));
   return head + "Content-Length: " + std::to_string(body.size()) +
