@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "proxy/admin_access.h"
+#include "proxy/admin_token.h"
 #include "proxy/audit_command.h"
 #include "proxy/error_page.h"
 #include "proxy/http_codec.h"
@@ -43,6 +44,17 @@ const HttpHeader* FindHeader(const std::vector<HttpHeader>& headers, std::string
     }
   }
   return nullptr;
+}
+
+// RFC 6750 §3: the challenge names the scheme, and says invalid_token when one was sent.
+std::string Unauthorized(bool token_sent) {
+  std::string r = TextResponse(
+      401, token_sent ? "wrong admin token\n"
+                      : "this endpoint needs \"Authorization: Bearer <token>\" with the gateway's "
+                        "admin token (admin.token_file, by default state_dir/admin.token)\n");
+  std::string challenge = "WWW-Authenticate: Bearer realm=\"mintgate admin\"";
+  if (token_sent) challenge += ", error=\"invalid_token\"";
+  return r.insert(r.find("\r\n") + 2, challenge + "\r\n");
 }
 
 std::string Seconds(std::uint64_t ms) {
@@ -258,7 +270,16 @@ std::string AdminServer::Respond(const std::string& method, const std::string& t
   if (std::string problem = AdminHostProblem(host->value, listen_); !problem.empty()) {
     return TextResponse(403, problem + "\n");
   }
-  return Serve(method, target.substr(0, target.find('?')));
+  const std::string path = target.substr(0, target.find('?'));
+  // Load balancers and orchestrators probe /healthz without credentials; it tells nothing.
+  if (path != "/healthz") {
+    const HttpHeader* authorization = FindHeader(headers, "Authorization");
+    if (authorization == nullptr ||
+        !BearerTokenMatches(authorization->value, runtime_->admin_token)) {
+      return Unauthorized(authorization != nullptr);
+    }
+  }
+  return Serve(method, path);
 }
 
 std::string AdminServer::Serve(const std::string& method, const std::string& path) const {

@@ -1,7 +1,8 @@
 // The admin listener (SPEC §7), on the main thread's loop and never on the proxy port:
 // /healthz, /metrics (Prometheus text format), /audit (the ca audit report as JSON) and
 // /readiness (which clients trust which CA profile, as JSON); POST /reload loads the
-// configuration file again.
+// configuration file again. Everything but /healthz needs the admin bearer token
+// (proxy/admin_token.h).
 #pragma once
 
 #include <uv.h>
@@ -59,7 +60,8 @@ class AdminServer {
   }
 
   // The response for one request (exposed for tests): every request must name this listener
-  // in its Host header (400 without one, 403 for another name: see AdminHostProblem).
+  // in its Host header (400 without one, 403 for another name: see AdminHostProblem), and
+  // every one but /healthz must carry the runtime's admin token as a bearer token (else 401).
   std::string Respond(const std::string& method, const std::string& target,
                       const std::vector<HttpHeader>& headers) const;
 

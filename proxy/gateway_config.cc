@@ -8,6 +8,7 @@
 #include <cstring>
 #include <variant>
 
+#include "proxy/admin_token.h"
 #include "proxy/config_loader.h"
 #include "rules/ip_address.h"
 #include "tls/cert_info.h"
@@ -117,6 +118,16 @@ GatewayConfig LoadGatewayConfig(const std::string& path, const GatewayConfigOpti
   if (options.load_cas) {
     if (std::string problem = StateDirProblem(c.server.state_dir); !problem.empty()) {
       error(0, std::move(problem));
+    }
+    // A configured token file must be there; the generated one only once it exists.
+    const std::string token = AdminTokenPath(c);
+    if (!c.admin.token_file.empty() || Exists(token)) {
+      try {
+        ReadAdminToken(token);
+      } catch (const tls::LoadError& e) {
+        error(0, (c.admin.token_file.empty() ? "admin token: " : "admin.token_file: ") +
+                     std::string(e.what()));
+      }
     }
   }
 

@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "proxy/access_log.h"
@@ -29,6 +30,8 @@ struct Runtime {
   std::shared_ptr<ReadinessTracker> readiness;
   std::shared_ptr<const CanaryRouter> canary;  // built per configuration; null: no canaries
   std::shared_ptr<const Portal> portal;        // CA downloads and /proxy.pac; null: none
+  // The bearer token admin requests need (read again on every reload); "" refuses them all.
+  std::string admin_token;
 
   bool ClientAllowed(const rules::IpAddress& address) const {
     for (const rules::Cidr& cidr : allow_clients) {

@@ -2,7 +2,7 @@
 # The admin listener's defences: a connection that does not deliver a complete request within
 # timeouts.request_head (1 s here) is answered 408 and closed; requests larger than an admin
 # request can need are refused; a request whose Host is not the listener's address (DNS
-# rebinding) is refused.
+# rebinding) is refused; every endpoint but /healthz needs the bearer token.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -90,4 +90,91 @@ grep -Eq "configuration reloaded|reload rejected" "$work/gateway.log" && fail "a
 code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Host: 127.0.0.1:1" "$base/healthz")
 [[ $code == 403 ]] || fail "Host with another port: $code"
 
-echo "PASS: admin listener timeouts, bounds and Host check"
+# --- the bearer token: generated 0600 in state_dir at first start, needed by every endpoint
+# but /healthz, never logged.
+token_file="$work/state/admin.token"
+[[ $(stat -c %a "$token_file") == 600 ]] || fail "admin.token mode $(stat -c %a "$token_file")"
+token=$(admin_token)
+[[ $token =~ ^[0-9a-f]{64}$ ]] || fail "admin token format: $token"
+grep -qF "$token" "$work/gateway.log" && fail "the admin token was logged"
+grep -qF "created the admin token in $token_file" "$work/gateway.log" ||
+  fail "token creation not announced: $(cat "$work/gateway.log")"
+for path in /metrics /readiness /audit; do
+  code=$(curl -s -D "$work/headers.txt" -o /dev/null -w '%{http_code}' --max-time 5 "$base$path")
+  [[ $code == 401 ]] || fail "$path without a token: $code"
+  grep -qi '^WWW-Authenticate: Bearer realm="mintgate admin"' "$work/headers.txt" ||
+    fail "401 without a Bearer challenge: $(cat "$work/headers.txt")"
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 \
+    -H "Authorization: Bearer 0000000000000000000000000000000000000000000000000000000000000000" \
+    "$base$path")
+  [[ $code == 401 ]] || fail "$path with a wrong token: $code"
+  code=$(admin_curl -o /dev/null -w '%{http_code}' "$base$path")
+  [[ $code == 200 ]] || fail "$path with the token: $code"
+done
+[[ $(curl -s --max-time 5 "$base/healthz") == ok ]] || fail "/healthz without a token"
+
+# POST /reload: refused without the token (nothing reloads), applied with it.
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X POST "$base/reload")
+[[ $code == 401 ]] || fail "POST /reload without a token: $code"
+grep -Eq "configuration reloaded|reload rejected" "$work/gateway.log" &&
+  fail "POST /reload without a token reloaded"
+code=$(admin_curl --max-time 20 -o "$work/reload.json" -w '%{http_code}' -X POST "$base/reload")
+[[ $code == 200 ]] || fail "POST /reload with the token: $code $(cat "$work/reload.json")"
+grep -q "configuration reloaded" "$work/gateway.log" || fail "the reload was not logged"
+
+# A new token in the file applies after a reload, not before.
+new_token=$(openssl rand -hex 32)
+echo "$new_token" >"$token_file"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Authorization: Bearer $new_token" \
+  "$base/metrics")
+[[ $code == 401 ]] || fail "the new token before the reload: $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 -X POST \
+  -H "Authorization: Bearer $token" "$base/reload")
+[[ $code == 200 ]] || fail "reload to the new token: $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Authorization: Bearer $token" \
+  "$base/metrics")
+[[ $code == 401 ]] || fail "the old token after the reload: $code"
+[[ $(admin_curl -o /dev/null -w '%{http_code}' "$base/metrics") == 200 ]] ||
+  fail "the new token after the reload"
+
+# `mintgate ca readiness` reads the token from the configuration's state_dir, or --token-file.
+"$MINTGATE" ca readiness -c "$config" >"$work/ready.txt" 2>&1 ||
+  fail "ca readiness with the config's token: $(cat "$work/ready.txt")"
+grep -q "clients tracked" "$work/ready.txt" || fail "ca readiness: $(cat "$work/ready.txt")"
+echo "not-the-token-0123456789abcdef" >"$work/wrong.token"
+rc=0
+"$MINTGATE" ca readiness -c "$config" --token-file "$work/wrong.token" >"$work/ready.txt" 2>&1 ||
+  rc=$?
+[[ $rc == 3 ]] || fail "ca readiness with a wrong token exited $rc"
+grep -q "refused the token from $work/wrong.token (401)" "$work/ready.txt" ||
+  fail "wrong token not explained: $(cat "$work/ready.txt")"
+rc=0
+"$MINTGATE" ca readiness --admin "127.0.0.1:$admin" --token-file "$work/none.token" \
+  >"$work/ready.txt" 2>&1 || rc=$?
+[[ $rc == 2 ]] || fail "ca readiness without a token file exited $rc"
+grep -q "cannot read the admin token: $work/none.token" "$work/ready.txt" ||
+  fail "missing token file not explained: $(cat "$work/ready.txt")"
+
+# A configured token_file that others can read is refused, by check and at start.
+echo "operator-chosen-token-0123456789" >"$work/open.token"
+chmod 644 "$work/open.token"
+cat >"$work/open-token.toml" <<TOML
+[server]
+listen = ["127.0.0.1:$(free_port)"]
+state_dir = "$work/state-open"
+[admin]
+listen = "127.0.0.1:$(free_port)"
+token_file = "$work/open.token"
+TOML
+rc=0
+"$MINTGATE" check -c "$work/open-token.toml" >"$work/check.txt" 2>&1 || rc=$?
+[[ $rc == 2 ]] || fail "check with a 0644 token_file exited $rc"
+grep -qF "admin.token_file: $work/open.token: admin token file is readable by group or others (mode 0644); run: chmod 600 $work/open.token" \
+  "$work/check.txt" || fail "check: $(cat "$work/check.txt")"
+rc=0
+timeout 10 "$MINTGATE" run -c "$work/open-token.toml" >"$work/open-run.txt" 2>&1 || rc=$?
+[[ $rc == 2 ]] || fail "run with a 0644 token_file exited $rc: $(cat "$work/open-run.txt")"
+grep -qF "run: chmod 600 $work/open.token" "$work/open-run.txt" ||
+  fail "run: $(cat "$work/open-run.txt")"
+
+echo "PASS: admin listener timeouts, bounds, Host check and token"

@@ -75,6 +75,35 @@ TEST_F(GatewayConfigTest, SuccessorCyclesAreReported) {
   EXPECT_TRUE(cycle) << g.errors[0].ToString();
 }
 
+TEST_F(GatewayConfigTest, CheckReadsTheAdminToken) {
+  // A configured token file must exist; check never creates one.
+  GatewayConfig g = Load("[admin]\ntoken_file = \"token\"\n");
+  ASSERT_EQ(g.errors.size(), 1u);
+  EXPECT_NE(g.errors[0].message.find("admin.token_file: " + dir_ +
+                                     "/token: cannot read: No such file or directory"),
+            std::string::npos)
+      << g.errors[0].message;
+  std::ofstream(dir_ + "/token") << "operator-token-0123456789abcdef\n";
+  ::chmod((dir_ + "/token").c_str(), 0644);
+  g = Load("[admin]\ntoken_file = \"token\"\n");
+  ASSERT_EQ(g.errors.size(), 1u);
+  EXPECT_NE(g.errors[0].message.find("readable by group or others (mode 0644); run: chmod 600"),
+            std::string::npos)
+      << g.errors[0].message;
+  ::chmod((dir_ + "/token").c_str(), 0600);
+  EXPECT_TRUE(Load("[admin]\ntoken_file = \"token\"\n").ok());
+  // The generated one is checked once it exists.
+  EXPECT_TRUE(Load("").ok());
+  ASSERT_EQ(::mkdir((dir_ + "/mintgate-state").c_str(), 0700), 0);
+  std::ofstream(dir_ + "/mintgate-state/admin.token") << "generated-token-0123456789abcdef\n";
+  ::chmod((dir_ + "/mintgate-state/admin.token").c_str(), 0604);
+  g = Load("");
+  ASSERT_EQ(g.errors.size(), 1u);
+  EXPECT_NE(g.errors[0].message.find("admin token: " + dir_ + "/mintgate-state/admin.token: "),
+            std::string::npos)
+      << g.errors[0].message;
+}
+
 TEST_F(GatewayConfigTest, StateDirWritableByGroupOrOthersIsRefused) {
   const std::string state = dir_ + "/state";
   const std::string config = "[server]\nstate_dir = \"state\"\n";
