@@ -8,6 +8,7 @@
 #include <cstring>
 #include <variant>
 
+#include "proxy/admin_access.h"
 #include "proxy/admin_token.h"
 #include "proxy/config_loader.h"
 #include "rules/ip_address.h"
@@ -75,6 +76,15 @@ GatewayConfig LoadGatewayConfig(const std::string& path, const GatewayConfigOpti
     if (!rules::Cidr::Parse(client, &why)) {
       error(0, "server.allow_clients: \"" + client + "\": " + why);
     }
+  }
+
+  // Reachable from elsewhere, it is only as safe as the token, which crosses the network in
+  // clear (plain HTTP).
+  if (!IsLoopbackAddress(c.admin.listen.host)) {
+    g.warnings.push_back("admin.listen " + c.admin.listen.ToString() +
+                         " is not a loopback address: other hosts can reach the admin listener, "
+                         "which speaks plain HTTP (the admin token crosses the network in "
+                         "clear); prefer 127.0.0.1 or a dedicated management network");
   }
 
   for (const CanaryConfig& canary : c.canaries) {

@@ -177,4 +177,13 @@ timeout 10 "$MINTGATE" run -c "$work/open-token.toml" >"$work/open-run.txt" 2>&1
 grep -qF "run: chmod 600 $work/open.token" "$work/open-run.txt" ||
   fail "run: $(cat "$work/open-run.txt")"
 
+# An admin listener off loopback is warned about (check, and at start).
+sed -e 's|^listen = "127.0.0.1:\([0-9]*\)"$|listen = "0.0.0.0:\1"|' -e 's|0644|0600|' \
+  "$work/open-token.toml" >"$work/wide.toml"
+chmod 600 "$work/open.token"
+grep -q '^listen = "0.0.0.0:' "$work/wide.toml" || fail "wide.toml: $(cat "$work/wide.toml")"
+"$MINTGATE" check -c "$work/wide.toml" >"$work/check.txt" 2>&1 || fail "check: $(cat "$work/check.txt")"
+grep -q "warning: admin.listen 0.0.0.0:[0-9]* is not a loopback address" "$work/check.txt" ||
+  fail "no warning for an admin listener on 0.0.0.0: $(cat "$work/check.txt")"
+
 echo "PASS: admin listener timeouts, bounds, Host check and token"

@@ -75,6 +75,25 @@ TEST_F(GatewayConfigTest, SuccessorCyclesAreReported) {
   EXPECT_TRUE(cycle) << g.errors[0].ToString();
 }
 
+TEST_F(GatewayConfigTest, WarnsWhenTheAdminListenerIsNotOnLoopback) {
+  for (const char* listen : {"0.0.0.0:9090", "[::]:9090", "192.0.2.10:9090"}) {
+    GatewayConfig g = Load(std::string("[admin]\nlisten = \"") + listen + "\"\n");
+    ASSERT_TRUE(g.ok()) << g.errors[0].ToString();
+    bool warned = false;
+    for (const std::string& w : g.warnings) {
+      warned = warned || w.find("admin.listen " + std::string(listen) +
+                                " is not a loopback address") != std::string::npos;
+    }
+    EXPECT_TRUE(warned) << listen;
+  }
+  for (const char* listen : {"127.0.0.1:9090", "127.0.0.5:9090", "[::1]:9090", "localhost:9090"}) {
+    GatewayConfig g = Load(std::string("[admin]\nlisten = \"") + listen + "\"\n");
+    for (const std::string& w : g.warnings) {
+      EXPECT_EQ(w.find("loopback"), std::string::npos) << listen << ": " << w;
+    }
+  }
+}
+
 TEST_F(GatewayConfigTest, CheckReadsTheAdminToken) {
   // A configured token file must exist; check never creates one.
   GatewayConfig g = Load("[admin]\ntoken_file = \"token\"\n");

@@ -258,6 +258,15 @@ TEST_F(RuntimeBuilderTest, TheAdminTokenIsGeneratedAtStartAndReadAgainOnReload) 
       << broken.errors[0];
 }
 
+TEST_F(RuntimeBuilderTest, AnAdminListenerOffLoopbackIsWarnedAboutAtStart) {
+  RuntimeBuild b = Build("[admin]\nlisten = \"0.0.0.0:9090\"\n");
+  ASSERT_NE(b.runtime, nullptr) << b.errors[0];
+  ASSERT_EQ(b.warnings.size(), 1u);
+  EXPECT_NE(b.warnings[0].find("admin.listen 0.0.0.0:9090 is not a loopback address"),
+            std::string::npos)
+      << b.warnings[0];
+}
+
 TEST_F(RuntimeBuilderTest, AConfiguredTokenFileOthersCanReadIsAConfigError) {
   std::ofstream(dir_ + "/token") << "operator-token-0123456789abcdef\n";
   ASSERT_EQ(::chmod((dir_ + "/token").c_str(), 0644), 0);
