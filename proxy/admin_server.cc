@@ -1,45 +1,153 @@
 #include "proxy/admin_server.h"
 
+#include <algorithm>
+#include <cctype>
 #include <ctime>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "proxy/admin_access.h"
+#include "proxy/admin_token.h"
 #include "proxy/audit_command.h"
+#include "proxy/error_page.h"
 #include "proxy/http_codec.h"
 #include "proxy/readiness.h"
 
 namespace mintgate::proxy {
 namespace {
 
-std::string Response(int status, const char* reason, const char* type, const std::string& body) {
-  return "HTTP/1.1 " + std::to_string(status) + " " + reason + "\r\nContent-Type: " + type +
-         "\r\nContent-Length: " + std::to_string(body.size()) +
+// Admin requests are small (a request line and a few headers, no body): bounds that leave room
+// for any real client but stop one from making the gateway buffer or parse megabytes.
+constexpr HttpParser::Limits kAdminLimits{16 * 1024, 2 * 1024};  // -> 431, 414
+constexpr std::size_t kMaxBodyBytes = 8 * 1024;                  // -> 413
+
+// Every admin answer closes its connection and is never cached (tokens, client addresses).
+std::string Response(int status, const char* type, const std::string& body) {
+  return "HTTP/1.1 " + std::to_string(status) + " " + std::string(StatusText(status)) +
+         "\r\nContent-Type: " + type + "\r\nContent-Length: " + std::to_string(body.size()) +
          "\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n" + body;
+}
+
+std::string TextResponse(int status, const std::string& body) {
+  return Response(status, "text/plain", body);
+}
+
+const HttpHeader* FindHeader(const std::vector<HttpHeader>& headers, std::string_view name) {
+  for (const HttpHeader& h : headers) {
+    if (h.name.size() == name.size() &&
+        std::equal(name.begin(), name.end(), h.name.begin(), [](char a, char b) {
+          return std::tolower(static_cast<unsigned char>(a)) ==
+                 std::tolower(static_cast<unsigned char>(b));
+        })) {
+      return &h;
+    }
+  }
+  return nullptr;
+}
+
+// RFC 6750 §3: the challenge names the scheme, and says invalid_token when one was sent.
+std::string Unauthorized(bool token_sent) {
+  std::string r = TextResponse(
+      401, token_sent ? "wrong admin token\n"
+                      : "this endpoint needs \"Authorization: Bearer <token>\" with the gateway's "
+                        "admin token (admin.token_file, by default state_dir/admin.token)\n");
+  std::string challenge = "WWW-Authenticate: Bearer realm=\"mintgate admin\"";
+  if (token_sent) challenge += ", error=\"invalid_token\"";
+  return r.insert(r.find("\r\n") + 2, challenge + "\r\n");
+}
+
+std::string Seconds(std::uint64_t ms) {
+  std::ostringstream s;
+  s << static_cast<double>(ms) / 1000.0;
+  return s.str();
 }
 
 }  // namespace
 
-// One admin client: read one request, answer, close.
+// One admin client: read one request, answer, close. A timer bounds each phase, so no client
+// holds a connection (or the loop at exit) for ever: the request must be complete within
+// timeouts.request_head (a client that trickles bytes or sends nothing gets 408), the answer
+// must be taken within as long again, and after it the connection lingers (reading and
+// dropping what the client still sends) for at most timeouts.linger until the client closes:
+// closing with unread bytes would reset the connection and could destroy the answer (a 413)
+// before the client reads it.
 struct AdminServer::Connection : HttpParser::Handler {
+  enum class Phase { kReading, kWriting, kLingering };
   uv_tcp_t tcp{};
-  const AdminServer* server = nullptr;
+  uv_timer_t timer{};
+  uv_shutdown_t shutdown{};
+  AdminServer* server = nullptr;
   std::unique_ptr<HttpParser> parser;
-  std::string method, path;
-  bool answered = false;
+  std::string method, target;
+  std::vector<HttpHeader> headers;
+  std::uint64_t request_ms = 0;
+  std::uint64_t linger_ms = 0;
+  std::size_t body_bytes = 0;
+  Phase phase = Phase::kReading;
+  bool closing = false;
+  int open_handles = 0;
   char buffer[4096];
 
   void OnHead(HttpHead& head) override {
     method = head.method;
-    path = head.target.substr(0, head.target.find('?'));
+    target = head.target;
+    headers = std::move(head.headers);
+    if (head.content_length && *head.content_length > kMaxBodyBytes) {
+      Answer(TextResponse(413, "admin requests carry no body\n"));
+    }
   }
-  void OnBody(const char*, std::size_t) override {}
-  void OnMessageComplete() override { Answer(server->Respond(method, path)); }
+  void OnBody(const char*, std::size_t size) override {
+    body_bytes += size;
+    if (body_bytes > kMaxBodyBytes) Answer(TextResponse(413, "admin requests carry no body\n"));
+  }
+  void OnMessageComplete() override { Answer(server->Respond(method, target, headers)); }
+
+  void Start() {
+    uv_timer_init(tcp.loop, &timer);
+    timer.data = this;
+    open_handles = 2;
+    Arm(request_ms);
+    uv_read_start(
+        reinterpret_cast<uv_stream_t*>(&tcp),
+        [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+          auto* conn = static_cast<Connection*>(h->data);
+          *buf = uv_buf_init(conn->buffer, sizeof conn->buffer);
+        },
+        [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
+          static_cast<Connection*>(s->data)->OnRead(nread, buf);
+        });
+  }
+
+  void Arm(std::uint64_t ms) {
+    uv_timer_start(
+        &timer, [](uv_timer_t* t) { static_cast<Connection*>(t->data)->OnTimeout(); }, ms, 0);
+  }
+
+  void OnRead(ssize_t nread, const uv_buf_t* buf) {
+    if (closing) return;
+    if (nread < 0) {
+      Close();  // the client closed (or reset): nothing more to read or tell it
+      return;
+    }
+    if (phase != Phase::kReading) return;  // after the request: dropped unread
+    HttpParser::FeedResult r = parser->Feed(buf->base, static_cast<std::size_t>(nread));
+    if (r.error) Answer(TextResponse(r.error->status, r.error->reason + "\n"));
+  }
+
+  void OnTimeout() {
+    if (closing) return;
+    if (phase == Phase::kReading) {
+      Answer(TextResponse(408, "no complete request within " + Seconds(request_ms) + " s\n"));
+    } else {
+      Close();  // the client does not take its answer, or does not close after it
+    }
+  }
 
   void Answer(std::string text) {
-    if (answered) return;
-    answered = true;
-    uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp));
+    if (phase != Phase::kReading || closing) return;
+    phase = Phase::kWriting;
+    Arm(request_ms);
     struct Write {
       uv_write_t req;
       std::string data;
@@ -47,23 +155,51 @@ struct AdminServer::Connection : HttpParser::Handler {
     auto* w = new Write{{}, std::move(text)};
     w->req.data = this;
     uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-    if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp), &buf, 1, [](uv_write_t* req, int) {
-          auto* c = static_cast<Connection*>(req->data);
-          delete reinterpret_cast<Write*>(req);
-          c->Close();
-        }) != 0) {
+    if (uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp), &buf, 1,
+                 [](uv_write_t* req, int status) {
+                   auto* c = static_cast<Connection*>(req->data);
+                   delete reinterpret_cast<Write*>(req);
+                   c->OnWritten(status);
+                 }) != 0) {
       delete w;
       Close();
     }
   }
+
+  void OnWritten(int status) {
+    if (closing) return;
+    if (status != 0) {
+      Close();
+      return;
+    }
+    phase = Phase::kLingering;
+    Arm(linger_ms);
+    // FIN after the answer; the client's own close (or the linger timer) ends the connection.
+    auto* stream = reinterpret_cast<uv_stream_t*>(&tcp);
+    if (uv_shutdown(&shutdown, stream, [](uv_shutdown_t*, int) {}) != 0) Close();
+  }
+
+  // Closing the socket cancels a pending write or shutdown, whose callback then runs (and
+  // finds us closing) before the close callbacks: the connection goes after both handles.
   void Close() {
-    uv_close(reinterpret_cast<uv_handle_t*>(&tcp),
-             [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });
+    if (closing) return;
+    closing = true;
+    server->connections_.erase(this);
+    auto closed = [](uv_handle_t* h) {
+      auto* c = static_cast<Connection*>(h->data);
+      if (--c->open_handles == 0) delete c;
+    };
+    uv_timer_stop(&timer);
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer), closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp), closed);
   }
 };
 
 AdminServer::AdminServer(uv_loop_t* loop, RuntimePtr runtime, std::string config_path)
-    : loop_(loop), runtime_(std::move(runtime)), config_path_(std::move(config_path)) {}
+    : loop_(loop),
+      runtime_(std::move(runtime)),
+      config_path_(std::move(config_path)),
+      listen_(runtime_->config.admin.listen) {}
 
 std::string AdminServer::Start() {
   const HostPort& hp = runtime_->config.admin.listen;
@@ -86,6 +222,12 @@ std::string AdminServer::Start() {
     Close();
     return hp.ToString() + ": " + uv_strerror(rc);
   }
+  // The port requests must name is the one bound (the configuration may say 0).
+  int len = sizeof ss;
+  if (uv_tcp_getsockname(listener_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    listen_.port = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                                  : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+  }
   return "";
 }
 
@@ -94,44 +236,54 @@ void AdminServer::Close() {
   uv_close(reinterpret_cast<uv_handle_t*>(listener_),
            [](uv_handle_t* h) { delete reinterpret_cast<uv_tcp_t*>(h); });
   listener_ = nullptr;
+  // Requests still arriving are abandoned; answers being written finish (under their timer).
+  std::vector<Connection*> reading;
+  for (Connection* c : connections_) {
+    if (c->phase == Connection::Phase::kReading) reading.push_back(c);
+  }
+  for (Connection* c : reading) c->Close();
 }
 
 void AdminServer::OnConnection() {
   auto* c = new Connection;
   c->server = this;
   c->tcp.data = c;
+  c->request_ms = runtime_->config.timeouts.request_head_ms;
+  c->linger_ms = runtime_->config.timeouts.linger_ms;
   uv_tcp_init(loop_, &c->tcp);
   if (uv_accept(reinterpret_cast<uv_stream_t*>(listener_),
                 reinterpret_cast<uv_stream_t*>(&c->tcp)) != 0) {
-    c->Close();
+    uv_close(reinterpret_cast<uv_handle_t*>(&c->tcp),
+             [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });
     return;
   }
-  c->parser = std::make_unique<HttpParser>(HttpParser::Kind::kRequest, *c);
-  uv_read_start(
-      reinterpret_cast<uv_stream_t*>(&c->tcp),
-      [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
-        auto* conn = static_cast<Connection*>(h->data);
-        *buf = uv_buf_init(conn->buffer, sizeof conn->buffer);
-      },
-      [](uv_stream_t* s, ssize_t nread, const uv_buf_t* buf) {
-        auto* conn = static_cast<Connection*>(s->data);
-        if (nread < 0) {
-          if (!conn->answered) {
-            conn->answered = true;
-            uv_read_stop(s);
-            conn->Close();
-          }
-          return;
-        }
-        HttpParser::FeedResult r = conn->parser->Feed(buf->base, static_cast<std::size_t>(nread));
-        if (r.error && !conn->answered) {
-          conn->Answer(Response(r.error->status, "Bad Request", "text/plain", r.error->reason));
-        }
-      });
+  c->parser = std::make_unique<HttpParser>(HttpParser::Kind::kRequest, *c, kAdminLimits);
+  connections_.insert(c);
+  c->Start();
 }
 
-std::string AdminServer::Respond(const std::string& method, const std::string& path) const {
-  if (path == "/healthz") return Response(200, "OK", "text/plain", "ok\n");
+std::string AdminServer::Respond(const std::string& method, const std::string& target,
+                                 const std::vector<HttpHeader>& headers) const {
+  // Before anything else, so that a DNS-rebinding page learns nothing, not even /healthz.
+  const HttpHeader* host = FindHeader(headers, "Host");
+  if (host == nullptr) return TextResponse(400, "a Host header is required\n");
+  if (std::string problem = AdminHostProblem(host->value, listen_); !problem.empty()) {
+    return TextResponse(403, problem + "\n");
+  }
+  const std::string path = target.substr(0, target.find('?'));
+  // Load balancers and orchestrators probe /healthz without credentials; it tells nothing.
+  if (path != "/healthz") {
+    const HttpHeader* authorization = FindHeader(headers, "Authorization");
+    if (authorization == nullptr ||
+        !BearerTokenMatches(authorization->value, runtime_->admin_token)) {
+      return Unauthorized(authorization != nullptr);
+    }
+  }
+  return Serve(method, path);
+}
+
+std::string AdminServer::Serve(const std::string& method, const std::string& path) const {
+  if (path == "/healthz") return Response(200, "text/plain", "ok\n");
   if (path == "/metrics") {
     std::ostringstream m;
     m << "# HELP mintgate_up 1 while the gateway runs.\n# TYPE mintgate_up gauge\nmintgate_up 1\n";
@@ -209,17 +361,17 @@ std::string AdminServer::Respond(const std::string& method, const std::string& p
         << "mintgate_connections_refused_total{limit=\"max_connections_per_client\"} "
         << connections->refused_per_client() << "\n";
     }
-    return Response(200, "OK", "text/plain; version=0.0.4", m.str());
+    return Response(200, "text/plain; version=0.0.4", m.str());
   }
   if (path == "/readiness") {
     const std::time_t now = std::time(nullptr);
     const nlohmann::json doc =
         runtime_->readiness ? runtime_->readiness->ToJson(now) : ReadinessTracker::EmptyJson(now);
-    return Response(200, "OK", "application/json", doc.dump(2) + "\n");
+    return Response(200, "application/json", doc.dump(2) + "\n");
   }
   if (path == "/audit") {
     if (config_path_.empty()) {
-      return Response(404, "Not Found", "text/plain",
+      return Response(404, "text/plain",
                       "no configuration file: the embedded default has nothing to audit\n");
     }
     std::ostringstream out, err;
@@ -227,20 +379,20 @@ std::string AdminServer::Respond(const std::string& method, const std::string& p
     args.config = config_path_;
     args.json = true;
     const int rc = RunCaAudit(args, out, err);
-    if (rc == 2) return Response(500, "Internal Server Error", "text/plain", err.str());
-    return Response(200, "OK", "application/json", out.str());
+    if (rc == 2) return Response(500, "text/plain", err.str());
+    return Response(200, "application/json", out.str());
   }
   if (path == "/reload") return RespondReload(method);
-  return Response(404, "Not Found", "text/plain", "unknown admin endpoint " + path + "\n");
+  return Response(404, "text/plain", "unknown admin endpoint " + path + "\n");
 }
 
 std::string AdminServer::RespondReload(const std::string& method) const {
   if (method != "POST") {
-    std::string r = Response(405, "Method Not Allowed", "text/plain", "use POST /reload\n");
+    std::string r = Response(405, "text/plain", "use POST /reload\n");
     return r.insert(r.find("\r\n") + 2, "Allow: POST\r\n");
   }
   if (!reload_) {
-    return Response(501, "Not Implemented", "text/plain", "this gateway cannot reload\n");
+    return Response(501, "text/plain", "this gateway cannot reload\n");
   }
   const ReloadOutcome outcome = reload_();
   nlohmann::json j = {{"ok", outcome.ok}};
@@ -255,8 +407,7 @@ std::string AdminServer::RespondReload(const std::string& method) const {
     j["errors"] = outcome.errors;
   }
   const int status = outcome.ok ? 200 : outcome.http_status;
-  const char* reason = status == 200 ? "OK" : status == 409 ? "Conflict" : "Unprocessable Entity";
-  return Response(status, reason, "application/json",
+  return Response(status, "application/json",
                   j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 

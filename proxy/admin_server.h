@@ -1,7 +1,8 @@
 // The admin listener (SPEC §7), on the main thread's loop and never on the proxy port:
 // /healthz, /metrics (Prometheus text format), /audit (the ca audit report as JSON) and
 // /readiness (which clients trust which CA profile, as JSON); POST /reload loads the
-// configuration file again.
+// configuration file again. Everything but /healthz needs the admin bearer token
+// (proxy/admin_token.h).
 #pragma once
 
 #include <uv.h>
@@ -11,8 +12,10 @@
 #include <ctime>
 #include <functional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
+#include "proxy/http_codec.h"
 #include "proxy/runtime.h"
 
 namespace mintgate::proxy {
@@ -43,7 +46,8 @@ class AdminServer {
   AdminServer(uv_loop_t* loop, RuntimePtr runtime, std::string config_path);
   // Binds and listens on runtime->config.admin.listen; returns "" or why it failed.
   std::string Start();
-  // Closes the listener (connections in progress finish on their own).
+  // Closes the listener and the connections whose request has not arrived; answers being
+  // written finish on their own.
   void Close();
 
   // The runtime later requests read (main loop only: the admin listener runs there).
@@ -55,18 +59,24 @@ class AdminServer {
     reload_stats_ = stats;
   }
 
-  // The response for one request (exposed for tests).
-  std::string Respond(const std::string& method, const std::string& path) const;
+  // The response for one request (exposed for tests): every request must name this listener
+  // in its Host header (400 without one, 403 for another name: see AdminHostProblem), and
+  // every one but /healthz must carry the runtime's admin token as a bearer token (else 401).
+  std::string Respond(const std::string& method, const std::string& target,
+                      const std::vector<HttpHeader>& headers) const;
 
  private:
   struct Connection;
   void OnConnection();
+  std::string Serve(const std::string& method, const std::string& path) const;
   std::string RespondReload(const std::string& method) const;
 
   uv_loop_t* loop_;
   RuntimePtr runtime_;
   std::string config_path_;
+  HostPort listen_;  // admin.listen, with the port actually bound once started
   uv_tcp_t* listener_ = nullptr;
+  std::unordered_set<Connection*> connections_;  // open, not yet closing
   std::function<ReloadOutcome()> reload_;
   const ReloadStats* reload_stats_ = nullptr;
 };

@@ -36,6 +36,8 @@ std::string_view StatusText(int status) {
       return "OK";
     case 400:
       return "Bad Request";
+    case 401:
+      return "Unauthorized";
     case 403:
       return "Forbidden";
     case 404:
@@ -44,8 +46,14 @@ std::string_view StatusText(int status) {
       return "Method Not Allowed";
     case 408:
       return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Content Too Large";
     case 414:
       return "URI Too Long";
+    case 422:
+      return "Unprocessable Entity";
     case 431:
       return "Request Header Fields Too Large";
     case 500:

@@ -3,8 +3,13 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <variant>
 
+#include "proxy/admin_access.h"
+#include "proxy/admin_token.h"
 #include "proxy/config_loader.h"
 #include "rules/ip_address.h"
 #include "tls/cert_info.h"
@@ -37,6 +42,24 @@ void WarnNameConstraints(const tls::CertAuthority& ca, std::vector<std::string>&
 
 }  // namespace
 
+std::string StateDirProblem(const std::string& state_dir) {
+  struct stat st {};
+  if (::stat(state_dir.c_str(), &st) != 0) {
+    if (errno == ENOENT) return "";
+    return "server.state_dir: cannot access " + state_dir + ": " + std::strerror(errno);
+  }
+  if (!S_ISDIR(st.st_mode)) return "server.state_dir: " + state_dir + " is not a directory";
+  const mode_t mode = st.st_mode & 07777;
+  if ((mode & 022) != 0) {
+    char octal[8];
+    std::snprintf(octal, sizeof octal, "%04o", static_cast<unsigned>(mode));
+    return "server.state_dir: " + state_dir + " is writable by group or others (mode " + octal +
+           "), who could replace the generated CA key and the admin token; run: chmod 700 " +
+           state_dir;
+  }
+  return "";
+}
+
 GatewayConfig LoadGatewayConfig(const std::string& path, const GatewayConfigOptions& options) {
   GatewayConfig g;
   const std::time_t now = options.now != 0 ? options.now : std::time(nullptr);
@@ -53,6 +76,15 @@ GatewayConfig LoadGatewayConfig(const std::string& path, const GatewayConfigOpti
     if (!rules::Cidr::Parse(client, &why)) {
       error(0, "server.allow_clients: \"" + client + "\": " + why);
     }
+  }
+
+  // Reachable from elsewhere, it is only as safe as the token, which crosses the network in
+  // clear (plain HTTP).
+  if (!IsLoopbackAddress(c.admin.listen.host)) {
+    g.warnings.push_back("admin.listen " + c.admin.listen.ToString() +
+                         " is not a loopback address: other hosts can reach the admin listener, "
+                         "which speaks plain HTTP (the admin token crosses the network in "
+                         "clear); prefer 127.0.0.1 or a dedicated management network");
   }
 
   for (const CanaryConfig& canary : c.canaries) {
@@ -91,6 +123,22 @@ GatewayConfig LoadGatewayConfig(const std::string& path, const GatewayConfigOpti
     g.uses_generated_ca = true;
     g.generated_ca_dir = c.server.state_dir + "/ca";
     schedules.push_back({kGeneratedCaName, std::nullopt, ""});
+  }
+
+  if (options.load_cas) {
+    if (std::string problem = StateDirProblem(c.server.state_dir); !problem.empty()) {
+      error(0, std::move(problem));
+    }
+    // A configured token file must be there; the generated one only once it exists.
+    const std::string token = AdminTokenPath(c);
+    if (!c.admin.token_file.empty() || Exists(token)) {
+      try {
+        ReadAdminToken(token);
+      } catch (const tls::LoadError& e) {
+        error(0, (c.admin.token_file.empty() ? "admin token: " : "admin.token_file: ") +
+                     std::string(e.what()));
+      }
+    }
   }
 
   g.authorities.resize(c.cas.size());

@@ -32,9 +32,15 @@ struct GatewayConfig {
 };
 
 struct GatewayConfigOptions {
-  bool load_cas = true;  // false: check the CA section's shape only (rules test)
-  std::time_t now = 0;   // 0: the current time
+  // false: check the CA section's shape only, and touch no file of state_dir (rules test)
+  bool load_cas = true;
+  std::time_t now = 0;  // 0: the current time
 };
+
+// Why `state_dir` may not hold the generated CA key and the admin token, or "" when it may: a
+// directory that group or others can write lets them replace those files. A state_dir that
+// does not exist yet is fine (it is created 0700).
+std::string StateDirProblem(const std::string& state_dir);
 
 // Loads `path` and validates everything it can, collecting every problem.
 GatewayConfig LoadGatewayConfig(const std::string& path, const GatewayConfigOptions& options);

@@ -44,9 +44,12 @@ int main(int argc, char** argv) {
   CLI::App* ca_readiness = ca->add_subcommand(
       "readiness", "per CA profile: which clients of the running gateway already trust it");
   ca_readiness->add_option("-c,--config", readiness_args.config,
-                           "configuration file (its admin.listen is asked)");
+                           "configuration file (its admin.listen is asked, with its admin token)");
   ca_readiness->add_option("--admin", readiness_args.admin,
                            "admin listener HOST:PORT (default: admin.listen, or 127.0.0.1:9090)");
+  ca_readiness->add_option("--token-file", readiness_args.token_file,
+                           "the admin token's file (default: admin.token_file, or "
+                           "state_dir/admin.token)");
   ca_readiness->add_flag("--json", readiness_args.json, "the JSON document for scripts");
 
   std::vector<std::string> show_files;

@@ -1,6 +1,7 @@
 #include "proxy/readiness_command.h"
 
 #include <netdb.h>
+#include <openssl/crypto.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -16,8 +17,10 @@
 #include <optional>
 #include <vector>
 
+#include "proxy/admin_token.h"
 #include "proxy/config_loader.h"
 #include "proxy/text_table.h"
+#include "tls/tls_error.h"
 
 namespace mintgate::proxy {
 namespace {
@@ -180,7 +183,8 @@ void PrintReport(const nlohmann::json& doc, const std::string& where, std::ostre
 
 }  // namespace
 
-AdminFetchResult FetchAdmin(const HostPort& address, const std::string& path, int timeout_ms) {
+AdminFetchResult FetchAdmin(const HostPort& address, const std::string& path, int timeout_ms,
+                            const std::string& token) {
   AdminFetchResult result;
   const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   // A wildcard listen address is reached on the loopback of its family.
@@ -210,8 +214,16 @@ AdminFetchResult FetchAdmin(const HostPort& address, const std::string& path, in
   Fd socket(fd);
   result.error.clear();
 
-  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: " + address.ToString() +
-                              "\r\nAccept: application/json\r\nConnection: close\r\n\r\n";
+  // The admin listener wants its own address as Host: the one connected to.
+  std::string request = "GET " + path +
+                        " HTTP/1.1\r\nHost: " + HostPort{host, address.port}.ToString() +
+                        "\r\nAccept: application/json\r\nConnection: close\r\n";
+  if (!token.empty()) request += "Authorization: Bearer " + token + "\r\n";
+  request += "\r\n";
+  struct Cleanse {
+    std::string& text;
+    ~Cleanse() { OPENSSL_cleanse(text.data(), text.size()); }
+  } cleanse{request};
   result.status = AdminFetchResult::Status::kBadResponse;
   for (std::size_t sent = 0; sent < request.size();) {
     const ssize_t n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
@@ -292,7 +304,17 @@ AdminFetchResult FetchAdmin(const HostPort& address, const std::string& path, in
 }
 
 int RunCaReadiness(const CaReadinessArgs& args, std::ostream& out, std::ostream& err) {
-  HostPort address{"127.0.0.1", 9090};
+  // Without a file, the embedded default's: 127.0.0.1:9090 and ./mintgate-state.
+  Config config = ConfigLoader::Parse("", "").config;
+  if (!args.config.empty()) {
+    ConfigLoadResult loaded = ConfigLoader::LoadFile(args.config);
+    if (!loaded.ok()) {
+      for (const ConfigError& e : loaded.errors) err << "error: " << e.ToString() << "\n";
+      return kUsageError;
+    }
+    config = std::move(loaded.config);
+  }
+  HostPort address = config.admin.listen;
   if (!args.admin.empty()) {
     const std::optional<HostPort> parsed = ParseAdminAddress(args.admin);
     if (!parsed) {
@@ -301,17 +323,26 @@ int RunCaReadiness(const CaReadinessArgs& args, std::ostream& out, std::ostream&
       return kUsageError;
     }
     address = *parsed;
-  } else if (!args.config.empty()) {
-    const ConfigLoadResult loaded = ConfigLoader::LoadFile(args.config);
-    if (!loaded.ok()) {
-      for (const ConfigError& e : loaded.errors) err << "error: " << e.ToString() << "\n";
-      return kUsageError;
-    }
-    address = loaded.config.admin.listen;
   }
   const std::string where = address.ToString();
 
-  const AdminFetchResult fetched = FetchAdmin(address, "/readiness", args.timeout_ms);
+  const std::string token_file = args.token_file.empty() ? AdminTokenPath(config) : args.token_file;
+  std::string token;
+  try {
+    // The gateway refuses a token file others can read; reading one is no new leak.
+    token = ReadAdminToken(token_file, /*check_mode=*/false);
+  } catch (const tls::LoadError& e) {
+    err << "error: cannot read the admin token: " << e.what() << " (the gateway creates "
+        << "state_dir/admin.token at first start; give the file with --token-file, or -c the "
+           "gateway's configuration)\n";
+    return kUsageError;
+  }
+  struct Cleanse {
+    std::string& text;
+    ~Cleanse() { OPENSSL_cleanse(text.data(), text.size()); }
+  } cleanse{token};
+
+  const AdminFetchResult fetched = FetchAdmin(address, "/readiness", args.timeout_ms, token);
   switch (fetched.status) {
     case AdminFetchResult::Status::kUnreachable:
       err << "error: cannot reach the admin listener at " << where << ": " << fetched.error
@@ -322,6 +353,12 @@ int RunCaReadiness(const CaReadinessArgs& args, std::ostream& out, std::ostream&
       return kRuntimeFailure;
     case AdminFetchResult::Status::kOk:
       break;
+  }
+  if (fetched.http_status == 401) {
+    err << "error: the admin listener at " << where << " refused the token from " << token_file
+        << " (401): it is not the token that gateway uses (another state_dir or "
+           "admin.token_file, or the file changed and the gateway was not reloaded)\n";
+    return kRuntimeFailure;
   }
   if (fetched.http_status != 200) {
     err << "error: the admin listener at " << where << " answered " << fetched.http_status;

@@ -1,5 +1,6 @@
 #include "proxy/run_command.h"
 
+#include "proxy/admin_token.h"
 #include "proxy/gateway.h"
 #include "proxy/runtime_builder.h"
 #include "tls/cert_info.h"
@@ -34,7 +35,8 @@ int RunGateway(const std::string& config, std::ostream& out, std::ostream& err) 
   if (!ca_file.empty()) out << " --cacert " << ca_file;
   out << " https://example.com/\n";
   out << "mintgate: admin on http://" << c.admin.listen.ToString()
-      << " (/healthz, /metrics, /audit, POST /reload)\n"
+      << " (/healthz; /metrics, /audit, /readiness and POST /reload with the bearer token in "
+      << AdminTokenPath(c) << ")\n"
       << std::flush;
   return gateway.Run(std::move(build.runtime), out, err);
 }

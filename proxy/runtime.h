@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "proxy/access_log.h"
@@ -36,6 +37,8 @@ struct Runtime {
   // Open client connections: one for the gateway's life, shared by every runtime after a
   // reload (null: not limited).
   std::shared_ptr<ConnectionLimiter> connections;
+  // The bearer token admin requests need (read again on every reload); "" refuses them all.
+  std::string admin_token;
 
   bool ClientAllowed(const rules::IpAddress& address) const {
     for (const rules::Cidr& cidr : allow_clients) {

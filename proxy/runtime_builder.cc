@@ -10,6 +10,7 @@
 #include <variant>
 
 #include "proxy/access_log.h"
+#include "proxy/admin_token.h"
 #include "proxy/config_loader.h"
 #include "proxy/gateway_config.h"
 #include "proxy/portal.h"
@@ -153,6 +154,12 @@ RuntimeBuild BuildRuntime(const std::string& config_path, const RuntimeBuildOpti
     build.exit_code = kConfigError;
     return build;
   }
+  if (config_path.empty()) {
+    // LoadGatewayConfig checks a file's state_dir; the embedded default's is checked here.
+    if (std::string problem = StateDirProblem(g.config.server.state_dir); !problem.empty()) {
+      return fail(kConfigError, std::move(problem));
+    }
+  }
   // Checked here rather than when each worker builds its TLS contexts, so that a bad file is
   // a configuration error (and a reload with one is rejected).
   for (const std::string& file : g.config.inspection.extra_trust) {
@@ -182,6 +189,22 @@ RuntimeBuild BuildRuntime(const std::string& config_path, const RuntimeBuildOpti
   const Runtime* previous = options.previous.get();
   auto runtime = std::make_shared<Runtime>();
   runtime->config = g.config;
+  try {
+    AdminToken token = EnsureAdminToken(g.config);
+    if (token.created) {
+      out << "mintgate: created the admin token in " << token.path
+          << " (mode 0600): admin requests need \"Authorization: Bearer <its content>\"\n";
+    }
+    runtime->admin_token = std::move(token.token);
+  } catch (const tls::LoadError& e) {
+    // A file that is there but unusable is the configuration's fault; one that could not be
+    // made is the machine's, like a CA that cannot be generated.
+    struct stat st {};
+    const bool exists = ::stat(AdminTokenPath(g.config).c_str(), &st) == 0;
+    const std::string message = std::string("admin token: ") + e.what();
+    return fail(exists ? kConfigError : kRuntimeFailure,
+                config_path.empty() ? message : ConfigError{config_path, 0, 0, message}.ToString());
+  }
   if (previous != nullptr) {
     KeepRestartSettings(previous->config, runtime->config, build.restart_needed);
   }

@@ -121,7 +121,8 @@ std::string JoinPath(const std::string& dir, const char* name) {
   return dir + "/" + name;
 }
 
-// Like `mkdir -p`, every directory it creates is 0700: the CA key will live there.
+}  // namespace
+
 void MakeDirectories(const std::string& dir) {
   struct stat st {};
   if (::stat(dir.c_str(), &st) == 0) {
@@ -142,6 +143,8 @@ void MakeDirectories(const std::string& dir) {
   }
 }
 
+namespace {
+
 std::string PemOf(const std::string& path, bool (*write)(BIO*, const GeneratedCa&),
                   const GeneratedCa& ca) {
   BioPtr bio(BIO_new(BIO_s_mem()));
@@ -152,6 +155,8 @@ std::string PemOf(const std::string& path, bool (*write)(BIO*, const GeneratedCa
   long len = BIO_get_mem_data(bio.get(), &data);  // NOLINT(runtime/int): OpenSSL's type
   return std::string(data, static_cast<size_t>(len));
 }
+
+}  // namespace
 
 // O_EXCL makes the "never overwrite" rule hold even against a racing writer, and the key
 // is never visible with a wider mode than `mode`.
@@ -185,8 +190,6 @@ void WriteNewFile(const std::string& path, const std::string& data, mode_t mode)
     throw LoadError(path, std::string("cannot write: ") + std::strerror(e));
   }
 }
-
-}  // namespace
 
 CaKeyType ParseCaKeyType(const std::string& text) {
   if (text == "ecdsa-p256") return CaKeyType::kEcdsaP256;

@@ -2,6 +2,8 @@
 // state directory on first start).
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 
 #include "tls/openssl_ptr.h"
@@ -38,5 +40,14 @@ struct CaFiles {
 // Writes ca.pem (0644) and ca.key (0600, created with that mode, never wider) into `dir`,
 // creating `dir` (0700) if needed. Refuses to overwrite existing files. Throws LoadError.
 CaFiles WriteCaFiles(const std::string& dir, const GeneratedCa& ca);
+
+// Like `mkdir -p`, but every directory it creates is 0700: secrets (a CA key) will live
+// there. Throws LoadError.
+void MakeDirectories(const std::string& dir);
+
+// Creates `path` with `mode` (O_EXCL: never overwrites, even against a racing writer; never
+// visible with a wider mode), writes `data` and syncs it. Throws LoadError ("already exists;
+// refusing to overwrite it" when it does).
+void WriteNewFile(const std::string& path, const std::string& data, mode_t mode);
 
 }  // namespace mintgate::tls

@@ -155,6 +155,8 @@ Passphrase ResolvePassphrase(const std::string& key_path, const PassphraseSource
     throw LoadError(key_path, "set only one of passphrase_file or passphrase_env");
   }
   if (!source.file.empty()) {
+    // The passphrase unlocks the key: whoever may read it may as well read a plain key.
+    CheckPrivateFileMode(source.file, "passphrase file");
     std::string data = ReadFile(source.file);
     pass.value = StripLineEnd(data.substr(0, data.find('\n')));
     OPENSSL_cleanse(data.data(), data.size());
@@ -191,19 +193,6 @@ int PassphraseCallback(char* buf, size_t size, size_t* len, const OSSL_PARAM[], 
   std::memcpy(buf, state->pass->value.data(), state->pass->value.size());
   *len = state->pass->value.size();
   return 1;
-}
-
-void CheckKeyFileMode(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) throw LoadError(path, "cannot read: " + Errno(errno));
-  mode_t mode = st.st_mode & 07777;
-  if ((mode & 077) != 0) {
-    char octal[8];
-    std::snprintf(octal, sizeof octal, "%04o", static_cast<unsigned>(mode));
-    const char* how = (mode & 044) != 0 ? "readable" : "accessible";
-    throw LoadError(path, std::string("key file is ") + how + " by group or others (mode " + octal +
-                              "); run: chmod 600 " + path);
-  }
 }
 
 std::string EcCurveName(EVP_PKEY* key) {
@@ -255,6 +244,19 @@ void CheckValidAt(X509* cert, std::time_t now, const std::string& file, const st
 
 }  // namespace
 
+void CheckPrivateFileMode(const std::string& path, const std::string& what) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) throw LoadError(path, "cannot read: " + Errno(errno));
+  mode_t mode = st.st_mode & 07777;
+  if ((mode & 077) != 0) {
+    char octal[8];
+    std::snprintf(octal, sizeof octal, "%04o", static_cast<unsigned>(mode));
+    const char* how = (mode & 044) != 0 ? "readable" : "accessible";
+    throw LoadError(path, what + " is " + how + " by group or others (mode " + octal +
+                              "); run: chmod 600 " + path);
+  }
+}
+
 std::vector<X509Ptr> LoadCertificates(const std::string& path) {
   std::string data = ReadFile(path);
   if (data.empty()) throw LoadError(path, "empty file");
@@ -269,7 +271,7 @@ X509Ptr LoadCertificate(const std::string& path) {
 }
 
 EvpPkeyPtr LoadPrivateKey(const std::string& path, const PassphraseSource& passphrase) {
-  CheckKeyFileMode(path);
+  CheckPrivateFileMode(path, "key file");
   std::string data = ReadFile(path);
   if (data.empty()) throw LoadError(path, "empty file");
   Passphrase pass = ResolvePassphrase(path, passphrase);

@@ -41,11 +41,16 @@ std::vector<X509Ptr> LoadCertificates(const std::string& path);
 // The first certificate of LoadCertificates(path).
 X509Ptr LoadCertificate(const std::string& path);
 
-// A private key from PEM (PKCS#8, traditional, or encrypted) or DER. Refuses key files that
-// group or others can read (the message gives the chmod to run), encrypted keys without a
-// passphrase, wrong passphrases, and unsupported key types (RSA 2048-4096, ECDSA P-256 and
-// P-384 are supported).
+// A private key from PEM (PKCS#8, traditional, or encrypted) or DER. Refuses key and
+// passphrase files that group or others can read (the message gives the chmod to run),
+// encrypted keys without a passphrase, wrong passphrases, and unsupported key types (RSA
+// 2048-4096, ECDSA P-256 and P-384 are supported).
 EvpPkeyPtr LoadPrivateKey(const std::string& path, const PassphraseSource& passphrase);
+
+// Throws LoadError unless only the owner may access `path` (no group or other bits): a secret
+// others can read is refused, and the message gives the chmod to run. `what` names the
+// secret ("key file", "passphrase file").
+void CheckPrivateFileMode(const std::string& path, const std::string& what);
 
 // Throws unless `key` is RSA 2048..4096 bits or ECDSA on P-256 or P-384.
 void CheckSupportedKey(EVP_PKEY* key, const std::string& file);

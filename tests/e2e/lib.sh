@@ -270,6 +270,19 @@ EXT
     -out "$3" 2>/dev/null
 }
 
+# The admin bearer token a gateway generated in its state_dir ($work/state unless given).
+admin_token() {  # [state_dir]
+  local file="${1:-$work/state}/admin.token"
+  [[ -s $file ]] || fail "no admin token in $file"
+  head -n 1 "$file"
+}
+
+# curl with the admin token of the gateway whose state_dir is $ADMIN_STATE ($work/state by
+# default): admin_curl [curl options] URL. Silent, 5 s at most unless the options say longer.
+admin_curl() {
+  curl -s --max-time 5 -H "Authorization: Bearer $(admin_token "${ADMIN_STATE:-$work/state}")" "$@"
+}
+
 # mintgate run -c $2, logs in $work/$1.log; sets MINTGATE_PID.
 start_mintgate() {
   local name=$1 config=$2 port=$3 admin_port

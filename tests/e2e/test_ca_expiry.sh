@@ -85,7 +85,7 @@ grep -q 'short' <<<"$page" && grep -q 'expired' <<<"$page" ||
   fail "the 403 page does not name the CA: $page"
 grep -q 'CA profile "short" expired at' "$work/block.log" ||
   fail "expiry not logged: $(cat "$work/block.log")"
-metrics=$(curl -s "http://127.0.0.1:$block_admin/metrics")
+metrics=$(admin_curl "http://127.0.0.1:$block_admin/metrics")
 grep -q '^mintgate_ca_expired_refusals_total [1-9]' <<<"$metrics" ||
   fail "metrics: $(grep expir <<<"$metrics")"
 

@@ -130,4 +130,29 @@ expect_exit 2 "$MINTGATE" rules test -c migration.toml --host a.example --at yes
 expect_exit 2 "$MINTGATE" check -c "$work/does-not-exist.toml"
 grep -q "does-not-exist.toml: cannot read" "$work/err" || fail "missing file: $(cat "$work/err")"
 
+# --- a state_dir that group or others can write is refused by check and at start: whoever can
+# write there could replace the generated CA key and the admin token.
+mkdir -m 0777 "$work/open-state"
+chmod 0777 "$work/open-state"  # whatever the umask made of it
+cat >"$work/open-state.toml" <<TOML
+[server]
+listen = ["127.0.0.1:$(free_port)"]
+state_dir = "$work/open-state"
+[admin]
+listen = "127.0.0.1:$(free_port)"
+TOML
+expect_exit 2 "$MINTGATE" check -c "$work/open-state.toml"
+grep -qF "server.state_dir: $work/open-state is writable by group or others (mode 0777)" \
+  "$work/err" || fail "world-writable state_dir: $(cat "$work/err")"
+grep -qF "run: chmod 700 $work/open-state" "$work/err" || fail "no chmod hint: $(cat "$work/err")"
+expect_exit 2 timeout 10 "$MINTGATE" run -c "$work/open-state.toml"
+grep -qF "$work/open-state is writable by group or others" "$work/err" ||
+  fail "run with a world-writable state_dir: $(cat "$work/err")"
+[[ ! -e $work/open-state/ca ]] || fail "a CA was generated in a world-writable state_dir"
+chmod 0770 "$work/open-state"
+expect_exit 2 "$MINTGATE" check -c "$work/open-state.toml"
+grep -qF "(mode 0770)" "$work/err" || fail "group-writable state_dir: $(cat "$work/err")"
+chmod 0755 "$work/open-state"
+expect_exit 0 "$MINTGATE" check -c "$work/open-state.toml"
+
 echo "PASS: check and rules test on the sample configurations"

@@ -145,11 +145,11 @@ issuer=$(issuer_via_proxy "$proxy2" "www.lab.test:$NGINX_BAD_TLS_PORT" www.lab.t
 
 # Metrics count the certificate cache and show each CA's days to expiry; /audit is the
 # `ca audit` report as JSON.
-curl -s --max-time 5 "http://127.0.0.1:$admin/metrics" >"$work/metrics.txt"
+admin_curl "http://127.0.0.1:$admin/metrics" >"$work/metrics.txt"
 grep -Eq '^mintgate_cert_cache_hits_total [1-9]' "$work/metrics.txt" || fail "metrics: cache hits"
 grep -Eq '^mintgate_ca_expiry_days\{profile="default"\} [0-9]+' "$work/metrics.txt" ||
   fail "metrics: CA expiry"
-curl -s --max-time 5 "http://127.0.0.1:$admin/audit" |
+admin_curl "http://127.0.0.1:$admin/audit" |
   python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["rules"][-1]["rule"]=="default" and j["rules"][-1]["subject_cn"]=="mintgate Root CA", j' ||
   fail "/audit"
 

@@ -200,9 +200,8 @@ done
 
 # The admin listener answers health checks and metrics; the proxy port does not.
 [[ $(curl -s --max-time 5 "http://127.0.0.1:$admin/healthz") == ok ]] || fail "/healthz"
-curl -s --max-time 5 "http://127.0.0.1:$admin/metrics" | grep -q "^mintgate_up 1$" ||
-  fail "/metrics"
-[[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "http://127.0.0.1:$admin/nope") == 404 ]] ||
+admin_curl "http://127.0.0.1:$admin/metrics" | grep -q "^mintgate_up 1$" || fail "/metrics"
+[[ $(admin_curl -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin/nope") == 404 ]] ||
   fail "unknown admin path"
 
 # SIGTERM: stop accepting, drain, exit 0.

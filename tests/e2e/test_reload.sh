@@ -47,10 +47,10 @@ tls_url="https://www.lab.test:$NGINX_TLS_PORT"
 http_url="http://www.lab.test:$origin"
 
 metric() {  # name{labels} -> value
-  curl -s --max-time 5 "http://127.0.0.1:$admin/metrics" | awk -v m="$1" '$1 == m { print $2 }'
+  admin_curl "http://127.0.0.1:$admin/metrics" | awk -v m="$1" '$1 == m { print $2 }'
 }
 reload() {  # POST /reload; prints the body then the status on its own line
-  curl -s --max-time 20 -X POST -w '\n%{http_code}' "http://127.0.0.1:$admin/reload"
+  admin_curl --max-time 20 -X POST -w '\n%{http_code}' "http://127.0.0.1:$admin/reload"
 }
 wait_for_log() {  # count pattern: until the log holds `count` lines matching
   for _ in $(seq 100); do
@@ -144,7 +144,7 @@ code=$(curl "${P[@]}" -o /dev/null -w '%{http_code}' "$http_url/hello.txt")
 [[ $(curl "${P[@]}" "http://other.test:$origin/hello.txt") == reload ]] || fail "not serving after a rejected reload"
 [[ $(metric mintgate_config_last_reload_successful) == 0 ]] || fail "last reload not marked failed"
 
-code=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin/reload")
+code=$(admin_curl -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin/reload")
 [[ $code == 405 ]] || fail "GET /reload: $code"
 
 # Fixed (no block rule any more, and a setting that needs a restart): 200.

@@ -165,7 +165,7 @@ b3 = connect("127.0.0.2")
 assert status(b3) == "200", "a freed slot is usable again"
 PY
 grep -q '"status":503' "$work/limits.log" 2>/dev/null || true
-metrics=$(curl -s --max-time 5 "http://127.0.0.1:$admin2/metrics")
+metrics=$(ADMIN_STATE="$work/state2" admin_curl "http://127.0.0.1:$admin2/metrics")
 grep -Eq '^mintgate_connections_refused_total\{limit="max_connections_per_client"\} [1-9]' \
   <<<"$metrics" || fail "per-client refusals not counted: $(grep connections <<<"$metrics")"
 grep -Eq '^mintgate_connections_refused_total\{limit="max_connections"\} [1-9]' <<<"$metrics" ||

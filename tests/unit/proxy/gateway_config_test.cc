@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -72,6 +73,84 @@ TEST_F(GatewayConfigTest, SuccessorCyclesAreReported) {
   for (const ConfigError& e : g.errors)
     cycle = cycle || e.message.find("cycle") != std::string::npos;
   EXPECT_TRUE(cycle) << g.errors[0].ToString();
+}
+
+TEST_F(GatewayConfigTest, WarnsWhenTheAdminListenerIsNotOnLoopback) {
+  for (const char* listen : {"0.0.0.0:9090", "[::]:9090", "192.0.2.10:9090"}) {
+    GatewayConfig g = Load(std::string("[admin]\nlisten = \"") + listen + "\"\n");
+    ASSERT_TRUE(g.ok()) << g.errors[0].ToString();
+    bool warned = false;
+    for (const std::string& w : g.warnings) {
+      warned = warned || w.find("admin.listen " + std::string(listen) +
+                                " is not a loopback address") != std::string::npos;
+    }
+    EXPECT_TRUE(warned) << listen;
+  }
+  for (const char* listen : {"127.0.0.1:9090", "127.0.0.5:9090", "[::1]:9090", "localhost:9090"}) {
+    GatewayConfig g = Load(std::string("[admin]\nlisten = \"") + listen + "\"\n");
+    for (const std::string& w : g.warnings) {
+      EXPECT_EQ(w.find("loopback"), std::string::npos) << listen << ": " << w;
+    }
+  }
+}
+
+TEST_F(GatewayConfigTest, CheckReadsTheAdminToken) {
+  // A configured token file must exist; check never creates one.
+  GatewayConfig g = Load("[admin]\ntoken_file = \"token\"\n");
+  ASSERT_EQ(g.errors.size(), 1u);
+  EXPECT_NE(g.errors[0].message.find("admin.token_file: " + dir_ +
+                                     "/token: cannot read: No such file or directory"),
+            std::string::npos)
+      << g.errors[0].message;
+  std::ofstream(dir_ + "/token") << "operator-token-0123456789abcdef\n";
+  ::chmod((dir_ + "/token").c_str(), 0644);
+  g = Load("[admin]\ntoken_file = \"token\"\n");
+  ASSERT_EQ(g.errors.size(), 1u);
+  EXPECT_NE(g.errors[0].message.find("readable by group or others (mode 0644); run: chmod 600"),
+            std::string::npos)
+      << g.errors[0].message;
+  ::chmod((dir_ + "/token").c_str(), 0600);
+  EXPECT_TRUE(Load("[admin]\ntoken_file = \"token\"\n").ok());
+  // The generated one is checked once it exists.
+  EXPECT_TRUE(Load("").ok());
+  ASSERT_EQ(::mkdir((dir_ + "/mintgate-state").c_str(), 0700), 0);
+  std::ofstream(dir_ + "/mintgate-state/admin.token") << "generated-token-0123456789abcdef\n";
+  ::chmod((dir_ + "/mintgate-state/admin.token").c_str(), 0604);
+  g = Load("");
+  ASSERT_EQ(g.errors.size(), 1u);
+  EXPECT_NE(g.errors[0].message.find("admin token: " + dir_ + "/mintgate-state/admin.token: "),
+            std::string::npos)
+      << g.errors[0].message;
+}
+
+TEST_F(GatewayConfigTest, StateDirWritableByGroupOrOthersIsRefused) {
+  const std::string state = dir_ + "/state";
+  const std::string config = "[server]\nstate_dir = \"state\"\n";
+  EXPECT_TRUE(Load(config).ok());  // not made yet: created 0700 at start
+  ASSERT_EQ(::mkdir(state.c_str(), 0700), 0);
+  for (mode_t mode : {0777, 0775, 0757, 01777}) {
+    ASSERT_EQ(::chmod(state.c_str(), mode), 0);
+    GatewayConfig g = Load(config);
+    ASSERT_EQ(g.errors.size(), 1u) << std::oct << mode;
+    EXPECT_NE(g.errors[0].message.find("server.state_dir: " + state +
+                                       " is writable by group or others (mode "),
+              std::string::npos)
+        << g.errors[0].message;
+    EXPECT_NE(g.errors[0].message.find("run: chmod 700 " + state), std::string::npos)
+        << g.errors[0].message;
+    // Rules alone do not touch state_dir.
+    EXPECT_TRUE(Load(config, false).ok());
+  }
+  for (mode_t mode : {0700, 0750, 0755, 0500}) {
+    ASSERT_EQ(::chmod(state.c_str(), mode), 0);
+    GatewayConfig g = Load(config);
+    EXPECT_TRUE(g.ok()) << std::oct << mode << ": " << g.errors[0].message;
+  }
+  ASSERT_EQ(::rmdir(state.c_str()), 0);
+  std::ofstream(state) << "not a directory\n";
+  GatewayConfig g = Load(config);
+  ASSERT_EQ(g.errors.size(), 1u);
+  EXPECT_NE(g.errors[0].message.find(state + " is not a directory"), std::string::npos);
 }
 
 }  // namespace

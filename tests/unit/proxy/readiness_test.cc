@@ -5,11 +5,13 @@
 #include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -316,15 +318,22 @@ TEST(CanaryRouter, TheFirstMatchingCanaryWins) {
 
 // ---- admin endpoint ----
 
+constexpr const char* kAdminToken = "readiness-test-token-0123456789";
+
+std::vector<HttpHeader> AdminHeaders() {
+  return {{"Host", "127.0.0.1:9090"}, {"Authorization", std::string("Bearer ") + kAdminToken}};
+}
+
 std::string Body(const std::string& response) {
   return response.substr(response.find("\r\n\r\n") + 4);
 }
 
 TEST(AdminReadiness, ServesTheTrackerDocument) {
   auto runtime = std::make_shared<Runtime>();
+  runtime->admin_token = kAdminToken;
   {
     const AdminServer admin(nullptr, runtime, "");
-    const std::string r = admin.Respond("GET", "/readiness");
+    const std::string r = admin.Respond("GET", "/readiness", AdminHeaders());
     EXPECT_EQ(r.rfind("HTTP/1.1 200 OK\r\n", 0), 0u);
     EXPECT_NE(r.find("application/json"), std::string::npos);
     const auto j = nlohmann::json::parse(Body(r));
@@ -334,13 +343,32 @@ TEST(AdminReadiness, ServesTheTrackerDocument) {
   runtime->readiness = std::make_shared<ReadinessTracker>(10);
   runtime->readiness->Record(Ip("127.0.0.1"), "new", HandshakeOutcome::kTrusted, "", kNow);
   const AdminServer admin(nullptr, runtime, "");
-  const auto j = nlohmann::json::parse(Body(admin.Respond("GET", "/readiness")));
+  const auto j = nlohmann::json::parse(Body(admin.Respond("GET", "/readiness", AdminHeaders())));
   EXPECT_EQ(j["clients_tracked"], 1);
   EXPECT_EQ(j["max_clients"], 10);
   EXPECT_EQ(j["profiles"][0]["clients"][0]["client"], "127.0.0.1");
 }
 
 // ---- mintgate ca readiness ----
+
+// A file holding kAdminToken, made once per test program.
+const std::string& TokenFile() {
+  static const std::string path = [] {
+    std::string dir = ::testing::TempDir() + "admintokenXXXXXX";
+    if (mkdtemp(dir.data()) == nullptr) throw std::runtime_error("mkdtemp");
+    const std::string file = dir + "/admin.token";
+    std::ofstream(file) << kAdminToken << "\n";
+    ::chmod(file.c_str(), 0600);
+    return file;
+  }();
+  return path;
+}
+
+CaReadinessArgs ReadinessArgs() {
+  CaReadinessArgs args;
+  args.token_file = TokenFile();
+  return args;
+}
 
 // Answers one connection on 127.0.0.1 (or ::1) with `response`, recording the request.
 class OneShotServer {
@@ -412,8 +440,10 @@ std::string ReadinessResponse() {
   t.Record(Ip("10.0.0.1"), "legacy", HandshakeOutcome::kTrusted, "", kNow);
   auto runtime = std::make_shared<Runtime>();
   runtime->readiness = std::make_shared<ReadinessTracker>(100);
+  runtime->admin_token = kAdminToken;
   // The real endpoint's framing, with this document as its body.
-  const std::string framing = AdminServer(nullptr, runtime, "").Respond("GET", "/readiness");
+  const std::string framing =
+      AdminServer(nullptr, runtime, "").Respond("GET", "/readiness", AdminHeaders());
   const std::string body = t.ToJson(kNow).dump(2) + "\n";
   const std::string head = framing.substr(0, framing.find("Content-Length:"));
   return head + "Content-Length: " + std::to_string(body.size()) +
@@ -423,7 +453,7 @@ std::string ReadinessResponse() {
 TEST(CaReadinessCommand, PrintsATablePerProfile) {
   OneShotServer server(ReadinessResponse());
   ASSERT_NE(server.port(), 0);
-  CaReadinessArgs args;
+  CaReadinessArgs args = ReadinessArgs();
   args.admin = "127.0.0.1:" + std::to_string(server.port());
   std::ostringstream out, err;
   EXPECT_EQ(RunCaReadiness(args, out, err), 0) << err.str();
@@ -448,7 +478,7 @@ TEST(CaReadinessCommand, PrintsATablePerProfile) {
 
 TEST(CaReadinessCommand, JsonIsTheDocument) {
   OneShotServer server(ReadinessResponse());
-  CaReadinessArgs args;
+  CaReadinessArgs args = ReadinessArgs();
   args.admin = "127.0.0.1:" + std::to_string(server.port());
   args.json = true;
   std::ostringstream out, err;
@@ -462,31 +492,98 @@ TEST(CaReadinessCommand, JsonIsTheDocument) {
 TEST(CaReadinessCommand, ReachesIpv6Listeners) {
   OneShotServer server(ReadinessResponse(), true);
   if (server.port() == 0) GTEST_SKIP() << "no IPv6 loopback";
-  CaReadinessArgs args;
+  CaReadinessArgs args = ReadinessArgs();
   args.admin = "[::1]:" + std::to_string(server.port());
   std::ostringstream out, err;
   EXPECT_EQ(RunCaReadiness(args, out, err), 0) << err.str();
   EXPECT_NE(out.str().find("at [::1]:"), std::string::npos) << out.str();
 }
 
-TEST(CaReadinessCommand, TakesTheAddressFromTheConfig) {
+TEST(CaReadinessCommand, TakesTheAddressAndTokenFromTheConfig) {
   OneShotServer server(ReadinessResponse());
   std::string dir = ::testing::TempDir() + "readinessXXXXXX";
   ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  // The token the gateway generated in its state_dir.
+  ASSERT_EQ(::mkdir((dir + "/state").c_str(), 0700), 0);
+  std::ofstream(dir + "/state/admin.token") << "state-dir-token-0123456789abcdef\n";
   const std::string file = dir + "/mintgate.toml";
-  std::ofstream(file) << "[admin]\nlisten = \"127.0.0.1:" << server.port() << "\"\n";
+  std::ofstream(file) << "[server]\nstate_dir = \"state\"\n[admin]\nlisten = \"127.0.0.1:"
+                      << server.port() << "\"\n";
   CaReadinessArgs args;
   args.config = file;
   std::ostringstream out, err;
   EXPECT_EQ(RunCaReadiness(args, out, err), 0) << err.str();
   EXPECT_NE(out.str().find("10.0.0.1"), std::string::npos);
+  EXPECT_NE(server.request().find("\r\nAuthorization: Bearer state-dir-token-0123456789abcdef\r\n"),
+            std::string::npos)
+      << server.request();
+
+  // admin.token_file when set.
+  OneShotServer second(ReadinessResponse());
+  std::ofstream(dir + "/token") << "configured-token-0123456789abcdef\n";
+  std::ofstream(file) << "[admin]\nlisten = \"127.0.0.1:" << second.port()
+                      << "\"\ntoken_file = \"token\"\n";
+  std::ostringstream out2, err2;
+  EXPECT_EQ(RunCaReadiness(args, out2, err2), 0) << err2.str();
+  EXPECT_NE(
+      second.request().find("\r\nAuthorization: Bearer configured-token-0123456789abcdef\r\n"),
+      std::string::npos)
+      << second.request();
 
   std::ofstream(file) << "[admin]\nlisten = 9090\n";
+  std::ostringstream out3, err3;
+  EXPECT_EQ(RunCaReadiness(args, out3, err3), 2);
+  EXPECT_NE(err3.str().find("mintgate.toml:2"), std::string::npos) << err3.str();
+  std::filesystem::remove_all(dir);
+}
+
+TEST(CaReadinessCommand, SendsTheTokenAndTheListenersAddress) {
+  OneShotServer server(ReadinessResponse());
+  CaReadinessArgs args = ReadinessArgs();
+  args.admin = "127.0.0.1:" + std::to_string(server.port());
+  std::ostringstream out, err;
+  EXPECT_EQ(RunCaReadiness(args, out, err), 0) << err.str();
+  const std::string& request = server.request();
+  EXPECT_NE(request.find("\r\nAuthorization: Bearer " + std::string(kAdminToken) + "\r\n"),
+            std::string::npos)
+      << request;
+  EXPECT_NE(request.find("\r\nHost: 127.0.0.1:" + std::to_string(server.port()) + "\r\n"),
+            std::string::npos)
+      << request;
+}
+
+TEST(CaReadinessCommand, AnUnreadableTokenIsAUsageError) {
+  OneShotServer server(ReadinessResponse());
+  CaReadinessArgs args;
+  args.admin = "127.0.0.1:" + std::to_string(server.port());
+  args.token_file = ::testing::TempDir() + "no-such-admin.token";
+  std::ostringstream out, err;
+  EXPECT_EQ(RunCaReadiness(args, out, err), 2);
+  EXPECT_NE(err.str().find("error: cannot read the admin token: " + args.token_file +
+                           ": cannot read: No such file or directory"),
+            std::string::npos)
+      << err.str();
+  EXPECT_NE(err.str().find("--token-file"), std::string::npos) << err.str();
+  // An empty file is no token either.
+  args.token_file = ::testing::TempDir() + "empty-admin.token";
+  std::ofstream(args.token_file) << "\n";
   std::ostringstream out2, err2;
   EXPECT_EQ(RunCaReadiness(args, out2, err2), 2);
-  EXPECT_NE(err2.str().find("mintgate.toml:2"), std::string::npos) << err2.str();
-  std::remove(file.c_str());
-  ::rmdir(dir.c_str());
+  EXPECT_NE(err2.str().find("empty"), std::string::npos) << err2.str();
+  std::remove(args.token_file.c_str());
+}
+
+TEST(CaReadinessCommand, A401SaysTheTokenIsWrong) {
+  OneShotServer server(
+      "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"mintgate admin\", "
+      "error=\"invalid_token\"\r\nContent-Length: 18\r\n\r\nwrong admin token\n");
+  CaReadinessArgs args = ReadinessArgs();
+  args.admin = "127.0.0.1:" + std::to_string(server.port());
+  std::ostringstream out, err;
+  EXPECT_EQ(RunCaReadiness(args, out, err), 3);
+  EXPECT_NE(err.str().find("refused the token from " + TokenFile() + " (401)"), std::string::npos)
+      << err.str();
+  EXPECT_EQ(err.str().find(kAdminToken), std::string::npos) << "the token was printed";
 }
 
 TEST(CaReadinessCommand, UnreachableIsExitThree) {
@@ -499,7 +596,7 @@ TEST(CaReadinessCommand, UnreachableIsExitThree) {
   ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), len), 0);
   ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len), 0);
   const std::string where = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
-  CaReadinessArgs args;
+  CaReadinessArgs args = ReadinessArgs();
   args.admin = where;
   std::ostringstream out, err;
   EXPECT_EQ(RunCaReadiness(args, out, err), 3);
@@ -513,7 +610,7 @@ TEST(CaReadinessCommand, ErrorAnswersAndBadDocumentsAreExitThree) {
   {
     OneShotServer server(
         "HTTP/1.1 404 Not Found\r\nContent-Length: 30\r\n\r\nunknown admin endpoint /ready\n");
-    CaReadinessArgs args;
+    CaReadinessArgs args = ReadinessArgs();
     args.admin = "127.0.0.1:" + std::to_string(server.port());
     std::ostringstream out, err;
     EXPECT_EQ(RunCaReadiness(args, out, err), 3);
@@ -522,7 +619,7 @@ TEST(CaReadinessCommand, ErrorAnswersAndBadDocumentsAreExitThree) {
   }
   {
     OneShotServer server("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
-    CaReadinessArgs args;
+    CaReadinessArgs args = ReadinessArgs();
     args.admin = "127.0.0.1:" + std::to_string(server.port());
     std::ostringstream out, err;
     EXPECT_EQ(RunCaReadiness(args, out, err), 3);
@@ -530,7 +627,7 @@ TEST(CaReadinessCommand, ErrorAnswersAndBadDocumentsAreExitThree) {
   }
   {
     OneShotServer server("SSH-2.0-OpenSSH\r\n");
-    CaReadinessArgs args;
+    CaReadinessArgs args = ReadinessArgs();
     args.admin = "127.0.0.1:" + std::to_string(server.port());
     std::ostringstream out, err;
     EXPECT_EQ(RunCaReadiness(args, out, err), 3);
@@ -541,7 +638,7 @@ TEST(CaReadinessCommand, ErrorAnswersAndBadDocumentsAreExitThree) {
 TEST(CaReadinessCommand, BadAdminAddressIsAUsageError) {
   for (const char* bad : {"localhost", "127.0.0.1:", "127.0.0.1:99999", "::1:9090", "[::1]9090",
                           ":9090", "127.0.0.1:port"}) {
-    CaReadinessArgs args;
+    CaReadinessArgs args = ReadinessArgs();
     args.admin = bad;
     std::ostringstream out, err;
     EXPECT_EQ(RunCaReadiness(args, out, err), 2) << bad;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -226,6 +227,96 @@ TEST_F(RuntimeBuilderTest, UnreadableExtraTrustIsAConfigError) {
   ASSERT_EQ(b.errors.size(), 1u);
   EXPECT_NE(b.errors[0].find("inspection.extra_trust: " + dir_ + "/missing.pem"), std::string::npos)
       << b.errors[0];
+}
+
+TEST_F(RuntimeBuilderTest, TheAdminTokenIsGeneratedAtStartAndReadAgainOnReload) {
+  const std::string config = "[server]\nstate_dir = \"state\"\n";
+  RuntimeBuild b = Build(config);
+  ASSERT_NE(b.runtime, nullptr) << b.errors[0];
+  const std::string path = dir_ + "/state/admin.token";
+  EXPECT_EQ(b.runtime->admin_token.size(), 64u);
+  EXPECT_NE(out_.str().find("created the admin token in " + path + " (mode 0600)"),
+            std::string::npos)
+      << out_.str();
+  EXPECT_EQ(out_.str().find(b.runtime->admin_token), std::string::npos) << "the token was logged";
+
+  // A reload reads the file again: a new token applies from then on.
+  std::ofstream(path, std::ios::trunc) << "a-new-token-0123456789abcdef\n";
+  RuntimeBuild again = Build(config, b.runtime);
+  ASSERT_NE(again.runtime, nullptr) << again.errors[0];
+  EXPECT_EQ(again.runtime->admin_token, "a-new-token-0123456789abcdef");
+  EXPECT_EQ(out_.str().find("created the admin token"), std::string::npos);
+
+  // A reload with an unusable token is rejected (the running one keeps its token).
+  std::ofstream(path, std::ios::trunc) << "\n";
+  RuntimeBuild broken = Build(config, again.runtime);
+  EXPECT_EQ(broken.runtime, nullptr);
+  EXPECT_EQ(broken.exit_code, 2);
+  ASSERT_EQ(broken.errors.size(), 1u);
+  EXPECT_NE(broken.errors[0].find("admin token: " + path + ": the admin token file is empty"),
+            std::string::npos)
+      << broken.errors[0];
+}
+
+TEST_F(RuntimeBuilderTest, AnAdminListenerOffLoopbackIsWarnedAboutAtStart) {
+  RuntimeBuild b = Build("[admin]\nlisten = \"0.0.0.0:9090\"\n");
+  ASSERT_NE(b.runtime, nullptr) << b.errors[0];
+  ASSERT_EQ(b.warnings.size(), 1u);
+  EXPECT_NE(b.warnings[0].find("admin.listen 0.0.0.0:9090 is not a loopback address"),
+            std::string::npos)
+      << b.warnings[0];
+}
+
+TEST_F(RuntimeBuilderTest, AConfiguredTokenFileOthersCanReadIsAConfigError) {
+  std::ofstream(dir_ + "/token") << "operator-token-0123456789abcdef\n";
+  ASSERT_EQ(::chmod((dir_ + "/token").c_str(), 0644), 0);
+  RuntimeBuild b = Build("[admin]\ntoken_file = \"token\"\n");
+  EXPECT_EQ(b.runtime, nullptr);
+  EXPECT_EQ(b.exit_code, 2);
+  ASSERT_EQ(b.errors.size(), 1u);
+  EXPECT_NE(b.errors[0].find("admin.token_file: " + dir_ +
+                             "/token: admin token file is readable by group or others (mode "
+                             "0644); run: chmod 600 " +
+                             dir_ + "/token"),
+            std::string::npos)
+      << b.errors[0];
+  ASSERT_EQ(::chmod((dir_ + "/token").c_str(), 0600), 0);
+  b = Build("[admin]\ntoken_file = \"token\"\n");
+  ASSERT_NE(b.runtime, nullptr) << b.errors[0];
+  EXPECT_EQ(b.runtime->admin_token, "operator-token-0123456789abcdef");
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/mintgate-state/admin.token"));
+}
+
+TEST_F(RuntimeBuilderTest, AWorldWritableStateDirIsAConfigError) {
+  ASSERT_EQ(::mkdir((dir_ + "/state").c_str(), 0700), 0);
+  ASSERT_EQ(::chmod((dir_ + "/state").c_str(), 0777), 0);
+  RuntimeBuild b = Build("[server]\nstate_dir = \"state\"\n");
+  EXPECT_EQ(b.runtime, nullptr);
+  EXPECT_EQ(b.exit_code, 2);
+  ASSERT_EQ(b.errors.size(), 1u);
+  EXPECT_NE(b.errors[0].find(dir_ + "/state is writable by group or others (mode 0777)"),
+            std::string::npos)
+      << b.errors[0];
+  // Nothing was generated in it.
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/state/ca"));
+}
+
+TEST_F(RuntimeBuilderTest, TheEmbeddedDefaultChecksItsStateDirToo) {
+  // The embedded default's state_dir is ./mintgate-state.
+  const std::filesystem::path cwd = std::filesystem::current_path();
+  std::filesystem::current_path(dir_);
+  ASSERT_EQ(::mkdir("mintgate-state", 0700), 0);
+  ASSERT_EQ(::chmod("mintgate-state", 0757), 0);
+  std::ostringstream out;
+  RuntimeBuild b = BuildRuntime("", {}, out);
+  std::filesystem::current_path(cwd);
+  EXPECT_EQ(b.runtime, nullptr);
+  EXPECT_EQ(b.exit_code, 2);
+  ASSERT_EQ(b.errors.size(), 1u);
+  EXPECT_EQ(b.errors[0],
+            "server.state_dir: mintgate-state is writable by group or others (mode 0757), who "
+            "could replace the generated CA key and the admin token; run: chmod 700 "
+            "mintgate-state");
 }
 
 }  // namespace

@@ -424,6 +424,28 @@ TEST_F(CertLoaderKeyTest, WrongPassphraseIsRefused) {
   }
 }
 
+TEST_F(CertLoaderKeyTest, RefusesPassphraseFileReadableByOthers) {
+  // The passphrase is as secret as the key it unlocks.
+  std::string path = WriteKey("enc.key", p256_, KeyFormat::kEncryptedPkcs8Pem);
+  std::string pass_file = dir_.File("open-pass.txt");
+  WriteFile(pass_file, "s3cret pass\n", 0644);
+  ExpectLoadError(
+      [&] {
+        LoadPrivateKey(path, {pass_file, ""});
+      },
+      pass_file,
+      {"passphrase file is readable by group or others", "mode 0644",
+       "run: chmod 600 " + pass_file});
+  chmod(pass_file.c_str(), 0604);
+  ExpectLoadError(
+      [&] {
+        LoadPrivateKey(path, {pass_file, ""});
+      },
+      pass_file, {"by group or others", "mode 0604", "chmod 600"});
+  chmod(pass_file.c_str(), 0400);
+  EXPECT_TRUE(LoadPrivateKey(path, {pass_file, ""}));
+}
+
 TEST_F(CertLoaderKeyTest, UnsetPassphraseEnvIsRefused) {
   std::string path = WriteKey("enc.key", p256_, KeyFormat::kEncryptedPkcs8Pem);
   unsetenv("MINTGATE_TEST_UNSET_PASS");
