@@ -681,6 +681,7 @@ bool Session::TakePooledUpstream(const std::string& key) {
   if (conn == nullptr) return false;
   // Pooled under an earlier configuration, perhaps: judged again under this connection's.
   if (runtime().destinations->Check(conn->address.ip(), url_.port)) {
+    conn->owner = nullptr;  // not counted among this session's handles: closed on its own
     UpstreamPool::Close(conn);
     return false;
   }

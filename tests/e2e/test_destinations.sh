@@ -76,6 +76,22 @@ fi
 expect 403 "http://www.lab.test:25/" "port 25"
 grep -q "server.http_ports" "$work/body" || fail "port 25 page: $(cat "$work/body")"
 
+# A reload that forbids a range also stops the origin connections already pooled there: the
+# next request is judged again and refused, not sent on the idle connection.
+expect 200 "http://www.lab.test:$origin/hello.txt"
+expect 200 "http://www.lab.test:$origin/hello.txt"
+sed -i "s|^workers = 2|workers = 2\ndeny_destinations = [\"127.0.0.0/8\"]|" "$work/loop.toml"
+kill -HUP "$MINTGATE_PID"
+for ((i = 0; i < 50; i++)); do
+  grep -q "configuration reloaded" "$work/loop.log" && break
+  sleep 0.1
+done
+grep -q "configuration reloaded" "$work/loop.log" || fail "reload: $(tail -n 3 "$work/loop.log")"
+for _ in 1 2 3 4; do
+  expect 403 "http://www.lab.test:$origin/hello.txt" "pooled origin after the reload"
+done
+kill -0 "$MINTGATE_PID" || fail "the gateway died after refusing a pooled connection"
+
 # Gateway 2: the defaults of a production gateway (loopback refused), plus an intranet range.
 proxy2=$(free_port)
 admin2=$(free_port)
