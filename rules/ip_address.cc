@@ -176,7 +176,7 @@ std::optional<Cidr> Cidr::Parse(std::string_view text, std::string* error) {
               (length_text.size() == 1 || length_text[0] != '0');
     for (char c : length_text) {
       ok = ok && IsDigit(c);
-      length = length * 10 + (c - '0');
+      if (ok) length = length * 10 + (c - '0');  // at most 3 digits: no overflow
     }
     if (!ok || length > address->bit_width()) {
       if (error) {

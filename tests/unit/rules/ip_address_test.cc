@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <string_view>
+
 namespace mintgate::rules {
 namespace {
 
@@ -111,6 +114,16 @@ TEST(Cidr, RejectsBadBlocksWithReasons) {
   EXPECT_FALSE(Cidr::Parse("10.0.0.0/8x", &error));
   EXPECT_FALSE(Cidr::Parse("10.0.0/8", &error));
   EXPECT_EQ(error, "\"10.0.0\" is not an IPv4 or IPv6 address");
+}
+
+// Found by the host_name fuzzer: a long prefix text overflowed the int it was summed into
+// before being refused (undefined behaviour, which the ASan+UBSan build aborts on).
+TEST(Cidr, RefusesLongPrefixTextWithoutOverflow) {
+  std::string error;
+  EXPECT_FALSE(Cidr::Parse("10.0.0.0/99999999999", &error));
+  EXPECT_EQ(error, "prefix length \"99999999999\" is not a number from 0 to 32");
+  EXPECT_FALSE(Cidr::Parse(std::string_view("::/:=\xaf\x08\0``\0\0:", 13), &error));
+  EXPECT_EQ(error.rfind("prefix length ", 0), 0u);
 }
 
 }  // namespace
