@@ -314,6 +314,8 @@ struct HttpParser::Impl {
       const std::size_t end = lf != nullptr ? static_cast<std::size_t>(lf - data) : size;
       for (; i < end && !sc.line_started; ++i) {
         if (++sc.bytes > max) return HttpError{Status(431), "header section too large"};
+        // llhttp 8 takes a CR and any byte after it for the CRLF that ends the head.
+        if (sc.prev_cr) return HttpError{Status(400), "CR without LF in header section"};
         const char c = data[i];
         if (c != '\r') {
           if (sc.lines > 0 && (c == ' ' || c == '\t')) {

@@ -282,6 +282,8 @@ TEST(HttpParserRequest, SmugglingVectorsAre400) {
       {"bare LF header", "GET / HTTP/1.1\r\nHost: h\nX: y\r\n\r\n"},
       {"bare LF end of head", "GET / HTTP/1.1\r\nHost: h\r\n\n"},
       {"bare CR", "GET / HTTP/1.1\rHost: h\r\n\r\n"},
+      {"CR without LF ending the head", "GET / HTTP/1.1\r\nHost: h\r\n\rX"},
+      {"CR CR LF ending the head", "GET / HTTP/1.1\r\nHost: h\r\n\r\r\n"},
       {"space before colon", "GET / HTTP/1.1\r\nHost : h\r\n\r\n"},
       {"space before colon TE",
        "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n"},
@@ -326,6 +328,21 @@ TEST(HttpParserRequest, BareLfDetectedAcrossFeedBoundary) {
   Outcome bad = Drive(Kind::kRequest, {"GET / HTTP/1.1\r\nHost: h", "\nX: y\r\n\r\n"});
   ASSERT_TRUE(bad.error);
   EXPECT_EQ(bad.error->status, 400);
+}
+
+// Found by the http_request fuzzer: llhttp 8 ends a head at a CR followed by any byte, so a
+// head ending in "\r\n\rX" was accepted (with "X" swallowed), and whether a request was
+// refused depended on where TCP cut it.
+TEST(HttpParserRequest, CrWithoutLfAtEndOfHeadIs400InAnyPieces) {
+  for (const std::vector<std::string>& pieces :
+       {std::vector<std::string>{"GET / HTTP/1.1\r\nHost: h\r\n\rX"},
+        std::vector<std::string>{"GET / HTTP/1.1\r\nHost: h\r\n\r", "X"},
+        std::vector<std::string>{"GET / HTTP/1.1\r\n\r\xb5", "\xb5\n\r\n"}}) {
+    Outcome run = Drive(Kind::kRequest, pieces);
+    ASSERT_TRUE(run.error) << Describe(run);
+    EXPECT_EQ(run.error->status, 400);
+    EXPECT_TRUE(run.messages.empty());
+  }
 }
 
 TEST(HttpParserRequest, ParserStaysFailed) {
@@ -518,7 +535,8 @@ TEST(HttpParserResponse, BadResponsesAre502) {
   for (const char* in :
        {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
         "HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n", "garbage\r\n\r\n",
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"}) {
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\rXa"}) {
     Outcome run = Parse(Kind::kResponse, in);
     ASSERT_TRUE(run.error) << in;
     EXPECT_EQ(run.error->status, 502) << in;
