@@ -326,6 +326,10 @@ struct HttpParser::Impl {
         sc.prev_cr = c == '\r';
       }
       if (i < end) {
+        // Nor after a status line or an empty header value: a CR may only come before LF.
+        if (sc.prev_cr || std::memchr(data + i, '\r', end - 1 - i) != nullptr) {
+          return HttpError{Status(400), "CR without LF in header section"};
+        }
         sc.bytes += end - i;
         if (sc.bytes > max) return HttpError{Status(431), "header section too large"};
         sc.prev_cr = data[end - 1] == '\r';

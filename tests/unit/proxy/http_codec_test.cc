@@ -543,6 +543,24 @@ TEST(HttpParserResponse, BadResponsesAre502) {
   }
 }
 
+// Found by the http_response fuzzer: llhttp 8 ends a status line (or an empty header value) at
+// a CR followed by any byte, so "200 OK\rD" swallowed the D and the next line was a header,
+// or with "\rD\n" the head ended there and the origin's headers were read as the body.
+TEST(HttpParserResponse, CrWithoutLfInHeadIs502InAnyPieces) {
+  for (const std::vector<std::string>& pieces :
+       {std::vector<std::string>{"HTTP/1.1 200 OK\rDContent-Length: 2\r\n\r\nab"},
+        std::vector<std::string>{"HTTP/1.1 200 OK\rD\nContent-Length: 2\r\n\r\nab"},
+        std::vector<std::string>{"HTTP/1.1 200 OK\r", "DContent-Length: 2\r\n\r\nab"},
+        std::vector<std::string>{"HTTP/1.1 200 OK\r\nX: a\r", "b\r\n\r\n"},
+        std::vector<std::string>{"HTTP/1.1 200 OK\r\nX: \ro\nContent-Length: 2\r\n\r\nab"},
+        std::vector<std::string>{"HTTP/1.1 200 OK\r\nX: \r", "o\nContent-Length: 2\r\n\r\nab"}}) {
+    Outcome run = Drive(Kind::kResponse, pieces, /*eof=*/true);
+    ASSERT_TRUE(run.error) << Describe(run);
+    EXPECT_EQ(run.error->status, 502);
+    EXPECT_TRUE(run.messages.empty());
+  }
+}
+
 HttpHead RequestHead(const std::string& raw) {
   Outcome run = Parse(Kind::kRequest, raw);
   EXPECT_FALSE(run.error) << raw;
