@@ -20,8 +20,9 @@ RuleIndex::AddressKey RuleIndex::Mask(const IpAddress& address, int prefix_lengt
     key.lo = (key.lo << 8) | b[8 + k];
   }
   if (prefix_length <= 0) return {};
-  if (prefix_length < 64) {
-    key.hi &= ~std::uint64_t{0} << (64 - prefix_length);
+  if (prefix_length <= 64) {
+    // A shift by 64 is undefined (x86 shifts by 0 instead, which kept every bit of a /64).
+    if (prefix_length < 64) key.hi &= ~std::uint64_t{0} << (64 - prefix_length);
     key.lo = 0;
   } else if (prefix_length < 128) {
     key.lo &= ~std::uint64_t{0} << (128 - prefix_length);

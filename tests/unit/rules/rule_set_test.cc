@@ -201,6 +201,15 @@ TEST(RuleSet, IpHostsMatchOnlyAddressPatterns) {
   EXPECT_EQ(Decide(set, To("a.1.2.3.example")).rule, "names");
 }
 
+// Found by the config fuzzer: the index masked addresses for a /64 block with a shift by 64,
+// which kept their low 64 bits, so only the network address itself matched.
+TEST(RuleSet, Ipv6SlashSixtyFourBlockMatchesItsAddresses) {
+  RuleSet set = MustCompile({MakeRule("lan", Action::kTunnel, {"2001:db8:0:1::/64"})});
+  EXPECT_EQ(Decide(set, To("[2001:db8:0:1::]")).rule, "lan");
+  EXPECT_EQ(Decide(set, To("[2001:db8:0:1:abcd::1]")).rule, "lan");
+  EXPECT_EQ(Decide(set, To("[2001:db8:0:2::1]")).rule, "default");
+}
+
 TEST(RuleSet, InspectionSwitchTurnsDecryptIntoTunnel) {
   RuleSetOptions options = Options();
   options.inspection_enabled = false;
