@@ -258,11 +258,14 @@ void CheckPrivateFileMode(const std::string& path, const std::string& what) {
 }
 
 std::vector<X509Ptr> LoadCertificates(const std::string& path) {
-  std::string data = ReadFile(path);
-  if (data.empty()) throw LoadError(path, "empty file");
-  if (LooksLikePem(data)) return ParsePemCertificates(path, data);
+  return ParseCertificates(ReadFile(path), path);
+}
+
+std::vector<X509Ptr> ParseCertificates(const std::string& data, const std::string& name) {
+  if (data.empty()) throw LoadError(name, "empty file");
+  if (LooksLikePem(data)) return ParsePemCertificates(name, data);
   std::vector<X509Ptr> certs;
-  certs.push_back(ParseDerCertificate(path, data));
+  certs.push_back(ParseDerCertificate(name, data));
   return certs;
 }
 
@@ -272,18 +275,19 @@ X509Ptr LoadCertificate(const std::string& path) {
 
 EvpPkeyPtr LoadPrivateKey(const std::string& path, const PassphraseSource& passphrase) {
   CheckPrivateFileMode(path, "key file");
-  std::string data = ReadFile(path);
-  if (data.empty()) throw LoadError(path, "empty file");
-  Passphrase pass = ResolvePassphrase(path, passphrase);
+  return ParsePrivateKey(ReadFile(path), path, passphrase);
+}
+
+EvpPkeyPtr ParsePrivateKey(std::string data, const std::string& path,
+                           const PassphraseSource& passphrase) {
   // Key material and the passphrase should not linger in freed heap memory.
   struct Cleanser {
     std::string& a;
-    std::string& b;
-    ~Cleanser() {
-      OPENSSL_cleanse(a.data(), a.size());
-      OPENSSL_cleanse(b.data(), b.size());
-    }
-  } cleanser{data, pass.value};
+    ~Cleanser() { OPENSSL_cleanse(a.data(), a.size()); }
+  } data_cleanser{data};
+  if (data.empty()) throw LoadError(path, "empty file");
+  Passphrase pass = ResolvePassphrase(path, passphrase);
+  Cleanser pass_cleanser{pass.value};
 
   EVP_PKEY* raw = nullptr;
   // Input type and structure are left open so PKCS#8, traditional and encrypted forms, PEM

@@ -38,6 +38,9 @@ struct CaMaterial {
 // file. Throws: unreadable, empty, not a certificate.
 std::vector<X509Ptr> LoadCertificates(const std::string& path);
 
+// The same from the bytes of a file; `name` only names it in errors.
+std::vector<X509Ptr> ParseCertificates(const std::string& data, const std::string& name);
+
 // The first certificate of LoadCertificates(path).
 X509Ptr LoadCertificate(const std::string& path);
 
@@ -46,6 +49,11 @@ X509Ptr LoadCertificate(const std::string& path);
 // encrypted keys without a passphrase, wrong passphrases, and unsupported key types (RSA
 // 2048-4096, ECDSA P-256 and P-384 are supported).
 EvpPkeyPtr LoadPrivateKey(const std::string& path, const PassphraseSource& passphrase);
+
+// The same from the bytes of a key file, without the key file's mode check; `path` only names it in
+// errors. `data` is cleansed before it is freed.
+EvpPkeyPtr ParsePrivateKey(std::string data, const std::string& path,
+                           const PassphraseSource& passphrase);
 
 // Throws LoadError unless only the owner may access `path` (no group or other bits): a secret
 // others can read is refused, and the message gives the chmod to run. `what` names the
