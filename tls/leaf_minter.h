@@ -68,7 +68,6 @@ class LeafMinter {
 
   LeafKeys& keys_;
   int leaf_days_;
-  const EVP_MD* sha256_;
   std::shared_ptr<std::array<SpkiCache, kLeafKeyTypeCount>> spki_ =
       std::make_shared<std::array<SpkiCache, kLeafKeyTypeCount>>();
 };
