@@ -226,6 +226,16 @@ struct HttpParser::Impl {
     return true;
   }
 
+  // The last coding of the Transfer-Encoding list, as the next hop reads our copy of it.
+  std::string_view FinalCoding() const {
+    std::string_view last;
+    for (const HttpHeader& h : head.headers) {
+      if (!EqualsIgnoreCase(h.name, "Transfer-Encoding")) continue;
+      ForEachListElement(h.value, [&](std::string_view e) { last = e; });
+    }
+    return last;
+  }
+
   static int OnHeadersComplete(llhttp_t* p) {
     Impl& s = Self(p);
     s.in_trailers = true;
@@ -253,6 +263,11 @@ struct HttpParser::Impl {
                                   : s.Fail(505, "only HTTP/1.0 and HTTP/1.1 are spoken here");
     }
     h.chunked = (p->flags & F_CHUNKED) != 0;
+    // The head we forward keeps Transfer-Encoding, OWS trimmed, so it must frame the body as
+    // llhttp does: llhttp 8 does not take "chunked" followed by a tab for chunked.
+    if (s.saw_transfer_encoding && EqualsIgnoreCase(s.FinalCoding(), "chunked") != h.chunked) {
+      return s.Fail(400, "ambiguous Transfer-Encoding");
+    }
     if ((p->flags & F_CONTENT_LENGTH) != 0) h.content_length = p->content_length;
     h.upgrade = p->upgrade != 0;
     if (const HttpHeader* expect = h.Find("Expect")) {

@@ -561,6 +561,24 @@ TEST(HttpParserResponse, CrWithoutLfInHeadIs502InAnyPieces) {
   }
 }
 
+// Found by the http_response fuzzer: llhttp 8 reads "chunked" followed by a tab (valid OWS) as
+// not chunked, so the body was read to the close, while the relayed head said
+// "Transfer-Encoding: chunked" and the client would de-chunk what the origin put in the body.
+TEST(HttpParserResponse, TransferEncodingThatLlhttpReadsDifferentlyIs502) {
+  Outcome run =
+      Parse(Kind::kResponse,
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\t\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            /*eof=*/true);
+  ASSERT_TRUE(run.error) << Describe(run);
+  EXPECT_EQ(run.error->status, 502);
+  EXPECT_TRUE(run.messages.empty());
+  Outcome spaced =
+      Parse(Kind::kResponse, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked \r\n\r\n0\r\n\r\n");
+  ASSERT_FALSE(spaced.error);
+  ASSERT_EQ(spaced.messages.size(), 1u);
+  EXPECT_TRUE(spaced.messages[0].head.chunked);
+}
+
 HttpHead RequestHead(const std::string& raw) {
   Outcome run = Parse(Kind::kRequest, raw);
   EXPECT_FALSE(run.error) << raw;
