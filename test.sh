@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every test (unit and end-to-end). Then builds the
-# ASan+UBSan and TSan configurations and runs the unit tests under them.
-# Exits non-zero on any failure. MINTGATE_SANITIZERS=0 skips the sanitizer runs.
+# ASan+UBSan and TSan configurations and runs the unit tests under them, and runs each
+# libFuzzer target for a bounded time (scripts/fuzz.sh).
+# Exits non-zero on any failure. MINTGATE_SANITIZERS=0 skips the sanitizer and fuzz runs;
+# MINTGATE_FUZZ=0 skips only the fuzz runs.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -27,5 +29,10 @@ if [[ "${MINTGATE_SANITIZERS:-1}" != 0 ]]; then
   echo "== asan end-to-end tests"
   MINTGATE_SANITIZED=1 ctest --test-dir build/asan -L e2e -j"$jobs" --timeout 600 \
     --output-on-failure
+  # The parsers of network input and configuration files under libFuzzer (ASan+UBSan), about
+  # 25 s per target, two at a time.
+  if [[ "${MINTGATE_FUZZ:-1}" != 0 ]]; then
+    scripts/fuzz.sh
+  fi
 fi
 echo "mintgate: all tests passed"

@@ -6,7 +6,8 @@ set -euo pipefail
 build_pkgs=(build-essential cmake ninja-build pkg-config libssl-dev libuv1-dev libc-ares-dev
   node-llhttp libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libgtest-dev
   libbenchmark-dev openssl)
-test_pkgs=(curl nginx-light dnsmasq nodejs)
+# clang and its runtimes (libclang-rt-14-dev: libFuzzer, ASan, UBSan) for scripts/fuzz.sh.
+test_pkgs=(curl nginx-light dnsmasq nodejs clang libclang-rt-14-dev)
 # The load lab (bench/lab/run) compares mintgate with these peers (python3-cryptography:
 # the certificates of its per-host mode, bench/lab/lab_certs.py).
 lab_pkgs=(squid-openssl mitmproxy nginx-light dnsmasq python3-cryptography)
