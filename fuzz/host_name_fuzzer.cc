@@ -114,19 +114,16 @@ void CheckHostPattern(std::string_view text) {
     const IpAddress& network = pattern->cidr.network();
     const HostView view = mintgate::rules::MakeHostView(network.ToString(), buffer);
     FUZZ_CHECK(view.address);
-    // Targets that are IPv4-mapped or -compatible IPv6 are judged as IPv4 (canonical_host.h),
-    // so a pattern of such addresses ("::ffff:10.0.0.0/104") matches nothing; reported, left to
-    // the owner of canonical hosts.
-    if (mintgate::rules::Unmapped(network) == network) FUZZ_CHECK(pattern->Matches(view));
+    // Mapped blocks ("::ffff:10.0.0.0/104") are stored as the IPv4 block, as targets in that
+    // form are judged, so every address pattern matches its own network.
+    FUZZ_CHECK(pattern->Matches(view));
     return;
   }
   FUZZ_CHECK(mintgate::rules::IsValidHostName(pattern->name, nullptr));
   std::string self_buffer, below_buffer;
   const HostView self = mintgate::rules::MakeHostView(pattern->name, self_buffer);
-  // A name whose last label is a number in another base ("10.0.0.0x8") is a valid pattern,
-  // but a target spelled so is judged as the address, so the pattern matches nothing; reported,
-  // left to the owner of canonical hosts.
-  if (self.address) return;
+  // A name browsers would read as an address ("10.0.0.0x8") is no valid pattern.
+  FUZZ_CHECK(!self.address);
   const HostView below = mintgate::rules::MakeHostView("a." + pattern->name, below_buffer);
   FUZZ_CHECK(self.name == pattern->name);
   FUZZ_CHECK(pattern->Matches(self) == (pattern->kind != HostPattern::Kind::kBelow));

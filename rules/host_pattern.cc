@@ -79,6 +79,15 @@ bool IsValidHostName(std::string_view name, std::string* error) {
     start = end + 1;
   }
   if (all_digits) return fail("the last label is all digits, but it is not a valid IP address");
+  // Browsers read a name whose last label is a number ("10.0.0.0x8", hex) as an IPv4 address
+  // (WHATWG URL), and so does the gateway (CanonicalizeHost): as a name it would never match.
+  const std::size_t last = name.rfind('.') == name.npos ? 0 : name.rfind('.') + 1;
+  if (name.substr(last).starts_with("0x")) {
+    const std::string_view digits = name.substr(last + 2);
+    bool hex = true;
+    for (char c : digits) hex = hex && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'));
+    if (hex) return fail("the last label is a hexadecimal number: an IP address spelt another way");
+  }
   return true;
 }
 
@@ -97,6 +106,14 @@ std::optional<HostPattern> HostPattern::Parse(std::string_view text, std::string
     if (!cidr) return std::nullopt;
     pattern.kind = Kind::kAddress;
     pattern.cidr = *cidr;
+    // Targets in IPv4-mapped (or -compatible) IPv6 form are judged as IPv4 (MakeHostView), so
+    // such a block means the IPv4 block inside it; kept as IPv6 it would never match.
+    const IpAddress inside = Unmapped(cidr->network());
+    if (inside.family() == IpAddress::Family::kV4 && cidr->prefix_length() >= 96) {
+      std::string ignored;
+      pattern.cidr = *Cidr::Parse(
+          inside.ToString() + "/" + std::to_string(cidr->prefix_length() - 96), &ignored);
+    }
     return pattern;
   }
   std::string_view name = normalized;

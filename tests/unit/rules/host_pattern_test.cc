@@ -101,6 +101,21 @@ TEST(HostPattern, AcceptsBoundaryNames) {
   EXPECT_TRUE(HostPattern::Parse("3com.example", &error)) << error;
 }
 
+// Patterns mean what targets are judged as: an IPv4-mapped block is the IPv4 block (targets
+// in that form are judged as IPv4), and a name that browsers read as an address is refused.
+TEST(HostPattern, PatternsAreCanonicalLikeTargets) {
+  EXPECT_TRUE(Matches("::ffff:192.0.2.1", "192.0.2.1"));
+  EXPECT_TRUE(Matches("::ffff:192.0.2.1", "[::ffff:192.0.2.1]"));
+  EXPECT_TRUE(Matches("::ffff:10.0.0.0/104", "10.9.9.9"));
+  EXPECT_FALSE(Matches("::ffff:10.0.0.0/104", "11.0.0.1"));
+  EXPECT_NE(Rejection("10.0.0.0x8").find("hexadecimal"), std::string::npos);
+  EXPECT_NE(Rejection("*.0x7f").find("hexadecimal"), std::string::npos);
+  EXPECT_NE(Rejection("0x7f.0.0.1").find("all digits"), std::string::npos);
+  std::string error;
+  EXPECT_TRUE(HostPattern::Parse("0xdeadbeef.example", &error)) << error;  // not the last label
+  EXPECT_TRUE(HostPattern::Parse("a.0xg", &error)) << error;               // not a number
+}
+
 TEST(NormalizeHost, LowercasesAndStrips) {
   EXPECT_EQ(NormalizeHost("WWW.Example.COM."), "www.example.com");
   EXPECT_EQ(NormalizeHost("[2001:DB8::1]"), "2001:db8::1");
