@@ -37,10 +37,6 @@ std::string HexChunkHeader(std::size_t size) {
   return std::string(buf, static_cast<std::size_t>(n));
 }
 
-}  // namespace
-
-namespace {
-
 // NTLM and Negotiate (Kerberos/SPNEGO) authenticate a connection, not a request: an
 // Authorization or WWW-Authenticate value in one of those schemes (a challenge may list
 // several, comma-separated).
