@@ -1,6 +1,6 @@
 // Fuzzes the configuration path of `mintgate check` and `run`: the TOML text through
-// ConfigLoader::Parse (proxy/config_loader.h) into Config, then the rules compiled by
-// rules::RuleSet::Compile as proxy/gateway_config.cc does it, and for a rule set that compiles,
+// ConfigLoader::Parse (proxy/config/config_loader.h) into Config, then the rules compiled by
+// rules::RuleSet::Compile as proxy/config/gateway_config.cc does it, and for a rule set that compiles,
 // decisions on a few targets derived from the rules themselves.
 //
 // Category files are read from a folder this process creates once in /tmp; a configuration
@@ -22,7 +22,7 @@
 #include <variant>
 #include <vector>
 
-#include "proxy/config_loader.h"
+#include "proxy/config/config_loader.h"
 #include "rules/rule_set.h"
 
 namespace {

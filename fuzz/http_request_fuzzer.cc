@@ -1,4 +1,4 @@
-// Fuzzes what a client sends the gateway: HttpParser in request mode (proxy/http_codec.h), the
+// Fuzzes what a client sends the gateway: HttpParser in request mode (proxy/http/http_codec.h), the
 // request target as the session reads it (ParseAbsoluteHttpUrl, ParseAuthority for CONNECT) and
 // the head it forwards (SerializeRequestHead).
 //
@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "proxy/http_codec.h"
+#include "proxy/http/http_codec.h"
 #include "rules/canonical_host.h"
 
 namespace {

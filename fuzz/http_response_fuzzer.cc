@@ -1,4 +1,4 @@
-// Fuzzes what an origin server sends back: HttpParser in response mode (proxy/http_codec.h),
+// Fuzzes what an origin server sends back: HttpParser in response mode (proxy/http/http_codec.h),
 // including responses to HEAD (SetNextResponseHasNoBody), 1xx responses, close-delimited
 // bodies ended by FeedEof, and the head relayed to the client (SerializeResponseHead).
 //
@@ -16,7 +16,7 @@
 #include <string_view>
 #include <vector>
 
-#include "proxy/http_codec.h"
+#include "proxy/http/http_codec.h"
 
 namespace {
 

@@ -42,7 +42,7 @@
 #include <utility>
 #include <vector>
 
-#include "proxy/json_text.h"
+#include "proxy/log/json_text.h"
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "proxy/access_log.h"
+#include "proxy/log/access_log.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-#include "proxy/admin_access.h"
+#include "proxy/config/admin_access.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "proxy/admin_server.h"
+#include "proxy/control/admin_server.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "proxy/admin_token.h"
+#include "proxy/config/admin_token.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-#include "proxy/ca_commands.h"
+#include "proxy/cli/ca_commands.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>

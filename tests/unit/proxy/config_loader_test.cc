@@ -1,4 +1,4 @@
-#include "proxy/config_loader.h"
+#include "proxy/config/config_loader.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

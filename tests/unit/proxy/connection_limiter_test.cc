@@ -1,4 +1,4 @@
-#include "proxy/connection_limiter.h"
+#include "proxy/runtime/connection_limiter.h"
 
 #include <gtest/gtest.h>
 

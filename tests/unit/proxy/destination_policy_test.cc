@@ -1,8 +1,8 @@
-#include "proxy/destination_policy.h"
+#include "proxy/runtime/destination_policy.h"
 
 #include <gtest/gtest.h>
 
-#include "proxy/config_loader.h"
+#include "proxy/config/config_loader.h"
 
 namespace mintgate::proxy {
 namespace {

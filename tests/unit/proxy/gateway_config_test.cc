@@ -1,4 +1,4 @@
-#include "proxy/gateway_config.h"
+#include "proxy/config/gateway_config.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>

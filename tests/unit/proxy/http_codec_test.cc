@@ -1,4 +1,4 @@
-#include "proxy/http_codec.h"
+#include "proxy/http/http_codec.h"
 
 #include <gtest/gtest.h>
 

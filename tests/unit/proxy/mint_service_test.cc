@@ -1,4 +1,4 @@
-#include "proxy/mint_service.h"
+#include "proxy/runtime/mint_service.h"
 
 #include <gtest/gtest.h>
 

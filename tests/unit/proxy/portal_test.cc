@@ -1,4 +1,4 @@
-#include "proxy/portal.h"
+#include "proxy/runtime/portal.h"
 
 #include <gtest/gtest.h>
 #include <openssl/evp.h>

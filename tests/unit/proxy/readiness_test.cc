@@ -1,4 +1,4 @@
-#include "proxy/readiness.h"
+#include "proxy/runtime/readiness.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -17,8 +17,8 @@
 #include <sstream>
 #include <thread>
 
-#include "proxy/admin_server.h"
-#include "proxy/readiness_command.h"
+#include "proxy/control/admin_server.h"
+#include "proxy/cli/readiness_command.h"
 
 namespace mintgate::proxy {
 namespace {

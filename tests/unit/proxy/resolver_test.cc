@@ -1,4 +1,4 @@
-#include "proxy/resolver.h"
+#include "proxy/dns/resolver.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-#include "proxy/rfc3339.h"
+#include "proxy/config/rfc3339.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "proxy/runtime_builder.h"
+#include "proxy/control/runtime_builder.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>

@@ -1,0 +1,179 @@
+#include "proxy/config/gateway_config.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <variant>
+
+#include "proxy/config/admin_access.h"
+#include "proxy/config/admin_token.h"
+#include "proxy/config/config_loader.h"
+#include "rules/ip_address.h"
+#include "tls/cert_info.h"
+#include "tls/tls_error.h"
+
+namespace mintgate::proxy {
+namespace {
+
+bool Exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+bool HasNameConstraints(X509* cert) {
+  return X509_get_ext_by_NID(cert, NID_name_constraints, -1) >= 0;
+}
+
+// Chrome enforces nameConstraints on every CA in the path, so a constrained enterprise CA
+// cannot vouch for leaves minted for arbitrary hosts.
+void WarnNameConstraints(const tls::CertAuthority& ca, std::vector<std::string>& warnings) {
+  std::vector<X509*> path{ca.cert()};
+  for (const tls::X509Ptr& c : ca.chain()) path.push_back(c.get());
+  for (X509* cert : path) {
+    if (!HasNameConstraints(cert)) continue;
+    warnings.push_back("[ca." + ca.name() + "]: \"" + tls::DescribeCertificate(cert).subject_cn +
+                       "\" carries nameConstraints: browsers will reject leaves for hosts "
+                       "outside them, so this profile cannot inspect arbitrary sites");
+  }
+}
+
+}  // namespace
+
+std::string StateDirProblem(const std::string& state_dir) {
+  struct stat st {};
+  if (::stat(state_dir.c_str(), &st) != 0) {
+    if (errno == ENOENT) return "";
+    return "server.state_dir: cannot access " + state_dir + ": " + std::strerror(errno);
+  }
+  if (!S_ISDIR(st.st_mode)) return "server.state_dir: " + state_dir + " is not a directory";
+  const mode_t mode = st.st_mode & 07777;
+  if ((mode & 022) != 0) {
+    char octal[8];
+    std::snprintf(octal, sizeof octal, "%04o", static_cast<unsigned>(mode));
+    return "server.state_dir: " + state_dir + " is writable by group or others (mode " + octal +
+           "), who could replace the generated CA key and the admin token; run: chmod 700 " +
+           state_dir;
+  }
+  return "";
+}
+
+GatewayConfig LoadGatewayConfig(const std::string& path, const GatewayConfigOptions& options) {
+  GatewayConfig g;
+  const std::time_t now = options.now != 0 ? options.now : std::time(nullptr);
+  ConfigLoadResult loaded = ConfigLoader::LoadFile(path);
+  g.config = std::move(loaded.config);
+  g.errors = std::move(loaded.errors);
+  const Config& c = g.config;
+  auto error = [&g, &path](int line, std::string message) {
+    g.errors.push_back({path, line, 0, std::move(message)});
+  };
+
+  for (const std::string& client : c.server.allow_clients) {
+    std::string why;
+    if (!rules::Cidr::Parse(client, &why)) {
+      error(0, "server.allow_clients: \"" + client + "\": " + why);
+    }
+  }
+
+  // Reachable from elsewhere, it is only as safe as the token, which crosses the network in
+  // clear (plain HTTP).
+  if (!IsLoopbackAddress(c.admin.listen.host)) {
+    g.warnings.push_back("admin.listen " + c.admin.listen.ToString() +
+                         " is not a loopback address: other hosts can reach the admin listener, "
+                         "which speaks plain HTTP (the admin token crosses the network in "
+                         "clear); prefer 127.0.0.1 or a dedicated management network");
+  }
+
+  for (const CanaryConfig& canary : c.canaries) {
+    const bool known = canary.ca == kGeneratedCaName ||
+                       std::any_of(c.cas.begin(), c.cas.end(), [&](const CaProfileConfig& ca) {
+                         return ca.spec.name == canary.ca;
+                       });
+    if (!known && !canary.ca.empty()) {
+      error(canary.line, "[[canary]]: ca = \"" + canary.ca + "\" is not a [ca.NAME] profile");
+    }
+    for (const std::string& client : canary.clients) {
+      std::string why;
+      if (!rules::Cidr::Parse(client, &why)) {
+        error(canary.line, "[[canary]] clients: \"" + client + "\": " + why);
+      }
+    }
+  }
+  for (const std::string& bypass : c.portal.pac_bypass) {
+    if (bypass.empty() || bypass.find_first_of(" \"'\\") != std::string::npos) {
+      error(0, "portal.pac_bypass: \"" + bypass + "\" is not a host pattern or network");
+    }
+  }
+
+  // The CA profiles, and the generated default when something relies on it.
+  std::vector<rules::CaSchedule> schedules;
+  bool default_configured = false;
+  for (const CaProfileConfig& ca : c.cas) {
+    schedules.push_back({ca.spec.name, ca.retire_at, ca.successor});
+    default_configured = default_configured || ca.spec.name == kGeneratedCaName;
+  }
+  const bool default_referenced =
+      c.inspection.default_ca == kGeneratedCaName ||
+      std::any_of(c.rules.begin(), c.rules.end(),
+                  [](const rules::Rule& r) { return r.ca == kGeneratedCaName; });
+  if (!default_configured && default_referenced) {
+    g.uses_generated_ca = true;
+    g.generated_ca_dir = c.server.state_dir + "/ca";
+    schedules.push_back({kGeneratedCaName, std::nullopt, ""});
+  }
+
+  if (options.load_cas) {
+    if (std::string problem = StateDirProblem(c.server.state_dir); !problem.empty()) {
+      error(0, std::move(problem));
+    }
+    // A configured token file must be there; the generated one only once it exists.
+    const std::string token = AdminTokenPath(c);
+    if (!c.admin.token_file.empty() || Exists(token)) {
+      try {
+        ReadAdminToken(token);
+      } catch (const tls::LoadError& e) {
+        error(0, (c.admin.token_file.empty() ? "admin token: " : "admin.token_file: ") +
+                     std::string(e.what()));
+      }
+    }
+  }
+
+  g.authorities.resize(c.cas.size());
+  if (options.load_cas) {
+    tls::SignerOptions signer_options;
+    signer_options.signing_intermediate = c.mint.signing_intermediate;
+    signer_options.leaf_days = c.mint.leaf_days;
+    for (std::size_t i = 0; i < c.cas.size(); ++i) {
+      try {
+        g.authorities[i] = tls::CertAuthority::Load(c.cas[i].spec, signer_options, now);
+        WarnNameConstraints(*g.authorities[i], g.warnings);
+      } catch (const tls::LoadError& e) {
+        error(c.cas[i].line, "[ca." + c.cas[i].spec.name + "]: " + e.what());
+      }
+    }
+    if (g.uses_generated_ca && !Exists(g.generated_ca_dir + "/ca.pem")) {
+      g.warnings.push_back("CA profile \"default\" is generated in " + g.generated_ca_dir +
+                           " at first start; clients must then install " + g.generated_ca_dir +
+                           "/ca.pem");
+    }
+  }
+
+  rules::RuleSetOptions rule_options;
+  rule_options.inspection_enabled = c.inspection.enabled;
+  rule_options.default_ca = c.inspection.default_ca;
+  rule_options.cas = std::move(schedules);
+  auto compiled = rules::RuleSet::Compile(c.rules, c.categories, std::move(rule_options));
+  if (auto* set = std::get_if<rules::RuleSet>(&compiled)) {
+    g.rules = std::move(*set);
+  } else {
+    for (rules::RuleError& e : std::get<std::vector<rules::RuleError>>(compiled)) {
+      error(e.line, std::move(e.message));
+    }
+  }
+  return g;
+}
+
+}  // namespace mintgate::proxy

@@ -1,0 +1,178 @@
+#include "proxy/log/access_log.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
+#include <cstring>
+#include <set>
+#include <stdexcept>
+#include <string_view>
+
+#include "proxy/log/json_text.h"
+
+namespace mintgate::proxy {
+namespace {
+
+std::string Dash(const std::string& s) { return s.empty() ? "-" : s; }
+
+// Squid's native format has no quoting: a field is one run of printable bytes. What a
+// client sent that is not (spaces, control bytes, non-ASCII) is percent-encoded, as are '%'
+// themselves, so a field can neither split nor forge a line.
+std::string NoSpaces(const std::string& s) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size());
+  for (char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c > 0x20 && c < 0x7f && c != '%') {
+      out += ch;
+    } else {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 0xf];
+    }
+  }
+  return out;
+}
+
+void AppendJsonStringOrNull(std::string& out, std::string_view s) {
+  if (s.empty()) {
+    out += "null";
+  } else {
+    AppendJsonString(out, s);
+  }
+}
+
+std::mutex& RegistryMutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
+}  // namespace
+
+std::set<const AccessLog*>& AccessLog::Registry() {
+  static std::set<const AccessLog*> logs;
+  return logs;
+}
+
+void AccessLog::Register(const AccessLog* log) {
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  Registry().insert(log);
+}
+
+AccessLog::AccessLog(const std::string& path, LogFormat format) : format_(format) {
+  if (path == "-") {
+    file_ = stdout;
+    owned_ = false;
+    Register(this);
+    return;
+  }
+  // Decrypted URLs are private: a new file is readable by its owner and group only, whatever
+  // the umask (an existing one keeps the mode its administrator gave it).
+  const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  file_ = fd < 0 ? nullptr : ::fdopen(fd, "a");
+  if (file_ == nullptr) {
+    const int error = errno;
+    if (fd >= 0) ::close(fd);
+    throw std::runtime_error("cannot open access log " + path + ": " + std::strerror(error));
+  }
+  owned_ = true;
+  Register(this);
+}
+
+AccessLog::~AccessLog() {
+  {
+    std::lock_guard<std::mutex> lock(RegistryMutex());
+    Registry().erase(this);
+  }
+  Flush();
+  if (owned_) std::fclose(file_);
+}
+
+std::string AccessLog::Format(const AccessRecord& r) const {
+  if (format_ == LogFormat::kJson) {
+    // Written by hand (a JSON library's DOM cost ~50,000 instructions a line, a third of a
+    // relayed request); keys in sorted order, as before.
+    std::string out;
+    out.reserve(320 + r.url.size() + r.note.size());
+    out += "{\"action\":";
+    AppendJsonString(out, r.action);
+    out += ",\"bytes_from_client\":";
+    out += std::to_string(r.bytes_from_client);
+    out += ",\"bytes_to_client\":";
+    out += std::to_string(r.bytes_to_client);
+    out += ",\"ca\":";
+    AppendJsonStringOrNull(out, r.ca);
+    out += ",\"cert_cache\":";
+    AppendJsonStringOrNull(out, r.cert_cache);
+    out += ",\"client\":";
+    AppendJsonString(out, r.client);
+    out += ",\"duration_ms\":";
+    out += std::to_string(r.duration_ms);
+    out += ",\"method\":";
+    AppendJsonString(out, r.method);
+    if (!r.note.empty()) {
+      out += ",\"note\":";
+      AppendJsonString(out, r.note);
+    }
+    out += ",\"rule\":";
+    AppendJsonStringOrNull(out, r.rule);
+    out += ",\"sni\":";
+    AppendJsonStringOrNull(out, r.sni);
+    out += ",\"status\":";
+    out += std::to_string(r.status);
+    out += ",\"time\":";
+    char number[32];
+    const auto written = std::to_chars(number, number + sizeof number, r.time);
+    out.append(number, written.ptr);
+    out += ",\"upstream\":";
+    AppendJsonStringOrNull(out, r.upstream);
+    out += ",\"upstream_verify\":";
+    AppendJsonStringOrNull(out, r.upstream_verify);
+    out += ",\"url\":";
+    AppendJsonString(out, r.url);
+    out += ",\"user\":";
+    AppendJsonStringOrNull(out, r.user);
+    out += '}';
+    return out;
+  }
+  // time elapsed client code/status bytes method URL user hierarchy/from type
+  char time[32];
+  std::snprintf(time, sizeof time, "%.3f", r.time);
+  const std::string code = r.action == "tunnel"               ? "TCP_TUNNEL"
+                           : r.status >= 400 || r.status == 0 ? "TCP_DENIED"
+                                                              : "TCP_MISS";
+  return std::string(time) + " " + std::to_string(r.duration_ms) + " " + Dash(r.client) + " " +
+         code + "/" + std::to_string(r.status) + " " + std::to_string(r.bytes_to_client) + " " +
+         Dash(NoSpaces(r.method)) + " " + Dash(NoSpaces(r.url)) + " " + Dash(NoSpaces(r.user)) +
+         " " + (r.upstream.empty() ? "HIER_NONE/-" : "HIER_DIRECT/" + NoSpaces(r.upstream)) + " -";
+}
+
+void AccessLog::Write(const AccessRecord& record) const {
+  std::string line = Format(record);
+  line += '\n';
+  std::lock_guard<std::mutex> lock(mutex_);
+  pending_ += line;
+  if (pending_.size() >= kFlushBytes) WriteOutLocked();
+}
+
+void AccessLog::Flush() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!pending_.empty()) WriteOutLocked();
+}
+
+void AccessLog::WriteOutLocked() const {
+  std::fwrite(pending_.data(), 1, pending_.size(), file_);
+  std::fflush(file_);
+  pending_.clear();
+}
+
+void AccessLog::FlushAll() {
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  for (const AccessLog* log : Registry()) log->Flush();
+}
+
+}  // namespace mintgate::proxy

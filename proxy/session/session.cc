@@ -1,0 +1,1271 @@
+#include "proxy/session/session.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <strings.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstring>
+#include <iostream>
+
+#include "proxy/http/error_page.h"
+#include "proxy/runtime/portal.h"
+#include "proxy/session/worker.h"
+#include "tls/client_hello_peek.h"
+
+namespace mintgate::proxy {
+namespace {
+
+std::string PeerAddress(uv_tcp_t* tcp) {
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "";
+  char text[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, text, sizeof text);
+  } else if (ss.ss_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, text, sizeof text);
+  }
+  return text;
+}
+
+std::string HexChunkHeader(std::size_t size) {
+  char buf[32];
+  int n = std::snprintf(buf, sizeof buf, "%zx\r\n", size);
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
+// NTLM and Negotiate (Kerberos/SPNEGO) authenticate a connection, not a request: an
+// Authorization or WWW-Authenticate value in one of those schemes (a challenge may list
+// several, comma-separated).
+bool IsConnectionAuth(std::string_view value) {
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t comma = value.find(',', start);
+    std::string_view item =
+        value.substr(start, comma == std::string_view::npos ? comma : comma - start);
+    item.remove_prefix(std::min(item.find_first_not_of(' '), item.size()));
+    const std::string_view scheme = item.substr(0, item.find(' '));
+    if ((scheme.size() == 4 && strncasecmp(scheme.data(), "NTLM", 4) == 0) ||
+        (scheme.size() == 9 && strncasecmp(scheme.data(), "Negotiate", 9) == 0)) {
+      return true;
+    }
+    if (comma == std::string_view::npos) return false;
+    start = comma + 1;
+  }
+}
+
+}  // namespace
+
+// "10 s", "0.5 s": a timeout as the configuration wrote it.
+std::string Seconds(std::uint64_t ms) {
+  char buf[32];
+  if (ms % 1000 == 0) {
+    std::snprintf(buf, sizeof buf, "%llu s", static_cast<unsigned long long>(ms / 1000));
+  } else {
+    std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(ms) / 1000.0);
+  }
+  return buf;
+}
+
+struct Session::WriteRequest {
+  uv_write_t req{};
+  std::string data;
+  Session* session = nullptr;
+  Leg leg = Leg::kClient;
+};
+
+// Holds the output of one read callback back until its end (see Corked).
+class Session::CorkScope {
+ public:
+  explicit CorkScope(Session& s) : s_(s) { ++s_.cork_depth_; }
+  ~CorkScope() {
+    if (--s_.cork_depth_ == 0) s_.FlushCorked();
+  }
+  CorkScope(const CorkScope&) = delete;
+  CorkScope& operator=(const CorkScope&) = delete;
+
+ private:
+  Session& s_;
+};
+
+class Session::RequestSide : public HttpParser::Handler {
+ public:
+  explicit RequestSide(Session& s) : s_(s) {}
+  void OnHead(HttpHead& head) override { s_.OnRequestHead(head); }
+  void OnBody(const char* data, std::size_t size) override { s_.ForwardRequestBody(data, size); }
+  void OnMessageComplete() override {
+    s_.request_complete_ = true;
+    if (s_.request_.chunked && s_.state_ != State::kClosing) {
+      s_.ForwardRequestBody(nullptr, 0);  // the terminating chunk
+    }
+  }
+
+ private:
+  Session& s_;
+};
+
+class Session::ResponseSide : public HttpParser::Handler {
+ public:
+  explicit ResponseSide(Session& s) : s_(s) {}
+  void OnHead(HttpHead& head) override {
+    const bool interim = head.status >= 100 && head.status < 200 && head.status != 101;
+    if (interim) {
+      // 100 Continue and friends go to the client as they are; the final response follows.
+      s_.Write(Leg::kClient, SerializeResponseHead(head, false, {}));
+      return;
+    }
+    if (head.status == 101) {
+      s_.response_started_ = true;
+      s_.record_.status = 101;
+      if (!s_.request_.upgrade) {
+        s_.upstream_reusable_ = false;
+        s_.Close();  // switching protocols nobody asked for: nothing sane can follow
+        return;
+      }
+      // The protocol switch goes to the client as is; OnUpstreamBytes then splices.
+      s_.upgrading_ = true;
+      s_.Write(Leg::kClient, SerializeResponseHead(head, true, {}));
+      return;
+    }
+    s_.response_started_ = true;
+    s_.record_.status = head.status;
+    if (!head.keep_alive) s_.upstream_reusable_ = false;
+    if (head.status == 401) {
+      for (const HttpHeader& h : head.headers) {
+        if (strcasecmp(h.name.c_str(), "WWW-Authenticate") == 0 && IsConnectionAuth(h.value)) {
+          s_.upstream_pinned_ = true;
+        }
+      }
+    }
+    const bool no_body = s_.request_.method == "HEAD" || head.status == 204 || head.status == 304;
+    s_.response_chunked_ = head.chunked && !no_body;
+    s_.response_close_delimited_ = !no_body && !head.chunked && !head.content_length;
+    std::vector<HttpHeader> extra;
+    if (s_.response_close_delimited_ || !s_.keep_client_alive_) {
+      // A body that ends with the connection can only be passed on the same way.
+      s_.keep_client_alive_ = false;
+      extra.push_back({"Connection", "close"});
+    }
+    s_.Write(Leg::kClient, SerializeResponseHead(head, false, extra));
+  }
+  void OnBody(const char* data, std::size_t size) override { s_.ForwardResponseBody(data, size); }
+  void OnMessageComplete() override {
+    if (!s_.response_started_ || s_.upgrading_) return;  // 1xx: the final one follows
+    if (s_.response_chunked_) s_.Write(Leg::kClient, "0\r\n\r\n");
+    // Finished by OnUpstreamRead once the parser has returned: never tear it down from
+    // inside its own callback.
+    s_.response_complete_ = true;
+  }
+
+ private:
+  Session& s_;
+};
+
+Session::Session(Worker& worker)
+    : worker_(worker),
+      runtime_(worker.runtime_ptr()),
+      id_(worker.NextSessionId()),
+      request_side_(std::make_unique<RequestSide>(*this)),
+      response_side_(std::make_unique<ResponseSide>(*this)) {
+  client_.data = this;
+  timer_.data = this;
+  uv_tcp_init(worker_.loop(), &client_);
+  uv_timer_init(worker_.loop(), &timer_);
+  open_handles_ = 2;
+}
+
+Session::~Session() {
+  if (admitted_) runtime().connections->Release(*client_ip_);
+}
+
+bool Session::Accept(uv_stream_t* server) {
+  if (uv_accept(server, client_stream()) != 0) {
+    Close();
+    return false;
+  }
+  uv_tcp_nodelay(&client_, 1);
+  // A client that vanished without a FIN (a laptop closed, a NAT entry dropped) is found.
+  if (timeouts().tcp_keepalive_ms != 0) {
+    uv_tcp_keepalive(&client_, 1, static_cast<unsigned>(timeouts().tcp_keepalive_ms / 1000));
+  }
+  client_address_ = PeerAddress(&client_);
+  sockaddr_storage local{};
+  int len = sizeof local;
+  if (uv_tcp_getsockname(&client_, reinterpret_cast<sockaddr*>(&local), &len) == 0) {
+    char text[INET6_ADDRSTRLEN] = {};
+    if (local.ss_family == AF_INET) {
+      const auto* v4 = reinterpret_cast<sockaddr_in*>(&local);
+      inet_ntop(AF_INET, &v4->sin_addr, text, sizeof text);
+      local_port_ = ntohs(v4->sin_port);
+    } else if (local.ss_family == AF_INET6) {
+      const auto* v6 = reinterpret_cast<sockaddr_in6*>(&local);
+      inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof text);
+      local_port_ = ntohs(v6->sin6_port);
+    }
+    local_address_ = text;
+  }
+  return true;
+}
+
+void Session::Start() {
+  client_ip_ = rules::IpAddress::Parse(client_address_);
+  if (client_ip_ && runtime().connections && !Admit()) return;
+  if (!client_ip_ || !runtime().ClientAllowed(*client_ip_)) {
+    RespondError(403, "client " + client_address_ + " is not allowed to use this proxy");
+    return;
+  }
+  NewRequestParser();
+  ReadRequest();
+}
+
+// Counts this connection against server.max_connections and max_connections_per_client;
+// beyond them it gets a 503 at once and is closed without reading anything.
+bool Session::Admit() {
+  const ServerConfig& server = runtime().config.server;
+  const ConnectionLimiter::Verdict verdict = runtime().connections->Admit(
+      *client_ip_, server.max_connections, server.max_connections_per_client);
+  if (verdict == ConnectionLimiter::Verdict::kAdmitted) {
+    admitted_ = true;
+    return true;
+  }
+  const std::string why = verdict == ConnectionLimiter::Verdict::kTooMany
+                              ? "the gateway is at server.max_connections (" +
+                                    std::to_string(server.max_connections) + ")"
+                              : "this client is at server.max_connections_per_client (" +
+                                    std::to_string(server.max_connections_per_client) + ")";
+  std::string reply = ErrorResponse(503, why, true);
+  uv_buf_t buf = uv_buf_init(reply.data(), static_cast<unsigned>(reply.size()));
+  uv_try_write(client_stream(), &buf, 1);  // one try: a refused client gets no buffer
+  BeginRecord("-", "-");
+  record_.status = 503;
+  record_.note = why;
+  Close();
+  return false;
+}
+
+void Session::ReadRequest() {
+  state_ = State::kReadRequest;
+  head_timer_armed_ = false;
+  request_ = HttpHead{};
+  if (!decrypting_) url_ = HttpUrl{};  // decrypted requests all go to the CONNECT's origin
+  request_complete_ = false;
+  response_started_ = false;
+  response_complete_ = false;
+  response_chunked_ = false;
+  response_close_delimited_ = false;
+  upstream_backlog_.clear();
+  StartTimer(client_in_.empty() ? timeouts().client_idle_ms : timeouts().request_head_ms,
+             [](uv_timer_t* t) {
+               auto* s = static_cast<Session*>(t->data);
+               if (s->state_ != State::kReadRequest) return;
+               if (s->client_in_.empty() && !s->request_parser_->in_message()) {
+                 s->Close();  // an idle keep-alive connection: nothing to answer
+               } else {
+                 s->RespondError(408, "the request head did not arrive within " +
+                                          Seconds(s->timeouts().request_head_ms));
+               }
+             });
+  UpdateReading();
+  if (!client_in_.empty()) ProcessClientInput();
+}
+
+void Session::ProcessClientInput() {
+  while (!client_in_.empty() && !request_paused_ && state_ != State::kClosing) {
+    HttpParser::FeedResult r = request_parser_->Feed(client_in_.data(), client_in_.size());
+    client_in_.erase(0, r.consumed);
+    if (r.error) {
+      if (closing_ || state_ == State::kClosing) return;
+      if (!record_open_) BeginRecord("-", "-");  // refused before a head: still logged
+      RespondError(r.error->status, r.error->reason);
+      return;
+    }
+    if (r.paused) request_paused_ = true;
+    if (r.consumed == 0 && !r.paused) break;
+  }
+  if (state_ == State::kPeek && !client_in_.empty()) {
+    // A CONNECT answered at once (a pooled origin connection): what followed its head is
+    // the ClientHello.
+    PeekClientHello();
+    return;
+  }
+  // The 10 s for a head run from its first byte, once: trickling bytes do not extend them.
+  if (state_ == State::kReadRequest && !head_timer_armed_ &&
+      (!client_in_.empty() || request_parser_->in_message())) {
+    head_timer_armed_ = true;
+    StartTimer(timeouts().request_head_ms, [](uv_timer_t* t) {
+      auto* s = static_cast<Session*>(t->data);
+      if (s->state_ == State::kReadRequest) {
+        s->RespondError(408, "the request head did not arrive within " +
+                                 Seconds(s->timeouts().request_head_ms));
+      }
+    });
+  }
+  UpdateReading();
+}
+
+void Session::OnRequestHead(HttpHead& parsed) {
+  uv_timer_stop(&timer_);
+  request_ = std::move(parsed);  // the parser starts the next head afresh
+  const HttpHead& head = request_;
+  BeginRecord(head.method, head.target);
+  keep_client_alive_ = head.keep_alive && !draining_;
+  if (head.method == "CONNECT") {
+    if (decrypting_) {
+      // A tunnel inside the decrypted connection would carry bytes no rule has seen.
+      RespondError(400, "CONNECT inside a decrypted connection is not allowed");
+      return;
+    }
+    OnConnectHead(head);
+    return;
+  }
+  if (decrypting_) {
+    // Inside the decrypted connection: origin-form targets for the CONNECT's origin.
+    if (head.target.empty() || head.target.front() != '/') {
+      RespondError(400, "expected an origin-form request target inside the TLS connection");
+      return;
+    }
+    url_.path = head.target;
+    record_.url = "https://" + tls_host_ +
+                  (url_.port == 443 ? std::string() : ":" + std::to_string(url_.port)) +
+                  head.target;
+    record_.action = "decrypt";
+    record_.ca = untrusted_leaf_ ? "untrusted" : profile_;
+    record_.upstream_verify = upstream_verified_ ? "ok" : upstream_problem_;
+    if (upstream_open_ && upstream_reusable_) {
+      record_.upstream = up_->peer;
+      SendRequestUpstream();
+    } else if (ReleaseUpstream(false),
+               upstream_verified_ &&
+                   TakePooledUpstream(UpstreamPool::TlsKey(url_.host, url_.port, tls_host_))) {
+      SendRequestUpstream();
+    } else {
+      // The origin closed the connection this client used: a fresh one, verified again.
+      ResolveUpstream(AfterConnect::kDecryptTls);
+    }
+    return;
+  }
+  std::string url_error;
+  std::optional<HttpUrl> url = ParseAbsoluteHttpUrl(head.target, &url_error);
+  if (ServePortal(head, url)) return;
+  if (!url) {
+    const bool absolute =
+        head.target.size() > 7 && strncasecmp(head.target.c_str(), "http://", 7) == 0;
+    RespondError(400, absolute && !url_error.empty()
+                          ? url_error
+                          : "this is a proxy: requests must use an absolute http:// URL");
+    return;
+  }
+  url_ = *url;
+  if (std::optional<std::string> why = runtime().destinations->CheckHttpPort(url_.port)) {
+    RespondError(403, *why);
+    return;
+  }
+  rules::Target target;
+  target.host = url_.host;
+  target.port = url_.port;
+  target.client = client_address_;
+  const rules::Decision decision = runtime().rules->Decide(target, rules::Now());
+  record_.rule = decision.rule;
+  record_.action = decision.action == rules::Action::kBlock ? "block" : "http";
+  if (decision.action == rules::Action::kBlock) {
+    RespondError(403, "blocked by rule \"" + decision.rule + "\"");
+    return;
+  }
+  const std::string key = UpstreamPool::HttpKey(url_.host, url_.port);
+  if (upstream_open_ && upstream_idle_) {
+    // A connection pinned to this client (connection-oriented authentication) serves its
+    // requests to the same origin; for another origin it is closed, never shared.
+    if (up_->key == key) {
+      record_.upstream = up_->peer;
+      SendRequestUpstream();
+      return;
+    }
+    ReleaseUpstream(false);
+  }
+  if (TakePooledUpstream(key)) {
+    SendRequestUpstream();
+    return;
+  }
+  ResolveUpstream(AfterConnect::kRequest);
+}
+
+// The client portal (CA downloads, /proxy.pac) answers its reserved host name and requests
+// sent straight to the proxy's own address; it never proxies, and closes after answering.
+bool Session::ServePortal(const HttpHead& head, const std::optional<HttpUrl>& url) {
+  const std::shared_ptr<const Portal>& portal = runtime().portal;
+  if (!portal) return false;
+  std::string host;
+  std::uint16_t port = 80;
+  std::string path;
+  if (url) {
+    host = url->host;
+    port = url->port;
+    path = url->path;
+  } else if (!head.target.empty() && head.target.front() == '/') {
+    path = head.target;
+    for (const HttpHeader& h : head.headers) {
+      if (h.name.size() != 4 || strncasecmp(h.name.c_str(), "host", 4) != 0) continue;
+      const std::string value = h.value.find(':') != std::string::npos &&
+                                        (h.value.front() != '[' || h.value.back() != ']')
+                                    ? h.value
+                                    : h.value + ":80";
+      if (auto authority = ParseAuthority(value)) {
+        host = authority->first;
+        port = authority->second;
+      }
+    }
+    for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (host.empty()) {
+      host = local_address_;  // HTTP/1.0 without Host, sent to the proxy itself
+      port = local_port_;
+    }
+  } else {
+    return false;
+  }
+  if (!portal->Serves(host, port, local_address_)) return false;
+  const PortalResponse response = portal->Handle(head.method, path, local_address_);
+  record_.action = "portal";
+  record_.status = response.status;
+  keep_client_alive_ = false;
+  Write(Leg::kClient, SerializePortalResponse(response, head.method == "HEAD", true));
+  LogExchange();
+  CloseWhenFlushed();
+  return true;
+}
+
+// Sends the current request's head (and any body already read) to the origin.
+void Session::SendRequestUpstream() {
+  state_ = State::kRelay;
+  upstream_idle_ = false;
+  if (const HttpHeader* auth = request_.Find("Authorization");
+      auth != nullptr && IsConnectionAuth(auth->value)) {
+    upstream_pinned_ = true;
+  }
+  response_parser_ = std::make_unique<HttpParser>(HttpParser::Kind::kResponse, *response_side_);
+  response_parser_->SetNextResponseHasNoBody(request_.method == "HEAD");
+  const std::string& name = decrypting_ ? tls_host_ : url_.host;
+  std::string host = name.find(':') != std::string::npos ? "[" + name + "]" : name;
+  const std::uint16_t default_port = decrypting_ ? 443 : 80;
+  if (url_.port != default_port) host += ":" + std::to_string(url_.port);
+  Write(Leg::kUpstream, SerializeRequestHead(request_, url_.path, host, request_.upgrade, {}));
+  if (!upstream_backlog_.empty()) Write(Leg::kUpstream, std::move(upstream_backlog_));
+  upstream_backlog_.clear();
+  StartIdleTimer();
+  UpdateReading();
+}
+
+void Session::OnResolved(const ResolveResult& result) {
+  resolve_id_ = 0;
+  if (state_ != State::kResolve) return;
+  if (!result.ok) {
+    RespondError(502, result.error);
+    return;
+  }
+  // Every address is judged, not only the first: a name that also resolves to the gateway
+  // itself or to a forbidden range is refused as a whole (DNS answers are attacker-chosen).
+  addresses_.clear();
+  for (const IpEndpointAddress& a : result.addresses) {
+    if (std::optional<std::string> why = runtime().destinations->Check(a.ip(), url_.port)) {
+      RespondError(403, *why);
+      return;
+    }
+    addresses_.push_back(a);
+  }
+  if (addresses_.empty()) {
+    RespondError(502, "DNS: no address for " + url_.host);
+    return;
+  }
+  ConnectUpstream();
+}
+
+void Session::ConnectUpstream() {
+  state_ = State::kConnectUpstream;
+  const IpEndpointAddress& a = addresses_.front();
+  // The last word before a socket is made, whatever path led here.
+  if (std::optional<std::string> why = runtime().destinations->Check(a.ip(), url_.port)) {
+    RespondError(403, *why);
+    return;
+  }
+  sockaddr_storage ss{};
+  if (a.family == AF_INET) {
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(url_.port);
+    std::memcpy(&v4->sin_addr, a.bytes.data(), 4);
+  } else {
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(url_.port);
+    std::memcpy(&v6->sin6_addr, a.bytes.data(), 16);
+  }
+  ReleaseUpstream(false);
+  up_ = worker_.pool().Create(this);
+  up_->peer = a.ToString();
+  up_->address = a;
+  ++open_handles_;
+  upstream_open_ = true;
+  upstream_was_pooled_ = false;
+  auto* req = new uv_connect_t;
+  req->data = this;
+  int rc = uv_tcp_connect(req, &up_->tcp, reinterpret_cast<sockaddr*>(&ss),
+                          [](uv_connect_t* r, int status) {
+                            auto* s = static_cast<Session*>(r->data);
+                            delete r;
+                            s->OnUpstreamConnected(status);
+                          });
+  if (rc != 0) {
+    delete req;
+    RespondError(502, "cannot connect to " + url_.host + ": " + uv_strerror(rc));
+    return;
+  }
+  StartTimer(timeouts().connect_ms, [](uv_timer_t* t) {
+    auto* s = static_cast<Session*>(t->data);
+    if (s->state_ == State::kConnectUpstream) {
+      s->RespondError(504, "connecting to " + s->url_.host + " timed out after " +
+                               Seconds(s->timeouts().connect_ms));
+    }
+  });
+}
+
+void Session::OnUpstreamConnected(int status) {
+  if (status == UV_ECANCELED || state_ != State::kConnectUpstream) return;
+  uv_timer_stop(&timer_);
+  if (status != 0) {
+    RespondError(502, "cannot connect to " + url_.host + ": " + uv_strerror(status));
+    return;
+  }
+  uv_tcp_nodelay(&up_->tcp, 1);
+  if (timeouts().tcp_keepalive_ms != 0) {
+    uv_tcp_keepalive(&up_->tcp, 1, static_cast<unsigned>(timeouts().tcp_keepalive_ms / 1000));
+  }
+  upstream_reusable_ = true;
+  record_.upstream = up_->peer;
+  up_->key = UpstreamPool::HttpKey(url_.host, url_.port);
+  switch (after_connect_) {
+    case AfterConnect::kConnectReply:
+      AnswerConnect();
+      if (!client_in_.empty()) PeekClientHello();
+      return;
+    case AfterConnect::kTunnel:
+      Tunnel();
+      return;
+    case AfterConnect::kDecryptTls:
+      StartUpstreamTls();
+      return;
+    case AfterConnect::kRequest:
+      SendRequestUpstream();
+      return;
+    case AfterConnect::kBindSni:
+      ResolveSni();
+      return;
+  }
+}
+
+void Session::AnswerConnect() {
+  state_ = State::kPeek;
+  connect_answered_ = true;
+  record_.status = 200;
+  Write(Leg::kClient, "HTTP/1.1 200 Connection established\r\n\r\n");
+  StartTimer(timeouts().tls_handshake_ms, [](uv_timer_t* t) {
+    auto* s = static_cast<Session*>(t->data);
+    if (s->state_ == State::kPeek) {
+      s->Abort("no ClientHello within " + Seconds(s->timeouts().tls_handshake_ms));
+    }
+  });
+  UpdateReading();
+}
+
+void Session::ForwardRequestBody(const char* data, std::size_t size) {
+  if (!request_.chunked && state_ == State::kRelay) {
+    WriteBody(Leg::kUpstream, data, size);
+    return;
+  }
+  std::string out;
+  if (request_.chunked) {
+    if (size == 0) {
+      out = "0\r\n\r\n";
+    } else {
+      out = HexChunkHeader(size);
+      out.append(data, size);
+      out += "\r\n";
+    }
+  } else {
+    out.assign(data, size);
+  }
+  if (state_ == State::kRelay) {
+    Write(Leg::kUpstream, std::move(out));
+  } else {
+    upstream_backlog_ += out;
+  }
+}
+
+void Session::ForwardResponseBody(const char* data, std::size_t size) {
+  if (size == 0) return;
+  if (response_chunked_) {
+    std::string out = HexChunkHeader(size);
+    out.append(data, size);
+    out += "\r\n";
+    Write(Leg::kClient, std::move(out));
+  } else {
+    WriteBody(Leg::kClient, data, size);
+  }
+}
+
+void Session::FinishExchange() {
+  uv_timer_stop(&timer_);
+  LogExchange();
+  if (!request_complete_) {
+    // The origin answered before the request body ended (e.g. an error): the rest of the
+    // body cannot be told apart from a next request, so this connection ends here.
+    keep_client_alive_ = false;
+  }
+  const bool clean = upstream_reusable_ && request_complete_ && response_complete_ &&
+                     !response_close_delimited_ && upstream_pending_writes_ == 0 &&
+                     (!decrypting_ || upstream_verified_);
+  if ((decrypting_ || upstream_pinned_) && clean) {
+    // Kept for this client's next request; a decrypted one is pooled when the client leaves,
+    // a pinned one closed.
+    upstream_idle_ = true;
+  } else {
+    ReleaseUpstream(clean);  // plain HTTP: back to the pool for any client
+  }
+  upstream_retried_ = false;
+  response_parser_.reset();
+  if (!keep_client_alive_ || client_eof_ || draining_) {
+    CloseWhenFlushed();
+    return;
+  }
+  request_paused_ = false;
+  request_parser_->Resume();
+  ReadRequest();
+}
+
+void Session::ReleaseUpstream(bool reuse) {
+  if (!upstream_open_) return;
+  FlushLeg(Leg::kUpstream);
+  upstream_open_ = false;
+  upstream_reading_ = false;
+  upstream_idle_ = false;
+  UpstreamConn* conn = up_;
+  up_ = nullptr;
+  uv_read_stop(reinterpret_cast<uv_stream_t*>(&conn->tcp));
+  if (upstream_tls_ && upstream_verified_ && upstream_tls_->handshake_done()) {
+    worker_.pool().SaveSession(TlsSessionKey(conn->peer), upstream_tls_->ssl());
+  }
+  // A connection that carried NTLM or Negotiate authentication is authenticated as this
+  // client's user: it dies with this client's connection, never reaching another (Squid pins
+  // the same way).
+  reuse = reuse && !upstream_pinned_ && upstream_pending_writes_ == 0 && !worker_.stopping();
+  upstream_pinned_ = false;
+  if (reuse) {
+    conn->tls = std::move(upstream_tls_);
+    upstream_tls_.reset();
+    ++conn->exchanges;
+    --open_handles_;  // the pool owns it now
+    worker_.pool().Put(conn);
+    return;
+  }
+  upstream_tls_.reset();
+  UpstreamPool::Close(conn);
+}
+
+bool Session::TakePooledUpstream(const std::string& key) {
+  UpstreamConn* conn = worker_.pool().Take(key, this);
+  if (conn == nullptr) return false;
+  // Pooled under an earlier configuration, perhaps: judged again under this connection's.
+  if (runtime().destinations->Check(conn->address.ip(), url_.port)) {
+    conn->owner = nullptr;  // not counted among this session's handles: closed on its own
+    UpstreamPool::Close(conn);
+    return false;
+  }
+  up_ = conn;
+  ++open_handles_;
+  upstream_open_ = true;
+  upstream_was_pooled_ = true;
+  upstream_reusable_ = true;
+  upstream_tls_ = std::move(conn->tls);
+  conn->tls.reset();
+  record_.upstream = conn->peer;
+  return true;
+}
+
+// A pooled connection the origin had already given up on fails before any answer: a request
+// without a body is sent again, once, on a fresh connection.
+bool Session::RetryStaleUpstream() {
+  if (!upstream_was_pooled_ || upstream_retried_ || response_started_ || !request_complete_ ||
+      request_.chunked || request_.content_length.value_or(0) != 0) {
+    return false;
+  }
+  upstream_retried_ = true;
+  ReleaseUpstream(false);
+  ResolveUpstream(decrypting_ ? AfterConnect::kDecryptTls : AfterConnect::kRequest);
+  return true;
+}
+
+void Session::ResolveUpstream(AfterConnect next) {
+  after_connect_ = next;
+  state_ = State::kResolve;
+  UpdateReading();  // a request body waits until the upstream is connected
+  resolve_id_ = worker_.resolver().Resolve(
+      url_.host, [this](const ResolveResult& result) { OnResolved(result); });
+}
+
+void Session::OnClientRead(ssize_t nread, const uv_buf_t* buf) {
+  CorkScope cork(*this);
+  Touch();
+  if (nread < 0 && state_ == State::kTunnel) {
+    // The client is done sending: pass the end on and keep relaying the other way.
+    client_eof_ = true;
+    client_reading_ = false;
+    uv_read_stop(client_stream());
+    FlushLeg(Leg::kUpstream);  // what the client sent before its end goes first
+    auto* req = new uv_shutdown_t;
+    if (uv_shutdown(req, upstream_stream(), [](uv_shutdown_t* r, int) { delete r; }) != 0) {
+      delete req;
+      CloseWhenFlushed();
+    }
+    return;
+  }
+  if (nread < 0) {
+    client_eof_ = true;
+    client_reading_ = false;
+    uv_read_stop(client_stream());
+    if (state_ == State::kReadRequest || state_ == State::kResolve ||
+        state_ == State::kConnectUpstream || !request_complete_) {
+      Close();  // nobody is left to answer
+    }
+    return;
+  }
+  if (nread == 0) return;
+  client_bytes_in_ += static_cast<std::uint64_t>(nread);
+  const auto size = static_cast<std::size_t>(nread);
+  if (client_tls_) {
+    client_tls_->FeedCiphertext(buf->base, size);
+    if (state_ == State::kClientHandshake) {
+      ClientHandshakeStep();
+      return;
+    }
+    std::string plain = client_tls_->ReadPlaintext();
+    RawWrite(Leg::kClient, client_tls_->TakeCiphertext());
+    if (!plain.empty()) OnClientBytes(plain.data(), plain.size());
+    if (client_tls_ && client_tls_->closed() && !closing_) {
+      if (state_ == State::kReadRequest || !request_complete_) {
+        CloseWhenFlushed();
+      } else {
+        client_eof_ = true;
+      }
+    }
+    return;
+  }
+  OnClientBytes(buf->base, size);
+}
+
+void Session::OnClientBytes(const char* data, std::size_t size) {
+  if (state_ == State::kTunnel) {
+    Write(Leg::kUpstream, std::string(data, size));
+    return;
+  }
+  client_in_.append(data, size);
+  if (state_ == State::kPeek) {
+    PeekClientHello();
+    return;
+  }
+  ProcessClientInput();
+}
+
+// After "101 Switching Protocols" (WebSocket and friends) both sides speak the new protocol:
+// bytes are spliced like a tunnel, through the TLS engines when decrypting.
+void Session::BeginUpgradedRelay(const char* rest, std::size_t size) {
+  uv_timer_stop(&timer_);
+  upgrading_ = false;
+  upstream_reusable_ = false;
+  keep_client_alive_ = false;
+  LogExchange();
+  state_ = State::kTunnel;
+  StartIdleTimer();
+  response_parser_.reset();
+  if (size > 0) Write(Leg::kClient, std::string(rest, size));
+  std::string early;
+  early.swap(client_in_);
+  if (!early.empty()) Write(Leg::kUpstream, std::move(early));
+  UpdateReading();
+}
+
+void Session::OnUpstreamRead(ssize_t nread, const uv_buf_t* buf) {
+  CorkScope cork(*this);
+  Touch();
+  if (state_ == State::kTunnel && (!upstream_tls_ || nread < 0)) {
+    if (nread < 0) {
+      CloseWhenFlushed();  // the origin is done: flush what it sent, then close both
+    } else if (nread > 0) {
+      Write(Leg::kClient, std::string(buf->base, static_cast<std::size_t>(nread)));
+    }
+    return;
+  }
+  if (nread > 0 && upstream_tls_) {
+    upstream_tls_->FeedCiphertext(buf->base, static_cast<std::size_t>(nread));
+    if (state_ == State::kUpstreamHandshake) {
+      UpstreamHandshakeStep();
+      return;
+    }
+    std::string plain = upstream_tls_->ReadPlaintext();
+    RawWrite(Leg::kUpstream, upstream_tls_->TakeCiphertext());
+    if (!plain.empty()) OnUpstreamBytes(plain.data(), plain.size());
+    if (!upstream_tls_ || !upstream_tls_->closed()) return;
+    nread = UV_EOF;  // the origin's close_notify ends its side like a TCP close
+  }
+  if (nread < 0 && (decrypting_ || upstream_idle_) && state_ != State::kRelay) {
+    // The origin closed an idle kept-alive connection, or during our handshakes.
+    upstream_reusable_ = false;
+    upstream_reading_ = false;
+    uv_read_stop(upstream_stream());
+    if (state_ == State::kUpstreamHandshake) {
+      upstream_problem_ = "the origin closed the connection during the TLS handshake";
+      UpstreamTlsFinished();
+    } else if (state_ == State::kTunnel) {
+      CloseWhenFlushed();  // the end of an upgraded decrypted connection
+    } else if (state_ == State::kReadRequest) {
+      ReleaseUpstream(false);  // the client's next request gets a fresh connection
+    }
+    return;
+  }
+  if (!response_parser_ || state_ != State::kRelay) return;
+  if (nread < 0) {
+    upstream_reading_ = false;
+    upstream_reusable_ = false;
+    uv_read_stop(upstream_stream());
+    std::optional<HttpError> error = response_parser_->FeedEof();
+    if (!response_complete_ && RetryStaleUpstream()) return;
+    if (response_complete_) {
+      FinishExchange();
+    } else if (!response_started_) {
+      RespondError(502, url_.host + " closed the connection without answering" +
+                            (error ? ": " + error->reason : std::string()));
+    } else {
+      Close();  // a response cut short cannot be repaired; the client sees the close
+    }
+    return;
+  }
+  if (!upstream_tls_) OnUpstreamBytes(buf->base, static_cast<std::size_t>(nread));
+}
+
+void Session::OnUpstreamBytes(const char* data, std::size_t size) {
+  if (state_ == State::kTunnel) {  // an upgraded decrypted connection: plaintext spliced
+    Write(Leg::kClient, std::string(data, size));
+    return;
+  }
+  if (!response_parser_ || state_ != State::kRelay) return;
+  std::size_t offset = 0;
+  while (offset < size && state_ == State::kRelay) {
+    HttpParser::FeedResult r = response_parser_->Feed(data + offset, size - offset);
+    offset += r.consumed;
+    if (r.error) {
+      if (!response_started_) {
+        RespondError(502, "invalid response from " + url_.host + ": " + r.error->reason);
+      } else {
+        Close();
+      }
+      return;
+    }
+    if (r.paused && upgrading_) {
+      BeginUpgradedRelay(data + offset, size - offset);
+      return;
+    }
+    if (r.paused) {
+      if (response_complete_) {
+        if (offset < size) upstream_reusable_ = false;  // bytes after the response: not clean
+        FinishExchange();
+        return;
+      }
+      response_parser_->Resume();  // after an interim 1xx response
+      continue;
+    }
+    if (r.consumed == 0) break;
+  }
+}
+
+// Application data for a leg: through its TLS engine once that leg is decrypted.
+void Session::Write(Leg leg, std::string data) {
+  std::optional<tls::TlsEngine>& engine = EngineOf(leg);
+  if (engine && engine->handshake_done()) {
+    const std::size_t size = data.size();
+    if (size != 0) AfterPlaintext(leg, size, engine->QueuePlaintext(std::move(data)));
+    return;
+  }
+  RawWrite(leg, std::move(data));
+}
+
+// A body chunk relayed as it is: on a decrypted leg a bulk chunk is encrypted straight from
+// the buffer it was read into, without a copy.
+void Session::WriteBody(Leg leg, const char* data, std::size_t size) {
+  std::optional<tls::TlsEngine>& engine = EngineOf(leg);
+  if (engine && engine->handshake_done()) {
+    if (size != 0) AfterPlaintext(leg, size, engine->WritePlaintext(std::string_view(data, size)));
+    return;
+  }
+  RawWrite(leg, std::string(data, size));
+}
+
+// Plaintext went into the leg's engine: held back while corked, else sent now.
+void Session::AfterPlaintext(Leg leg, std::size_t size, bool accepted) {
+  if (!accepted) {
+    Close();
+    return;
+  }
+  if (cork_depth_ > 0 && !closing_ && (leg == Leg::kClient || upstream_open_)) {
+    CountCorked(leg, size);
+    CorkedOf(leg).engine_dirty = true;
+    return;
+  }
+  std::optional<tls::TlsEngine>& engine = EngineOf(leg);
+  std::string data = engine->TakeCiphertext();
+  const bool failed = !engine->error().empty();
+  RawWrite(leg, std::move(data));
+  if (failed) Close();
+}
+
+void Session::RawWrite(Leg leg, std::string data) {
+  if (data.empty()) return;
+  if (leg == Leg::kUpstream && !upstream_open_) return;
+  if (cork_depth_ > 0 && !closing_) {
+    Corked& corked = CorkedOf(leg);
+    CountCorked(leg, data.size());
+    if (corked.raw.empty()) {
+      corked.raw = std::move(data);
+    } else {
+      corked.raw += data;
+    }
+    return;
+  }
+  SubmitWrite(leg, std::move(data));
+}
+
+void Session::CountCorked(Leg leg, std::size_t size) {
+  Corked& corked = CorkedOf(leg);
+  if (!corked.active) {
+    corked.active = true;
+    PendingWritesOf(leg) += 1;
+  }
+  QueuedBytesOf(leg) += size;
+  corked.counted += size;
+}
+
+void Session::FlushLeg(Leg leg) {
+  Corked& corked = CorkedOf(leg);
+  if (!corked.active) return;
+  std::string data = std::move(corked.raw);
+  corked.raw.clear();
+  bool failed = false;
+  std::optional<tls::TlsEngine>& engine = EngineOf(leg);
+  if (corked.engine_dirty && engine) {
+    // Seals everything queued into as few records as fit.
+    if (data.empty()) {
+      data = engine->TakeCiphertext();
+    } else {
+      data += engine->TakeCiphertext();
+    }
+    failed = !engine->error().empty();
+  }
+  corked.engine_dirty = false;
+  corked.active = false;
+  PendingWritesOf(leg) -= 1;
+  QueuedBytesOf(leg) -= corked.counted;
+  corked.counted = 0;
+  SubmitWrite(leg, std::move(data));
+  if (failed) Close();
+}
+
+void Session::FlushCorked() {
+  FlushLeg(Leg::kClient);
+  FlushLeg(Leg::kUpstream);
+}
+
+void Session::SubmitWrite(Leg leg, std::string data) {
+  if (data.empty()) return;
+  uv_stream_t* stream = leg == Leg::kClient ? client_stream() : upstream_stream();
+  if (leg == Leg::kUpstream && !upstream_open_) return;
+  // Straight into the socket when nothing is queued on it (libuv refuses while a write or a
+  // connect is pending, which keeps the order): no request to allocate, and no epoll_ctl,
+  // which libuv issues after every completed uv_write when it drains the stream.
+  uv_buf_t now = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
+  const int sent = uv_try_write(stream, &now, 1);
+  if (sent > 0) {
+    if (leg == Leg::kClient) client_bytes_out_ += static_cast<std::size_t>(sent);
+    if (static_cast<std::size_t>(sent) == data.size()) {
+      UpdateReading();
+      return;
+    }
+    data.erase(0, static_cast<std::size_t>(sent));  // the socket buffer is full: queue the rest
+  } else if (sent != UV_EAGAIN && sent != UV_ENOSYS) {
+    Close();  // the peer is gone (EPIPE, ECONNRESET): as a failed uv_write would
+    return;
+  }
+  auto* w = new WriteRequest;
+  w->data = std::move(data);
+  w->session = this;
+  w->leg = leg;
+  w->req.data = w;
+  uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  QueuedBytesOf(leg) += w->data.size();
+  if (leg == Leg::kClient) client_bytes_out_ += w->data.size();
+  PendingWritesOf(leg) += 1;
+  int rc = uv_write(&w->req, stream, &buf, 1, [](uv_write_t* req, int status) {
+    auto* done = static_cast<WriteRequest*>(req->data);
+    Session* s = done->session;
+    const Leg written = done->leg;
+    s->QueuedBytesOf(written) -= done->data.size();
+    delete done;
+    s->OnWritten(written, status);
+  });
+  if (rc != 0) {
+    QueuedBytesOf(leg) -= w->data.size();
+    PendingWritesOf(leg) -= 1;
+    delete w;
+    Close();
+    return;
+  }
+  UpdateReading();
+}
+
+void Session::OnWritten(Leg leg, int status) {
+  PendingWritesOf(leg) -= 1;
+  Touch();
+  if (status < 0) {
+    if (status != UV_ECANCELED) Close();
+  } else if (state_ == State::kClosing && !closing_ && client_pending_writes_ == 0) {
+    Linger();
+    return;
+  }
+  if (!closing_) UpdateReading();
+}
+
+// Reads stop on one side while the other side's write queue is above the high watermark and
+// resume below the low one, so memory per connection stays bounded whatever the body size.
+void Session::UpdateReading() {
+  if (closing_ || lingering_) return;
+  auto want = [](bool reading, bool allowed, std::size_t queued) {
+    if (!allowed) return false;
+    return reading ? queued <= kHighWatermark : queued <= kLowWatermark;
+  };
+  const bool client_allowed = !client_eof_ && state_ != State::kClosing &&
+                              client_in_.size() < kMaxPipelined &&
+                              (state_ == State::kReadRequest || state_ == State::kPeek ||
+                               state_ == State::kTunnel || state_ == State::kClientHandshake ||
+                               (state_ == State::kRelay && (!is_connect_ || decrypting_) &&
+                                (!request_paused_ || request_complete_)));
+  const bool want_client = want(client_reading_, client_allowed, upstream_queued_bytes_);
+  if (want_client != client_reading_) {
+    client_reading_ = want_client;
+    if (want_client) {
+      uv_read_start(client_stream(), &Session::AllocReadBuffer,
+                    [](uv_stream_t* st, ssize_t nread, const uv_buf_t* buf) {
+                      static_cast<Session*>(st->data)->OnClientRead(nread, buf);
+                    });
+    } else {
+      uv_read_stop(client_stream());
+    }
+  }
+  const bool upstream_allowed =
+      upstream_open_ &&
+      (state_ == State::kRelay || state_ == State::kTunnel || state_ == State::kUpstreamHandshake ||
+       ((decrypting_ || upstream_idle_) && state_ == State::kReadRequest));
+  const bool want_upstream = want(upstream_reading_, upstream_allowed, client_queued_bytes_);
+  if (want_upstream != upstream_reading_) {
+    upstream_reading_ = want_upstream;
+    if (want_upstream) {
+      uv_read_start(
+          upstream_stream(),
+          [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
+            auto* s = static_cast<Session*>(static_cast<UpstreamConn*>(h->data)->owner);
+            *buf = uv_buf_init(s->upstream_buffer_.data(),
+                               static_cast<unsigned>(s->upstream_buffer_.size()));
+          },
+          [](uv_stream_t* st, ssize_t nread, const uv_buf_t* buf) {
+            static_cast<Session*>(static_cast<UpstreamConn*>(st->data)->owner)->OnUpstreamRead(nread, buf);
+          });
+    } else {
+      uv_read_stop(upstream_stream());
+    }
+  }
+}
+
+// Each leg reads into its own fixed buffer: libuv has at most one read in flight per handle,
+// and whatever a read delivers is consumed before the next one starts. (This one is the
+// client's; the upstream leg's is chosen through its UpstreamConn.)
+void Session::AllocReadBuffer(uv_handle_t* handle, std::size_t, uv_buf_t* buf) {
+  auto* s = static_cast<Session*>(handle->data);
+  *buf = uv_buf_init(s->client_buffer_.data(), static_cast<unsigned>(s->client_buffer_.size()));
+}
+
+void Session::RespondError(int status, const std::string& reason) {
+  if (closing_ || state_ == State::kClosing) return;
+  if (response_started_ || (connect_answered_ && !client_tls_)) {
+    // Part of a response is already out, or the client now speaks TLS to us and an HTTP
+    // page would be garbage to it: closing is the only honest signal left.
+    if (record_.note.empty()) record_.note = reason;
+    Close();
+    return;
+  }
+  Write(Leg::kClient, ErrorResponse(status, reason, true));
+  record_.status = status;
+  if (record_.note.empty()) record_.note = reason;
+  LogExchange();
+  CloseWhenFlushed();
+}
+
+void Session::CloseWhenFlushed() {
+  if (closing_) return;
+  FlushCorked();
+  if (closing_) return;  // the flush failed and closed
+  state_ = State::kClosing;
+  uv_timer_stop(&timer_);
+  if (resolve_id_ != 0) {
+    worker_.resolver().Cancel(resolve_id_);
+    resolve_id_ = 0;
+  }
+  if (client_reading_) {
+    client_reading_ = false;
+    uv_read_stop(client_stream());
+  }
+  ReleaseUpstream(upstream_idle_);
+  if (client_pending_writes_ == 0) {
+    Linger();
+    return;
+  }
+  // A client that does not read its answer does not hold the socket and the answer forever.
+  uv_timer_start(
+      &timer_, [](uv_timer_t* t) { static_cast<Session*>(t->data)->Close(); }, timeouts().linger_ms,
+      0);
+}
+
+// Closing a socket with unread input makes the kernel send a reset, which can destroy the
+// answer still in flight (e.g. a 431 for a head we stopped reading). So: send FIN, discard
+// what the client still sends for up to two seconds, then close.
+void Session::Linger() {
+  if (closing_ || lingering_) return;
+  lingering_ = true;
+  auto* req = new uv_shutdown_t;
+  req->data = this;
+  if (uv_shutdown(req, client_stream(), [](uv_shutdown_t* r, int) { delete r; }) != 0) {
+    delete req;
+    Close();
+    return;
+  }
+  client_reading_ = true;
+  uv_read_start(client_stream(), &Session::AllocReadBuffer,
+                [](uv_stream_t* st, ssize_t nread, const uv_buf_t*) {
+                  if (nread < 0) static_cast<Session*>(st->data)->Close();
+                });
+  uv_timer_start(
+      &timer_, [](uv_timer_t* t) { static_cast<Session*>(t->data)->Close(); }, timeouts().linger_ms,
+      0);
+}
+
+void Session::Close() {
+  if (closing_) return;
+  closing_ = true;
+  FlushCorked();  // an answer written just before closing still goes out
+  LogExchange();
+  ReleaseUpstream(upstream_idle_);  // a clean idle origin connection outlives its client
+  state_ = State::kClosing;
+  if (resolve_id_ != 0) {
+    worker_.resolver().Cancel(resolve_id_);
+    resolve_id_ = 0;
+  }
+  auto closed = [](uv_handle_t* h) { static_cast<Session*>(h->data)->OnHandleClosed(); };
+  ReleaseUpstream(false);
+  uv_close(reinterpret_cast<uv_handle_t*>(&client_), closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), closed);
+}
+
+void Session::BeginRecord(const std::string& method, const std::string& url) {
+  record_ = AccessRecord{};
+  record_.time = static_cast<double>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count()) /
+                 1000.0;
+  record_start_ms_ = uv_now(worker_.loop());
+  record_.client = client_address_;
+  record_.method = method;
+  record_.url = url;
+  record_open_ = true;
+}
+
+void Session::LogExchange() {
+  FlushLeg(Leg::kClient);  // the exchange's bytes to the client are counted when written
+  if (!record_open_) return;
+  record_open_ = false;
+  record_.duration_ms = uv_now(worker_.loop()) - record_start_ms_;
+  // Everything since the previous record: the head of a request arrives before it is known
+  // to be one.
+  record_.bytes_from_client = client_bytes_in_ - client_bytes_in_logged_;
+  record_.bytes_to_client = client_bytes_out_ - client_bytes_out_logged_;
+  client_bytes_in_logged_ = client_bytes_in_;
+  client_bytes_out_logged_ = client_bytes_out_;
+  if (const auto& log = runtime().access_log) {
+    log->Write(record_);
+    worker_.LogQueued();
+  }
+}
+
+void Session::NewRequestParser() {
+  request_parser_ = std::make_unique<HttpParser>(HttpParser::Kind::kRequest, *request_side_);
+}
+
+void Session::OnHandleClosed() {
+  if (--open_handles_ == 0) worker_.SessionClosed(this);
+}
+
+void Session::StartTimer(std::uint64_t ms, void (*fire)(uv_timer_t*)) {
+  if (closing_) return;
+  uv_timer_start(&timer_, fire, ms, 0);
+}
+
+void Session::StartIdleTimer() {
+  Touch();
+  StartTimer(IdleLimitMs(), &Session::OnIdleTimer);
+}
+
+std::uint64_t Session::IdleLimitMs() const {
+  if (state_ == State::kTunnel) return timeouts().tunnel_idle_ms;
+  return response_started_ ? timeouts().origin_idle_ms : timeouts().origin_first_byte_ms;
+}
+
+void Session::OnIdleTimer(uv_timer_t* timer) {
+  auto* s = static_cast<Session*>(timer->data);
+  if (s->state_ != State::kRelay && s->state_ != State::kTunnel) return;
+  const std::uint64_t idle = uv_now(s->worker_.loop()) - s->last_activity_ms_;
+  const std::uint64_t limit = s->IdleLimitMs();
+  if (idle < limit) {
+    uv_timer_start(timer, &Session::OnIdleTimer, limit - idle, 0);
+    return;
+  }
+  if (s->state_ == State::kTunnel) {
+    s->Abort("tunnel idle for " + Seconds(limit) + " (timeouts.tunnel_idle)");
+  } else if (!s->response_started_) {
+    s->RespondError(504, s->url_.host + " did not answer within " + Seconds(limit) +
+                             " (timeouts.origin_first_byte)");
+  } else {
+    s->Abort("the origin sent nothing for " + Seconds(limit) +
+             " mid-response (timeouts.origin_idle)");
+  }
+}
+
+void Session::Drain() {
+  draining_ = true;
+  keep_client_alive_ = false;
+  if (state_ == State::kReadRequest && client_in_.empty() &&
+      (!request_parser_ || !request_parser_->in_message())) {
+    Close();
+  }
+}
+
+void Session::Abort(const std::string& why) {
+  if (record_.note.empty()) record_.note = why;
+  Close();
+}
+
+}  // namespace mintgate::proxy

@@ -1,0 +1,272 @@
+#include "proxy/session/worker.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <iostream>
+
+#include "proxy/session/session.h"
+
+namespace mintgate::proxy {
+
+struct Worker::ListenerHandle {
+  uv_tcp_t tcp{};
+  Worker* worker = nullptr;
+  std::string address;
+};
+
+namespace {
+
+// A listening socket with SO_REUSEPORT, so each worker has its own accept queue (libuv 1.44
+// has no flag for it, hence the socket is made here and handed to uv_tcp_open).
+int MakeListenSocket(const HostPort& hp, std::string& error) {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  const std::string host = hp.host == "localhost" ? "127.0.0.1" : hp.host;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(hp.port);
+    len = sizeof *v4;
+  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(hp.port);
+    len = sizeof *v6;
+  } else {
+    error = hp.ToString() + ": listen addresses must be IP addresses";
+    return -1;
+  }
+  int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    error = hp.ToString() + ": socket: " + std::strerror(errno);
+    return -1;
+  }
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  if (ss.ss_family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    error = hp.ToString() + ": " + std::strerror(errno);
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// What the extra trust was loaded from: each file's path, size and modification time.
+std::string TrustStamp(const std::vector<std::string>& files) {
+  std::string stamp;
+  for (const std::string& file : files) {
+    struct stat st {};
+    stamp += file;
+    if (::stat(file.c_str(), &st) == 0) {
+      stamp += ":" + std::to_string(st.st_size) + ":" + std::to_string(st.st_mtim.tv_sec) + "." +
+               std::to_string(st.st_mtim.tv_nsec);
+    }
+    stamp += '\n';
+  }
+  return stamp;
+}
+
+}  // namespace
+
+Worker::Worker(int index, RuntimePtr runtime) : index_(index), runtime_(std::move(runtime)) {}
+
+Worker::~Worker() { Join(); }
+
+std::string Worker::Start() {
+  std::promise<std::string> started;
+  std::future<std::string> result = started.get_future();
+  thread_ = std::thread([this, &started] { Run(started); });
+  std::string error = result.get();
+  if (!error.empty()) Join();
+  return error;
+}
+
+void Worker::Stop(std::chrono::milliseconds drain) {
+  drain_ms_ = drain.count();
+  uv_async_send(&stop_async_);
+}
+
+void Worker::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Worker::Run(std::promise<std::string>& started) {
+  uv_loop_init(&loop_);
+  loop_.data = this;
+  uv_async_init(&loop_, &stop_async_,
+                [](uv_async_t* a) { static_cast<Worker*>(a->loop->data)->BeginStop(); });
+  uv_async_init(&loop_, &reap_async_,
+                [](uv_async_t* a) { static_cast<Worker*>(a->loop->data)->ReapClosed(); });
+  uv_async_init(&loop_, &post_async_, [](uv_async_t* a) {
+    auto* w = static_cast<Worker*>(a->loop->data);
+    std::vector<std::function<void()>> run;
+    {
+      std::lock_guard<std::mutex> lock(w->post_mutex_);
+      run.swap(w->posted_);
+    }
+    for (auto& fn : run) fn();
+  });
+  uv_timer_init(&loop_, &drain_timer_);
+  uv_timer_init(&loop_, &log_flush_);
+  uv_unref(reinterpret_cast<uv_handle_t*>(&log_flush_));
+  std::string error;
+  try {
+    tls::TlsContextOptions tls_options;
+    tls_options.extra_trust = runtime_->config.inspection.extra_trust;
+    trust_stamp_ = TrustStamp(tls_options.extra_trust);
+    tls_ = std::make_unique<tls::TlsContexts>(tls_options);
+    Resolver::Options options;
+    options.servers = runtime_->config.dns.servers;
+    resolver_ = std::make_unique<Resolver>(&loop_, options);
+    pool_ = std::make_unique<UpstreamPool>(&loop_, UpstreamPool::Options{});
+    error = Listen();
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  if (!error.empty()) {
+    BeginStop();
+  } else {
+    started.set_value("");
+  }
+  uv_run(&loop_, UV_RUN_DEFAULT);
+  pool_.reset();
+  uv_loop_close(&loop_);
+  if (!error.empty()) started.set_value(error);
+}
+
+std::string Worker::Listen() {
+  for (const HostPort& hp : runtime_->config.server.listen) {
+    std::string error;
+    int fd = MakeListenSocket(hp, error);
+    if (fd < 0) return error;
+    auto* l = new ListenerHandle;
+    l->worker = this;
+    l->address = hp.ToString();
+    l->tcp.data = l;
+    uv_tcp_init(&loop_, &l->tcp);
+    listeners_.push_back(l);
+    int rc = uv_tcp_open(&l->tcp, fd);
+    if (rc == 0) {
+      rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), 1024,
+                     [](uv_stream_t* server, int status) {
+                       if (status < 0) return;
+                       static_cast<ListenerHandle*>(server->data)->worker->OnConnection(server);
+                     });
+    }
+    if (rc != 0) return hp.ToString() + ": " + uv_strerror(rc);
+  }
+  return "";
+}
+
+void Worker::OnConnection(uv_stream_t* server) {
+  auto session = std::make_unique<Session>(*this);
+  if (!session->Accept(server)) return;  // the session closes itself and reports back
+  Session* raw = session.get();
+  by_id_.emplace(raw->id(), raw);
+  sessions_.emplace(raw, std::move(session));
+  raw->Start();
+}
+
+void Worker::Post(std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(post_mutex_);
+  if (posts_closed_) return;  // the loop has ended: nobody is left to run it
+  posted_.push_back(std::move(fn));
+  uv_async_send(&post_async_);
+}
+
+void Worker::SetRuntime(RuntimePtr runtime) {
+  Post([this, runtime = std::move(runtime)]() mutable { ApplyRuntime(std::move(runtime)); });
+}
+
+void Worker::ApplyRuntime(RuntimePtr runtime) {
+  const std::vector<std::string>& trust = runtime->config.inspection.extra_trust;
+  // New contexts only when the extra trust changed (another list, or a file renewed in place):
+  // loading the system store again costs tens of milliseconds of this loop.
+  if (std::string stamp = TrustStamp(trust); stamp != trust_stamp_) {
+    try {
+      tls::TlsContextOptions tls_options;
+      tls_options.extra_trust = trust;
+      // Connections in progress hold their own references to the previous SSL_CTXs.
+      tls_ = std::make_unique<tls::TlsContexts>(tls_options);
+      trust_stamp_ = std::move(stamp);
+      if (pool_) pool_->ForgetTls();  // verified under the old trust: verify again
+    } catch (const std::exception& e) {
+      std::cerr << "mintgate: worker " << index_
+                << ": keeping the previous upstream trust store: " << e.what() << std::endl;
+    }
+  }
+  runtime_ = std::move(runtime);
+}
+
+Session* Worker::FindSession(std::uint64_t id) {
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second;
+}
+
+void Worker::SessionClosed(Session* session) {
+  by_id_.erase(session->id());
+  closed_.push_back(session);
+  uv_async_send(&reap_async_);
+}
+
+void Worker::ReapClosed() {
+  std::vector<Session*> closed;
+  closed.swap(closed_);
+  for (Session* s : closed) sessions_.erase(s);
+  if (stopping_ && sessions_.empty()) FinishStop();
+}
+
+void Worker::LogQueued() {
+  if (uv_is_active(reinterpret_cast<uv_handle_t*>(&log_flush_)) != 0) return;
+  uv_timer_start(
+      &log_flush_, [](uv_timer_t*) { AccessLog::FlushAll(); }, kLogFlushMs, 0);
+}
+
+void Worker::BeginStop() {
+  if (stopping_) return;
+  stopping_ = true;
+  for (ListenerHandle* l : listeners_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp),
+             [](uv_handle_t* h) { delete static_cast<ListenerHandle*>(h->data); });
+  }
+  listeners_.clear();
+  for (auto& [raw, session] : sessions_) raw->Drain();
+  if (sessions_.empty()) {
+    FinishStop();
+    return;
+  }
+  uv_timer_start(
+      &drain_timer_,
+      [](uv_timer_t* t) {
+        auto* w = static_cast<Worker*>(t->loop->data);
+        for (auto& [raw, session] : w->sessions_) raw->Abort("shutting down");
+      },
+      static_cast<std::uint64_t>(drain_ms_.load()), 0);
+}
+
+void Worker::FinishStop() {
+  if (finished_) return;
+  finished_ = true;
+  resolver_.reset();
+  if (pool_) pool_->Shutdown();
+  uv_close(reinterpret_cast<uv_handle_t*>(&stop_async_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&reap_async_), nullptr);
+  {
+    std::lock_guard<std::mutex> lock(post_mutex_);
+    posts_closed_ = true;
+    posted_.clear();
+  }
+  uv_close(reinterpret_cast<uv_handle_t*>(&post_async_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+  AccessLog::FlushAll();  // what the last sessions logged, before the timer goes
+  uv_close(reinterpret_cast<uv_handle_t*>(&log_flush_), nullptr);
+}
+
+}  // namespace mintgate::proxy

@@ -1,0 +1,109 @@
+// One worker thread: its own libuv loop, its own SO_REUSEPORT listeners on every configured
+// address (the kernel spreads connections over workers), its own resolver, and the sessions
+// it accepted. Nothing here is shared with other workers except the immutable Runtime, which a
+// reload replaces (SetRuntime).
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <future>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "proxy/dns/resolver.h"
+#include "proxy/runtime/runtime.h"
+#include "proxy/upstream/upstream_pool.h"
+#include "tls/tls_contexts.h"
+
+namespace mintgate::proxy {
+
+class Session;
+
+class Worker {
+ public:
+  Worker(int index, RuntimePtr runtime);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // Starts the thread and binds the listeners. Returns "" on success, else why it failed
+  // (e.g. "127.0.0.1:3128: address already in use").
+  std::string Start();
+  // Thread-safe: stop accepting, let sessions finish for up to `drain`, then close the rest
+  // and end the loop. Join() waits for the thread.
+  void Stop(std::chrono::milliseconds drain);
+  void Join();
+
+  uv_loop_t* loop() { return &loop_; }
+  Resolver& resolver() { return *resolver_; }
+  const Runtime& runtime() const { return *runtime_; }
+  const RuntimePtr& runtime_ptr() const { return runtime_; }
+  bool stopping() const { return stopping_; }
+  int index() const { return index_; }
+
+  // Thread-safe: runs `fn` on this worker's loop soon (e.g. a leaf minted on the pool).
+  void Post(std::function<void()> fn);
+  // Thread-safe (a reload): connections accepted from now on use `runtime`; those already open
+  // keep the one they started with. A changed inspection.extra_trust (the list, or a file's
+  // size or mtime) rebuilds the TLS contexts; if they fail to load the previous ones stay.
+  void SetRuntime(RuntimePtr runtime);
+  // The live session with this id, or nullptr once it has closed: what a posted callback
+  // uses instead of a pointer that may dangle.
+  Session* FindSession(std::uint64_t id);
+  std::uint64_t NextSessionId() { return ++last_session_id_; }
+  tls::TlsContexts& tls() { return *tls_; }
+  UpstreamPool& pool() { return *pool_; }
+
+  // Called by a session once all its handles are closed; the session is destroyed later on
+  // this loop, never inside its own callback.
+  void SessionClosed(Session* session);
+  // Called after a session queued an access log line: the lines queued within the next
+  // kLogFlushMs go out in one write (not one per request, which cost a busy worker a
+  // syscall per exchange). Nothing is armed while no line is waiting.
+  void LogQueued();
+  static constexpr std::uint64_t kLogFlushMs = 20;
+
+ private:
+  struct ListenerHandle;
+  void Run(std::promise<std::string>& started);
+  std::string Listen();
+  void OnConnection(uv_stream_t* server);
+  void ApplyRuntime(RuntimePtr runtime);
+  void BeginStop();
+  void FinishStop();
+  void ReapClosed();
+
+  int index_;
+  RuntimePtr runtime_;
+  uv_loop_t loop_{};
+  uv_async_t stop_async_{};
+  uv_async_t reap_async_{};
+  uv_async_t post_async_{};
+  std::mutex post_mutex_;
+  std::vector<std::function<void()>> posted_;
+  bool posts_closed_ = false;
+  std::unordered_map<std::uint64_t, Session*> by_id_;
+  std::uint64_t last_session_id_ = 0;
+  std::unique_ptr<tls::TlsContexts> tls_;
+  std::string trust_stamp_;  // the extra trust files tls_ was made from (ApplyRuntime)
+  uv_timer_t drain_timer_{};
+  uv_timer_t log_flush_{};
+  std::unique_ptr<Resolver> resolver_;
+  std::unique_ptr<UpstreamPool> pool_;  // lives until the loop has ended
+  std::vector<ListenerHandle*> listeners_;
+  std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
+  std::vector<Session*> closed_;
+  std::atomic<long long> drain_ms_{10000};
+  bool stopping_ = false;
+  bool finished_ = false;
+  std::thread thread_;
+};
+
+}  // namespace mintgate::proxy

@@ -1,0 +1,118 @@
+// Idle upstream connections of one worker, kept for the next request to the same origin, and
+// the TLS sessions of origins for resumption. A connection is owned by exactly one of: a
+// session (owner set) or the pool (owner null, watched for the origin closing it). Only
+// connections whose last exchange completed cleanly are pooled, and TLS connections only when
+// the origin's certificate was verified.
+#pragma once
+
+#include <uv.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <list>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+
+#include "proxy/dns/resolver.h"
+#include "tls/openssl_ptr.h"
+#include "tls/tls_engine.h"
+
+namespace mintgate::proxy {
+
+class UpstreamPool;
+
+// Whoever holds a connection taken from or made by the pool (a session): told when the
+// connection's handle has closed, so it can count its open handles.
+class UpstreamOwner {
+ public:
+  virtual void OnUpstreamClosed() = 0;
+
+ protected:
+  ~UpstreamOwner() = default;
+};
+
+struct UpstreamConn {
+  uv_tcp_t tcp{};                // tcp.data points back to this object
+  UpstreamOwner* owner = nullptr;  // null while idle in the pool
+  UpstreamPool* pool = nullptr;  // the worker's pool it was made by
+  std::optional<tls::TlsEngine> tls;
+  std::string key;            // what it may be reused for (UpstreamPool::HttpKey / TlsKey)
+  std::string peer;           // the origin's address, for logs
+  IpEndpointAddress address;  // the same, to judge it again before reuse
+  std::uint64_t idle_since_ms = 0;
+  std::uint32_t exchanges = 0;  // completed on this connection
+  std::list<UpstreamConn*>::iterator lru;
+};
+
+class UpstreamPool {
+ public:
+  struct Options {
+    // Bounded so that memory does not grow with the number of origins seen: an idle TLS
+    // connection costs ~10-20 KiB, a remembered session (with the origin's chain) a few KiB.
+    std::size_t max_idle = 64;          // per worker
+    std::size_t max_idle_per_key = 16;  // per origin
+    std::uint64_t idle_timeout_ms = 30'000;
+    std::size_t max_sessions = 256;  // TLS sessions remembered for resumption, per worker
+    // How long a full, verified handshake vouches for a name before a session another name
+    // left may be resumed for it; and how many such names are remembered.
+    std::uint64_t verified_ttl_ms = 3600'000;
+    std::size_t max_verified = 10000;
+  };
+  UpstreamPool(uv_loop_t* loop, Options options);
+  ~UpstreamPool();
+  UpstreamPool(const UpstreamPool&) = delete;
+  UpstreamPool& operator=(const UpstreamPool&) = delete;
+
+  static std::string HttpKey(const std::string& host, std::uint16_t port);
+  // The CONNECT host and port, and the name the origin was verified for (the SNI).
+  static std::string TlsKey(const std::string& host, std::uint16_t port, const std::string& sni);
+  static std::string TlsPrefix(const std::string& host, std::uint16_t port);
+
+  // A new connection for `owner` (tcp initialised on the loop; the caller connects it).
+  UpstreamConn* Create(UpstreamOwner* owner);
+  // The most recently pooled idle connection for `key`, now owned by `owner`; null if none.
+  UpstreamConn* Take(const std::string& key, UpstreamOwner* owner);
+  // True if an idle connection's key starts with `prefix`.
+  bool HasIdle(const std::string& prefix) const;
+  // Takes ownership of an idle, healthy connection (reading stopped, no writes pending).
+  void Put(UpstreamConn* conn);
+  // Closes `conn` (its owner then gets OnUpstreamClosed) or an idle one.
+  static void Close(UpstreamConn* conn);
+
+  SSL_SESSION* TlsSession(const std::string& name_port) const;
+  void SaveSession(const std::string& name_port, SSL* ssl);
+  // "Verified" is per name: a resumed handshake shows no certificate, so a session that one
+  // name left (under a wildcard both share) may be offered for another name only once that
+  // name's own certificate was seen and verified in a full handshake, within verified_ttl_ms.
+  void NoteVerified(const std::string& name_port);
+  bool VerifiedRecently(const std::string& name_port) const;
+
+  // Closes idle TLS connections and forgets TLS sessions: the upstream trust store changed,
+  // so what was verified under the old one must be verified again.
+  void ForgetTls();
+  // Closes every idle connection and stops the sweeper: the worker is stopping.
+  void Shutdown();
+
+  std::size_t idle() const { return lru_.size(); }
+  std::uint64_t reused() const { return reused_; }
+
+ private:
+  void Remove(UpstreamConn* conn);
+  void Sweep();
+  void OnIdleRead(UpstreamConn* conn, ssize_t nread, const uv_buf_t* buf);
+
+  uv_loop_t* loop_;
+  Options options_;
+  uv_timer_t sweeper_{};
+  bool shut_down_ = false;
+  std::map<std::string, std::list<UpstreamConn*>> idle_;  // by key, most recent last
+  std::list<UpstreamConn*> lru_;                          // all idle, oldest first
+  std::unordered_map<std::string, tls::SslSessionPtr> sessions_;
+  std::unordered_map<std::string, std::uint64_t> verified_;  // name:port -> when, loop ms
+  std::uint64_t reused_ = 0;
+  char scratch_[16 * 1024];  // idle reads: only a close or a late session ticket is expected
+};
+
+}  // namespace mintgate::proxy
