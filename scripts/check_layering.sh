@@ -34,7 +34,7 @@ check proxy/config "uv\.h|llhttp|ares|nlohmann|CLI/|$(forbid_above config)|proxy
   "is the configuration and its files: TOML, rules/, tls/ only"
 check proxy/log "uv\.h|llhttp|ares|toml\+\+|nlohmann|CLI/|$(forbid_above log)" \
   "writes records: proxy/config/ only"
-check proxy/net "llhttp|ares|toml\+\+|nlohmann|CLI/|openssl/|tls/|rules/|proxy/" \
+check proxy/net "llhttp|ares|toml\+\+|nlohmann|CLI/|openssl/|tls/|rules/|proxy/config/|proxy/log/|$(forbid_above net)" \
   "owns libuv handles: libuv and the standard library only"
 check proxy/http "uv\.h|ares|toml\+\+|nlohmann|CLI/|$(forbid_above http)|proxy/config/|proxy/log/|proxy/net/" \
   "parses and writes HTTP: llhttp and rules/ only"

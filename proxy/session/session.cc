@@ -18,19 +18,6 @@
 namespace mintgate::proxy {
 namespace {
 
-std::string PeerAddress(uv_tcp_t* tcp) {
-  sockaddr_storage ss{};
-  int len = sizeof ss;
-  if (uv_tcp_getpeername(tcp, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return "";
-  char text[INET6_ADDRSTRLEN] = {};
-  if (ss.ss_family == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, text, sizeof text);
-  } else if (ss.ss_family == AF_INET6) {
-    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, text, sizeof text);
-  }
-  return text;
-}
-
 std::string HexChunkHeader(std::size_t size) {
   char buf[32];
   int n = std::snprintf(buf, sizeof buf, "%zx\r\n", size);
@@ -70,11 +57,30 @@ std::string Seconds(std::uint64_t ms) {
   return buf;
 }
 
-struct Session::WriteRequest {
-  uv_write_t req{};
-  std::string data;
-  Session* session = nullptr;
-  Leg leg = Leg::kClient;
+// One leg's socket events, to the session's handlers for that leg.
+class Session::LegEvents final : public net::TcpStream::Delegate {
+ public:
+  LegEvents(Session& s, Leg leg) : s_(s), leg_(leg) {}
+  // Each leg reads into its own fixed buffer: libuv has at most one read in flight per
+  // handle, and whatever a read delivers is consumed before the next one starts.
+  uv_buf_t ReadBuffer() override {
+    auto& buffer = leg_ == Leg::kClient ? s_.client_buffer_ : s_.upstream_buffer_;
+    return uv_buf_init(buffer.data(), static_cast<unsigned>(buffer.size()));
+  }
+  void OnRead(ssize_t nread, const char* data) override {
+    if (leg_ == Leg::kUpstream) {
+      s_.OnUpstreamRead(nread, data);
+    } else if (s_.lingering_) {
+      if (nread < 0) s_.Close();  // what a lingering client still sends is dropped
+    } else {
+      s_.OnClientRead(nread, data);
+    }
+  }
+  void OnWriteDone(int status) override { s_.OnWritten(status); }
+
+ private:
+  Session& s_;
+  Leg leg_;
 };
 
 // Holds the output of one read callback back until its end (see Corked).
@@ -168,45 +174,28 @@ Session::Session(Worker& worker)
     : worker_(worker),
       runtime_(worker.runtime_ptr()),
       id_(worker.NextSessionId()),
+      clock_(worker.clock()),
+      client_events_(std::make_unique<LegEvents>(*this, Leg::kClient)),
+      upstream_events_(std::make_unique<LegEvents>(*this, Leg::kUpstream)),
+      client_(worker.loop(), client_events_.get()),
+      timer_(clock_.NewTimer()),
       request_side_(std::make_unique<RequestSide>(*this)),
-      response_side_(std::make_unique<ResponseSide>(*this)) {
-  client_.data = this;
-  timer_.data = this;
-  uv_tcp_init(worker_.loop(), &client_);
-  uv_timer_init(worker_.loop(), &timer_);
-  open_handles_ = 2;
-}
+      response_side_(std::make_unique<ResponseSide>(*this)) {}
 
 Session::~Session() {
   if (admitted_) runtime().connections->Release(*client_ip_);
 }
 
 bool Session::Accept(uv_stream_t* server) {
-  if (uv_accept(server, client_stream()) != 0) {
+  if (client_.Accept(server) != 0) {
     Close();
     return false;
   }
-  uv_tcp_nodelay(&client_, 1);
+  client_.SetNoDelay();
   // A client that vanished without a FIN (a laptop closed, a NAT entry dropped) is found.
-  if (timeouts().tcp_keepalive_ms != 0) {
-    uv_tcp_keepalive(&client_, 1, static_cast<unsigned>(timeouts().tcp_keepalive_ms / 1000));
-  }
-  client_address_ = PeerAddress(&client_);
-  sockaddr_storage local{};
-  int len = sizeof local;
-  if (uv_tcp_getsockname(&client_, reinterpret_cast<sockaddr*>(&local), &len) == 0) {
-    char text[INET6_ADDRSTRLEN] = {};
-    if (local.ss_family == AF_INET) {
-      const auto* v4 = reinterpret_cast<sockaddr_in*>(&local);
-      inet_ntop(AF_INET, &v4->sin_addr, text, sizeof text);
-      local_port_ = ntohs(v4->sin_port);
-    } else if (local.ss_family == AF_INET6) {
-      const auto* v6 = reinterpret_cast<sockaddr_in6*>(&local);
-      inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof text);
-      local_port_ = ntohs(v6->sin6_port);
-    }
-    local_address_ = text;
-  }
+  client_.SetKeepAlive(timeouts().tcp_keepalive_ms);
+  client_address_ = client_.PeerAddress();
+  local_address_ = client_.LocalAddress(&local_port_);
   return true;
 }
 
@@ -236,9 +225,9 @@ bool Session::Admit() {
                                     std::to_string(server.max_connections) + ")"
                               : "this client is at server.max_connections_per_client (" +
                                     std::to_string(server.max_connections_per_client) + ")";
-  std::string reply = ErrorResponse(503, why, true);
-  uv_buf_t buf = uv_buf_init(reply.data(), static_cast<unsigned>(reply.size()));
-  uv_try_write(client_stream(), &buf, 1);  // one try: a refused client gets no buffer
+  // One try: a refused client gets no buffer. (Written, the answer is in the socket before
+  // the close; queued, the close cancels it.)
+  client_.Write(ErrorResponse(503, why, true));
   BeginRecord("-", "-");
   record_.status = 503;
   record_.note = why;
@@ -257,17 +246,16 @@ void Session::ReadRequest() {
   response_chunked_ = false;
   response_close_delimited_ = false;
   upstream_backlog_.clear();
-  StartTimer(client_in_.empty() ? timeouts().client_idle_ms : timeouts().request_head_ms,
-             [](uv_timer_t* t) {
-               auto* s = static_cast<Session*>(t->data);
-               if (s->state_ != State::kReadRequest) return;
-               if (s->client_in_.empty() && !s->request_parser_->in_message()) {
-                 s->Close();  // an idle keep-alive connection: nothing to answer
-               } else {
-                 s->RespondError(408, "the request head did not arrive within " +
-                                          Seconds(s->timeouts().request_head_ms));
-               }
-             });
+  StartTimer(client_in_.empty() ? timeouts().client_idle_ms : timeouts().request_head_ms, [this] {
+    Session* s = this;
+    if (s->state_ != State::kReadRequest) return;
+    if (s->client_in_.empty() && !s->request_parser_->in_message()) {
+      s->Close();  // an idle keep-alive connection: nothing to answer
+    } else {
+      s->RespondError(
+          408, "the request head did not arrive within " + Seconds(s->timeouts().request_head_ms));
+    }
+  });
   UpdateReading();
   if (!client_in_.empty()) ProcessClientInput();
 }
@@ -295,8 +283,8 @@ void Session::ProcessClientInput() {
   if (state_ == State::kReadRequest && !head_timer_armed_ &&
       (!client_in_.empty() || request_parser_->in_message())) {
     head_timer_armed_ = true;
-    StartTimer(timeouts().request_head_ms, [](uv_timer_t* t) {
-      auto* s = static_cast<Session*>(t->data);
+    StartTimer(timeouts().request_head_ms, [this] {
+      Session* s = this;
       if (s->state_ == State::kReadRequest) {
         s->RespondError(408, "the request head did not arrive within " +
                                  Seconds(s->timeouts().request_head_ms));
@@ -307,7 +295,7 @@ void Session::ProcessClientInput() {
 }
 
 void Session::OnRequestHead(HttpHead& parsed) {
-  uv_timer_stop(&timer_);
+  timer_->Stop();
   request_ = std::move(parsed);  // the parser starts the next head afresh
   const HttpHead& head = request_;
   BeginRecord(head.method, head.target);
@@ -502,27 +490,19 @@ void Session::ConnectUpstream() {
     std::memcpy(&v6->sin6_addr, a.bytes.data(), 16);
   }
   ReleaseUpstream(false);
-  up_ = worker_.pool().Create(this);
+  up_ = worker_.pool().Create(upstream_events_.get());
   up_->peer = a.ToString();
   up_->address = a;
-  ++open_handles_;
   upstream_open_ = true;
   upstream_was_pooled_ = false;
-  auto* req = new uv_connect_t;
-  req->data = this;
-  int rc = uv_tcp_connect(req, &up_->tcp, reinterpret_cast<sockaddr*>(&ss),
-                          [](uv_connect_t* r, int status) {
-                            auto* s = static_cast<Session*>(r->data);
-                            delete r;
-                            s->OnUpstreamConnected(status);
-                          });
+  int rc = up_->stream.Connect(reinterpret_cast<sockaddr*>(&ss),
+                               [this](int status) { OnUpstreamConnected(status); });
   if (rc != 0) {
-    delete req;
     RespondError(502, "cannot connect to " + url_.host + ": " + uv_strerror(rc));
     return;
   }
-  StartTimer(timeouts().connect_ms, [](uv_timer_t* t) {
-    auto* s = static_cast<Session*>(t->data);
+  StartTimer(timeouts().connect_ms, [this] {
+    Session* s = this;
     if (s->state_ == State::kConnectUpstream) {
       s->RespondError(504, "connecting to " + s->url_.host + " timed out after " +
                                Seconds(s->timeouts().connect_ms));
@@ -532,15 +512,13 @@ void Session::ConnectUpstream() {
 
 void Session::OnUpstreamConnected(int status) {
   if (status == UV_ECANCELED || state_ != State::kConnectUpstream) return;
-  uv_timer_stop(&timer_);
+  timer_->Stop();
   if (status != 0) {
     RespondError(502, "cannot connect to " + url_.host + ": " + uv_strerror(status));
     return;
   }
-  uv_tcp_nodelay(&up_->tcp, 1);
-  if (timeouts().tcp_keepalive_ms != 0) {
-    uv_tcp_keepalive(&up_->tcp, 1, static_cast<unsigned>(timeouts().tcp_keepalive_ms / 1000));
-  }
+  up_->stream.SetNoDelay();
+  up_->stream.SetKeepAlive(timeouts().tcp_keepalive_ms);
   upstream_reusable_ = true;
   record_.upstream = up_->peer;
   up_->key = UpstreamPool::HttpKey(url_.host, url_.port);
@@ -569,8 +547,8 @@ void Session::AnswerConnect() {
   connect_answered_ = true;
   record_.status = 200;
   Write(Leg::kClient, "HTTP/1.1 200 Connection established\r\n\r\n");
-  StartTimer(timeouts().tls_handshake_ms, [](uv_timer_t* t) {
-    auto* s = static_cast<Session*>(t->data);
+  StartTimer(timeouts().tls_handshake_ms, [this] {
+    Session* s = this;
     if (s->state_ == State::kPeek) {
       s->Abort("no ClientHello within " + Seconds(s->timeouts().tls_handshake_ms));
     }
@@ -615,7 +593,7 @@ void Session::ForwardResponseBody(const char* data, std::size_t size) {
 }
 
 void Session::FinishExchange() {
-  uv_timer_stop(&timer_);
+  timer_->Stop();
   LogExchange();
   if (!request_complete_) {
     // The origin answered before the request body ended (e.g. an error): the rest of the
@@ -623,7 +601,7 @@ void Session::FinishExchange() {
     keep_client_alive_ = false;
   }
   const bool clean = upstream_reusable_ && request_complete_ && response_complete_ &&
-                     !response_close_delimited_ && upstream_pending_writes_ == 0 &&
+                     !response_close_delimited_ && PendingWrites(Leg::kUpstream) == 0 &&
                      (!decrypting_ || upstream_verified_);
   if ((decrypting_ || upstream_pinned_) && clean) {
     // Kept for this client's next request; a decrypted one is pooled when the client leaves,
@@ -647,24 +625,22 @@ void Session::ReleaseUpstream(bool reuse) {
   if (!upstream_open_) return;
   FlushLeg(Leg::kUpstream);
   upstream_open_ = false;
-  upstream_reading_ = false;
   upstream_idle_ = false;
   UpstreamConn* conn = up_;
-  up_ = nullptr;
-  uv_read_stop(reinterpret_cast<uv_stream_t*>(&conn->tcp));
+  conn->stream.StopReading();
   if (upstream_tls_ && upstream_verified_ && upstream_tls_->handshake_done()) {
     worker_.pool().SaveSession(TlsSessionKey(conn->peer), upstream_tls_->ssl());
   }
   // A connection that carried NTLM or Negotiate authentication is authenticated as this
   // client's user: it dies with this client's connection, never reaching another (Squid pins
   // the same way).
-  reuse = reuse && !upstream_pinned_ && upstream_pending_writes_ == 0 && !worker_.stopping();
+  reuse = reuse && !upstream_pinned_ && PendingWrites(Leg::kUpstream) == 0 && !worker_.stopping();
+  up_ = nullptr;
   upstream_pinned_ = false;
   if (reuse) {
     conn->tls = std::move(upstream_tls_);
     upstream_tls_.reset();
     ++conn->exchanges;
-    --open_handles_;  // the pool owns it now
     worker_.pool().Put(conn);
     return;
   }
@@ -673,16 +649,14 @@ void Session::ReleaseUpstream(bool reuse) {
 }
 
 bool Session::TakePooledUpstream(const std::string& key) {
-  UpstreamConn* conn = worker_.pool().Take(key, this);
+  UpstreamConn* conn = worker_.pool().Take(key, upstream_events_.get());
   if (conn == nullptr) return false;
   // Pooled under an earlier configuration, perhaps: judged again under this connection's.
   if (runtime().destinations->Check(conn->address.ip(), url_.port)) {
-    conn->owner = nullptr;  // not counted among this session's handles: closed on its own
     UpstreamPool::Close(conn);
     return false;
   }
   up_ = conn;
-  ++open_handles_;
   upstream_open_ = true;
   upstream_was_pooled_ = true;
   upstream_reusable_ = true;
@@ -713,37 +687,29 @@ void Session::ResolveUpstream(AfterConnect next) {
       url_.host, [this](const ResolveResult& result) { OnResolved(result); });
 }
 
-void Session::OnClientRead(ssize_t nread, const uv_buf_t* buf) {
+void Session::OnClientRead(ssize_t nread, const char* data) {
   CorkScope cork(*this);
   Touch();
   if (nread < 0 && state_ == State::kTunnel) {
     // The client is done sending: pass the end on and keep relaying the other way.
     client_eof_ = true;
-    client_reading_ = false;
-    uv_read_stop(client_stream());
+    client_.StopReading();
     FlushLeg(Leg::kUpstream);  // what the client sent before its end goes first
-    auto* req = new uv_shutdown_t;
-    if (uv_shutdown(req, upstream_stream(), [](uv_shutdown_t* r, int) { delete r; }) != 0) {
-      delete req;
-      CloseWhenFlushed();
-    }
+    if (!upstream_open_ || !up_->stream.Shutdown()) CloseWhenFlushed();
     return;
   }
   if (nread < 0) {
     client_eof_ = true;
-    client_reading_ = false;
-    uv_read_stop(client_stream());
+    client_.StopReading();
     if (state_ == State::kReadRequest || state_ == State::kResolve ||
         state_ == State::kConnectUpstream || !request_complete_) {
       Close();  // nobody is left to answer
     }
     return;
   }
-  if (nread == 0) return;
-  client_bytes_in_ += static_cast<std::uint64_t>(nread);
   const auto size = static_cast<std::size_t>(nread);
   if (client_tls_) {
-    client_tls_->FeedCiphertext(buf->base, size);
+    client_tls_->FeedCiphertext(data, size);
     if (state_ == State::kClientHandshake) {
       ClientHandshakeStep();
       return;
@@ -760,7 +726,7 @@ void Session::OnClientRead(ssize_t nread, const uv_buf_t* buf) {
     }
     return;
   }
-  OnClientBytes(buf->base, size);
+  OnClientBytes(data, size);
 }
 
 void Session::OnClientBytes(const char* data, std::size_t size) {
@@ -779,7 +745,7 @@ void Session::OnClientBytes(const char* data, std::size_t size) {
 // After "101 Switching Protocols" (WebSocket and friends) both sides speak the new protocol:
 // bytes are spliced like a tunnel, through the TLS engines when decrypting.
 void Session::BeginUpgradedRelay(const char* rest, std::size_t size) {
-  uv_timer_stop(&timer_);
+  timer_->Stop();
   upgrading_ = false;
   upstream_reusable_ = false;
   keep_client_alive_ = false;
@@ -794,19 +760,19 @@ void Session::BeginUpgradedRelay(const char* rest, std::size_t size) {
   UpdateReading();
 }
 
-void Session::OnUpstreamRead(ssize_t nread, const uv_buf_t* buf) {
+void Session::OnUpstreamRead(ssize_t nread, const char* data) {
   CorkScope cork(*this);
   Touch();
   if (state_ == State::kTunnel && (!upstream_tls_ || nread < 0)) {
     if (nread < 0) {
       CloseWhenFlushed();  // the origin is done: flush what it sent, then close both
     } else if (nread > 0) {
-      Write(Leg::kClient, std::string(buf->base, static_cast<std::size_t>(nread)));
+      Write(Leg::kClient, std::string(data, static_cast<std::size_t>(nread)));
     }
     return;
   }
   if (nread > 0 && upstream_tls_) {
-    upstream_tls_->FeedCiphertext(buf->base, static_cast<std::size_t>(nread));
+    upstream_tls_->FeedCiphertext(data, static_cast<std::size_t>(nread));
     if (state_ == State::kUpstreamHandshake) {
       UpstreamHandshakeStep();
       return;
@@ -820,8 +786,7 @@ void Session::OnUpstreamRead(ssize_t nread, const uv_buf_t* buf) {
   if (nread < 0 && (decrypting_ || upstream_idle_) && state_ != State::kRelay) {
     // The origin closed an idle kept-alive connection, or during our handshakes.
     upstream_reusable_ = false;
-    upstream_reading_ = false;
-    uv_read_stop(upstream_stream());
+    up_->stream.StopReading();
     if (state_ == State::kUpstreamHandshake) {
       upstream_problem_ = "the origin closed the connection during the TLS handshake";
       UpstreamTlsFinished();
@@ -834,9 +799,8 @@ void Session::OnUpstreamRead(ssize_t nread, const uv_buf_t* buf) {
   }
   if (!response_parser_ || state_ != State::kRelay) return;
   if (nread < 0) {
-    upstream_reading_ = false;
     upstream_reusable_ = false;
-    uv_read_stop(upstream_stream());
+    up_->stream.StopReading();
     std::optional<HttpError> error = response_parser_->FeedEof();
     if (!response_complete_ && RetryStaleUpstream()) return;
     if (response_complete_) {
@@ -849,7 +813,7 @@ void Session::OnUpstreamRead(ssize_t nread, const uv_buf_t* buf) {
     }
     return;
   }
-  if (!upstream_tls_) OnUpstreamBytes(buf->base, static_cast<std::size_t>(nread));
+  if (!upstream_tls_) OnUpstreamBytes(data, static_cast<std::size_t>(nread));
 }
 
 void Session::OnUpstreamBytes(const char* data, std::size_t size) {
@@ -945,11 +909,7 @@ void Session::RawWrite(Leg leg, std::string data) {
 
 void Session::CountCorked(Leg leg, std::size_t size) {
   Corked& corked = CorkedOf(leg);
-  if (!corked.active) {
-    corked.active = true;
-    PendingWritesOf(leg) += 1;
-  }
-  QueuedBytesOf(leg) += size;
+  corked.active = true;
   corked.counted += size;
 }
 
@@ -971,8 +931,6 @@ void Session::FlushLeg(Leg leg) {
   }
   corked.engine_dirty = false;
   corked.active = false;
-  PendingWritesOf(leg) -= 1;
-  QueuedBytesOf(leg) -= corked.counted;
   corked.counted = 0;
   SubmitWrite(leg, std::move(data));
   if (failed) Close();
@@ -985,57 +943,40 @@ void Session::FlushCorked() {
 
 void Session::SubmitWrite(Leg leg, std::string data) {
   if (data.empty()) return;
-  uv_stream_t* stream = leg == Leg::kClient ? client_stream() : upstream_stream();
   if (leg == Leg::kUpstream && !upstream_open_) return;
-  // Straight into the socket when nothing is queued on it (libuv refuses while a write or a
-  // connect is pending, which keeps the order): no request to allocate, and no epoll_ctl,
-  // which libuv issues after every completed uv_write when it drains the stream.
-  uv_buf_t now = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
-  const int sent = uv_try_write(stream, &now, 1);
-  if (sent > 0) {
-    if (leg == Leg::kClient) client_bytes_out_ += static_cast<std::size_t>(sent);
-    if (static_cast<std::size_t>(sent) == data.size()) {
-      UpdateReading();
-      return;
-    }
-    data.erase(0, static_cast<std::size_t>(sent));  // the socket buffer is full: queue the rest
-  } else if (sent != UV_EAGAIN && sent != UV_ENOSYS) {
-    Close();  // the peer is gone (EPIPE, ECONNRESET): as a failed uv_write would
-    return;
-  }
-  auto* w = new WriteRequest;
-  w->data = std::move(data);
-  w->session = this;
-  w->leg = leg;
-  w->req.data = w;
-  uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-  QueuedBytesOf(leg) += w->data.size();
-  if (leg == Leg::kClient) client_bytes_out_ += w->data.size();
-  PendingWritesOf(leg) += 1;
-  int rc = uv_write(&w->req, stream, &buf, 1, [](uv_write_t* req, int status) {
-    auto* done = static_cast<WriteRequest*>(req->data);
-    Session* s = done->session;
-    const Leg written = done->leg;
-    s->QueuedBytesOf(written) -= done->data.size();
-    delete done;
-    s->OnWritten(written, status);
-  });
-  if (rc != 0) {
-    QueuedBytesOf(leg) -= w->data.size();
-    PendingWritesOf(leg) -= 1;
-    delete w;
-    Close();
+  net::TcpStream& stream = leg == Leg::kClient ? client_ : up_->stream;
+  if (!stream.Write(std::move(data))) {
+    Close();  // the peer is gone (EPIPE, ECONNRESET)
     return;
   }
   UpdateReading();
 }
 
-void Session::OnWritten(Leg leg, int status) {
-  PendingWritesOf(leg) -= 1;
+std::size_t Session::PendingWrites(Leg leg) const {
+  const Corked& corked = corked_[leg == Leg::kClient ? 0 : 1];
+  const std::size_t corked_writes = corked.active ? 1 : 0;
+  if (leg == Leg::kClient) return client_.pending_writes() + corked_writes;
+  return (upstream_open_ ? up_->stream.pending_writes() : 0) + corked_writes;
+}
+
+std::size_t Session::QueuedBytes(Leg leg) const {
+  const Corked& corked = corked_[leg == Leg::kClient ? 0 : 1];
+  if (leg == Leg::kClient) return client_.queued_bytes() + corked.counted;
+  return (upstream_open_ ? up_->stream.queued_bytes() : 0) + corked.counted;
+}
+
+bool Session::Reading(Leg leg) const {
+  if (leg == Leg::kClient) return client_.reading();
+  return upstream_open_ && up_->stream.reading();
+}
+
+void Session::OnWritten(int status) {
   Touch();
   if (status < 0) {
-    if (status != UV_ECANCELED) Close();
-  } else if (state_ == State::kClosing && !closing_ && client_pending_writes_ == 0) {
+    Close();
+    return;
+  }
+  if (state_ == State::kClosing && !closing_ && PendingWrites(Leg::kClient) == 0) {
     Linger();
     return;
   }
@@ -1056,48 +997,27 @@ void Session::UpdateReading() {
                                state_ == State::kTunnel || state_ == State::kClientHandshake ||
                                (state_ == State::kRelay && (!is_connect_ || decrypting_) &&
                                 (!request_paused_ || request_complete_)));
-  const bool want_client = want(client_reading_, client_allowed, upstream_queued_bytes_);
-  if (want_client != client_reading_) {
-    client_reading_ = want_client;
+  const bool want_client = want(client_.reading(), client_allowed, QueuedBytes(Leg::kUpstream));
+  if (want_client != client_.reading()) {
     if (want_client) {
-      uv_read_start(client_stream(), &Session::AllocReadBuffer,
-                    [](uv_stream_t* st, ssize_t nread, const uv_buf_t* buf) {
-                      static_cast<Session*>(st->data)->OnClientRead(nread, buf);
-                    });
+      client_.StartReading();
     } else {
-      uv_read_stop(client_stream());
+      client_.StopReading();
     }
   }
   const bool upstream_allowed =
       upstream_open_ &&
       (state_ == State::kRelay || state_ == State::kTunnel || state_ == State::kUpstreamHandshake ||
        ((decrypting_ || upstream_idle_) && state_ == State::kReadRequest));
-  const bool want_upstream = want(upstream_reading_, upstream_allowed, client_queued_bytes_);
-  if (want_upstream != upstream_reading_) {
-    upstream_reading_ = want_upstream;
+  const bool want_upstream =
+      want(Reading(Leg::kUpstream), upstream_allowed, QueuedBytes(Leg::kClient));
+  if (want_upstream != Reading(Leg::kUpstream)) {
     if (want_upstream) {
-      uv_read_start(
-          upstream_stream(),
-          [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
-            auto* s = static_cast<Session*>(static_cast<UpstreamConn*>(h->data)->owner);
-            *buf = uv_buf_init(s->upstream_buffer_.data(),
-                               static_cast<unsigned>(s->upstream_buffer_.size()));
-          },
-          [](uv_stream_t* st, ssize_t nread, const uv_buf_t* buf) {
-            static_cast<Session*>(static_cast<UpstreamConn*>(st->data)->owner)->OnUpstreamRead(nread, buf);
-          });
+      up_->stream.StartReading();
     } else {
-      uv_read_stop(upstream_stream());
+      up_->stream.StopReading();
     }
   }
-}
-
-// Each leg reads into its own fixed buffer: libuv has at most one read in flight per handle,
-// and whatever a read delivers is consumed before the next one starts. (This one is the
-// client's; the upstream leg's is chosen through its UpstreamConn.)
-void Session::AllocReadBuffer(uv_handle_t* handle, std::size_t, uv_buf_t* buf) {
-  auto* s = static_cast<Session*>(handle->data);
-  *buf = uv_buf_init(s->client_buffer_.data(), static_cast<unsigned>(s->client_buffer_.size()));
 }
 
 void Session::RespondError(int status, const std::string& reason) {
@@ -1121,24 +1041,19 @@ void Session::CloseWhenFlushed() {
   FlushCorked();
   if (closing_) return;  // the flush failed and closed
   state_ = State::kClosing;
-  uv_timer_stop(&timer_);
+  timer_->Stop();
   if (resolve_id_ != 0) {
     worker_.resolver().Cancel(resolve_id_);
     resolve_id_ = 0;
   }
-  if (client_reading_) {
-    client_reading_ = false;
-    uv_read_stop(client_stream());
-  }
+  client_.StopReading();
   ReleaseUpstream(upstream_idle_);
-  if (client_pending_writes_ == 0) {
+  if (PendingWrites(Leg::kClient) == 0) {
     Linger();
     return;
   }
   // A client that does not read its answer does not hold the socket and the answer forever.
-  uv_timer_start(
-      &timer_, [](uv_timer_t* t) { static_cast<Session*>(t->data)->Close(); }, timeouts().linger_ms,
-      0);
+  timer_->Start(timeouts().linger_ms, [this] { Close(); });
 }
 
 // Closing a socket with unread input makes the kernel send a reset, which can destroy the
@@ -1147,21 +1062,12 @@ void Session::CloseWhenFlushed() {
 void Session::Linger() {
   if (closing_ || lingering_) return;
   lingering_ = true;
-  auto* req = new uv_shutdown_t;
-  req->data = this;
-  if (uv_shutdown(req, client_stream(), [](uv_shutdown_t* r, int) { delete r; }) != 0) {
-    delete req;
+  if (!client_.Shutdown()) {
     Close();
     return;
   }
-  client_reading_ = true;
-  uv_read_start(client_stream(), &Session::AllocReadBuffer,
-                [](uv_stream_t* st, ssize_t nread, const uv_buf_t*) {
-                  if (nread < 0) static_cast<Session*>(st->data)->Close();
-                });
-  uv_timer_start(
-      &timer_, [](uv_timer_t* t) { static_cast<Session*>(t->data)->Close(); }, timeouts().linger_ms,
-      0);
+  client_.StartReading();  // LegEvents drops what arrives, and closes at the client's end
+  timer_->Start(timeouts().linger_ms, [this] { Close(); });
 }
 
 void Session::Close() {
@@ -1175,10 +1081,12 @@ void Session::Close() {
     worker_.resolver().Cancel(resolve_id_);
     resolve_id_ = 0;
   }
-  auto closed = [](uv_handle_t* h) { static_cast<Session*>(h->data)->OnHandleClosed(); };
   ReleaseUpstream(false);
-  uv_close(reinterpret_cast<uv_handle_t*>(&client_), closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), closed);
+  client_.Close();
+  timer_->Stop();
+  // The handles free themselves once libuv is done with them; the worker destroys this
+  // session later on its loop, never inside the callback that is running now.
+  worker_.SessionClosed(this);
 }
 
 void Session::BeginRecord(const std::string& method, const std::string& url) {
@@ -1187,7 +1095,7 @@ void Session::BeginRecord(const std::string& method, const std::string& url) {
                                          std::chrono::system_clock::now().time_since_epoch())
                                          .count()) /
                  1000.0;
-  record_start_ms_ = uv_now(worker_.loop());
+  record_start_ms_ = clock_.NowMs();
   record_.client = client_address_;
   record_.method = method;
   record_.url = url;
@@ -1198,13 +1106,13 @@ void Session::LogExchange() {
   FlushLeg(Leg::kClient);  // the exchange's bytes to the client are counted when written
   if (!record_open_) return;
   record_open_ = false;
-  record_.duration_ms = uv_now(worker_.loop()) - record_start_ms_;
+  record_.duration_ms = clock_.NowMs() - record_start_ms_;
   // Everything since the previous record: the head of a request arrives before it is known
   // to be one.
-  record_.bytes_from_client = client_bytes_in_ - client_bytes_in_logged_;
-  record_.bytes_to_client = client_bytes_out_ - client_bytes_out_logged_;
-  client_bytes_in_logged_ = client_bytes_in_;
-  client_bytes_out_logged_ = client_bytes_out_;
+  record_.bytes_from_client = client_.bytes_read() - client_bytes_in_logged_;
+  record_.bytes_to_client = client_.bytes_written() - client_bytes_out_logged_;
+  client_bytes_in_logged_ = client_.bytes_read();
+  client_bytes_out_logged_ = client_.bytes_written();
   if (const auto& log = runtime().access_log) {
     log->Write(record_);
     worker_.LogQueued();
@@ -1215,18 +1123,14 @@ void Session::NewRequestParser() {
   request_parser_ = std::make_unique<HttpParser>(HttpParser::Kind::kRequest, *request_side_);
 }
 
-void Session::OnHandleClosed() {
-  if (--open_handles_ == 0) worker_.SessionClosed(this);
-}
-
-void Session::StartTimer(std::uint64_t ms, void (*fire)(uv_timer_t*)) {
+void Session::StartTimer(std::uint64_t ms, std::function<void()> fire) {
   if (closing_) return;
-  uv_timer_start(&timer_, fire, ms, 0);
+  timer_->Start(ms, std::move(fire));
 }
 
 void Session::StartIdleTimer() {
   Touch();
-  StartTimer(IdleLimitMs(), &Session::OnIdleTimer);
+  StartTimer(IdleLimitMs(), [this] { OnIdleTimer(); });
 }
 
 std::uint64_t Session::IdleLimitMs() const {
@@ -1234,13 +1138,13 @@ std::uint64_t Session::IdleLimitMs() const {
   return response_started_ ? timeouts().origin_idle_ms : timeouts().origin_first_byte_ms;
 }
 
-void Session::OnIdleTimer(uv_timer_t* timer) {
-  auto* s = static_cast<Session*>(timer->data);
+void Session::OnIdleTimer() {
+  Session* s = this;
   if (s->state_ != State::kRelay && s->state_ != State::kTunnel) return;
-  const std::uint64_t idle = uv_now(s->worker_.loop()) - s->last_activity_ms_;
+  const std::uint64_t idle = clock_.NowMs() - s->last_activity_ms_;
   const std::uint64_t limit = s->IdleLimitMs();
   if (idle < limit) {
-    uv_timer_start(timer, &Session::OnIdleTimer, limit - idle, 0);
+    StartTimer(limit - idle, [this] { OnIdleTimer(); });
     return;
   }
   if (s->state_ == State::kTunnel) {

@@ -8,15 +8,18 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 
-#include "proxy/log/access_log.h"
+#include "proxy/dns/resolver.h"
 #include "proxy/http/http_codec.h"
+#include "proxy/log/access_log.h"
+#include "proxy/net/clock.h"
+#include "proxy/net/tcp_stream.h"
 #include "proxy/runtime/mint_service.h"
 #include "proxy/runtime/readiness.h"
-#include "proxy/dns/resolver.h"
 #include "proxy/runtime/runtime.h"
 #include "proxy/upstream/upstream_pool.h"
 #include "rules/rule.h"
@@ -29,23 +32,21 @@ class Worker;
 // "10 s", "0.5 s": a configured timeout for messages.
 std::string Seconds(std::uint64_t ms);
 
-class Session final : public UpstreamOwner {
+class Session {
  public:
   explicit Session(Worker& worker);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  // Accepts the pending connection of `server`; false if that failed (the session then
-  // closes itself and reports to the worker as usual).
+  // Accepts the pending connection of `server`; false if that failed (the session has then
+  // closed and reported to the worker, like any other).
   bool Accept(uv_stream_t* server);
   void Start();
   // Graceful stop: close now if idle, else after the exchange in progress.
   void Drain();
   // Closes both legs now; `why` goes to the access record.
   void Abort(const std::string& why);
-  // The upstream connection's handle has closed (called by UpstreamPool::Close).
-  void OnUpstreamClosed() override { OnHandleClosed(); }
   std::uint64_t id() const { return id_; }
   // The configuration this connection started under: a reload swaps the worker's snapshot,
   // never the one a connection in progress uses.
@@ -77,7 +78,7 @@ class Session final : public UpstreamOwner {
   static constexpr std::size_t kHighWatermark = 1 << 20;  // stop reading the other side above
   static constexpr std::size_t kLowWatermark = 256 << 10;
   static constexpr std::size_t kMaxPipelined = 256 << 10;
-  struct WriteRequest;
+  class LegEvents;
   class RequestSide;
   class ResponseSide;
 
@@ -118,8 +119,8 @@ class Session final : public UpstreamOwner {
   void BeginUpgradedRelay(const char* rest, std::size_t size);
 
   // Input.
-  void OnClientRead(ssize_t nread, const uv_buf_t* buf);
-  void OnUpstreamRead(ssize_t nread, const uv_buf_t* buf);
+  void OnClientRead(ssize_t nread, const char* data);
+  void OnUpstreamRead(ssize_t nread, const char* data);
   void ProcessClientInput();
   void ForwardRequestBody(const char* data, std::size_t size);
   void ForwardResponseBody(const char* data, std::size_t size);
@@ -132,29 +133,25 @@ class Session final : public UpstreamOwner {
   void CountCorked(Leg leg, std::size_t size);
   void FlushLeg(Leg leg);
   void FlushCorked();
-  void OnWritten(Leg leg, int status);
+  void OnWritten(int status);
   void UpdateReading();
-  static void AllocReadBuffer(uv_handle_t* handle, std::size_t, uv_buf_t* buf);
   void RespondError(int status, const std::string& reason);
   void CloseWhenFlushed();
   void Linger();
   void Close();
-  void OnHandleClosed();
-  void StartTimer(std::uint64_t ms, void (*fire)(uv_timer_t*));
+  void StartTimer(std::uint64_t ms, std::function<void()> fire);
   const TimeoutsConfig& timeouts() const { return runtime_->config.timeouts; }
   // Relay and tunnel: the connection ends after a whole idle period with no byte read on
   // either leg and no write completed. Activity only stamps a time (cheap on every read); the
   // timer checks the stamp when it fires and sleeps again for what is left.
   void StartIdleTimer();
-  void Touch() { last_activity_ms_ = uv_now(client_.loop); }
+  void Touch() { last_activity_ms_ = clock_.NowMs(); }
   std::uint64_t IdleLimitMs() const;
-  static void OnIdleTimer(uv_timer_t* timer);
+  void OnIdleTimer();
   void BeginRecord(const std::string& method, const std::string& url);
   void NewRequestParser();
   void LogExchange();
 
-  uv_stream_t* client_stream() { return reinterpret_cast<uv_stream_t*>(&client_); }
-  uv_stream_t* upstream_stream() { return reinterpret_cast<uv_stream_t*>(&up_->tcp); }
   // Closes the upstream connection, or gives it to the worker's pool when `reuse` and it is
   // healthy and idle.
   void ReleaseUpstream(bool reuse);
@@ -165,10 +162,12 @@ class Session final : public UpstreamOwner {
   RuntimePtr runtime_;
   std::uint64_t id_;
   State state_ = State::kReadRequest;
-  uv_tcp_t client_{};
+  net::Clock& clock_;
+  std::unique_ptr<LegEvents> client_events_;
+  std::unique_ptr<LegEvents> upstream_events_;
+  net::TcpStream client_;
   UpstreamConn* up_ = nullptr;  // owned while upstream_open_ (closed or pooled after)
-  uv_timer_t timer_{};
-  int open_handles_ = 0;
+  std::unique_ptr<net::Timer> timer_;
   bool upstream_open_ = false;
   bool closing_ = false;
   bool draining_ = false;
@@ -189,20 +188,14 @@ class Session final : public UpstreamOwner {
   bool request_paused_ = false;
   bool head_timer_armed_ = false;  // the parser stopped after a complete request
   bool client_eof_ = false;
-  bool client_reading_ = false;
-  bool upstream_reading_ = false;
-  std::size_t client_pending_writes_ = 0;
-  std::size_t upstream_pending_writes_ = 0;
-  std::size_t client_queued_bytes_ = 0;
-  std::size_t upstream_queued_bytes_ = 0;
   // Output made while one read is handled is written once, when that read is done: a response
   // head and a small body become one TLS record and one write. Corked bytes count as one
   // pending write of their size, so flow control and "close when flushed" see them.
   struct Corked {
     std::string raw;            // bytes for the socket, in order
     bool engine_dirty = false;  // plaintext queued in the leg's TLS engine after `raw`
-    bool active = false;        // counted in *_pending_writes_
-    std::size_t counted = 0;    // bytes counted in *_queued_bytes_
+    bool active = false;        // counted as a pending write (PendingWrites)
+    std::size_t counted = 0;    // bytes counted as queued (QueuedBytes)
   };
   class CorkScope;
   int cork_depth_ = 0;
@@ -212,12 +205,10 @@ class Session final : public UpstreamOwner {
     return leg == Leg::kClient ? client_tls_ : upstream_tls_;
   }
   Corked& CorkedOf(Leg leg) { return corked_[leg == Leg::kClient ? 0 : 1]; }
-  std::size_t& PendingWritesOf(Leg leg) {
-    return leg == Leg::kClient ? client_pending_writes_ : upstream_pending_writes_;
-  }
-  std::size_t& QueuedBytesOf(Leg leg) {
-    return leg == Leg::kClient ? client_queued_bytes_ : upstream_queued_bytes_;
-  }
+  // Writes not yet in the leg's socket, corked output counting as one.
+  std::size_t PendingWrites(Leg leg) const;
+  std::size_t QueuedBytes(Leg leg) const;
+  bool Reading(Leg leg) const;
 
   // The exchange in progress.
   HttpHead request_;
@@ -257,10 +248,8 @@ class Session final : public UpstreamOwner {
   bool leaf_prefetched_ = false;      // this connection started its leaf's mint early (Prefetch)
   AccessRecord record_;
   std::uint64_t record_start_ms_ = 0;
-  bool record_open_ = false;           // an exchange is being recorded and not yet logged
-  std::uint64_t client_bytes_in_ = 0;  // raw bytes from / to the client, whole connection
-  std::uint64_t client_bytes_out_ = 0;
-  std::uint64_t client_bytes_in_logged_ = 0;
+  bool record_open_ = false;                  // an exchange is being recorded and not yet logged
+  std::uint64_t client_bytes_in_logged_ = 0;  // client_'s byte counts at the last record
   std::uint64_t client_bytes_out_logged_ = 0;
 
   // Read buffers, deliberately not zeroed: only what a read wrote is ever looked at.

@@ -158,7 +158,7 @@ void Session::PeekClientHello() {
 }
 
 void Session::Decide(const std::string& sni) {
-  uv_timer_stop(&timer_);
+  timer_->Stop();
   sni_ = sni;
   record_.sni = sni;
   if (sni.empty() || sni == url_.host) {
@@ -322,8 +322,8 @@ void Session::StartUpstreamTls() {
   upstream_tls_.emplace(
       tls::TlsEngine::Client(worker_.tls().client(), tls_host_, tls_host_, ResumableTlsSession()));
   state_ = State::kUpstreamHandshake;
-  StartTimer(timeouts().tls_handshake_ms, [](uv_timer_t* t) {
-    auto* s = static_cast<Session*>(t->data);
+  StartTimer(timeouts().tls_handshake_ms, [this] {
+    Session* s = this;
     if (s->state_ != State::kUpstreamHandshake) return;
     s->upstream_problem_ = "the TLS handshake with the origin timed out";
     s->UpstreamTlsFinished();
@@ -354,7 +354,7 @@ void Session::UpstreamHandshakeStep() {
 // The origin's side is settled (verified, or why not): before the client's handshake the
 // leaf comes next; between two decrypted requests the waiting request goes out, or a page.
 void Session::UpstreamTlsFinished() {
-  uv_timer_stop(&timer_);
+  timer_->Stop();
   record_.upstream_verify = upstream_verified_ ? "ok" : upstream_problem_;
   if (client_tls_ && client_tls_->handshake_done()) {
     if (upstream_verified_) {
@@ -421,8 +421,8 @@ SSL_SESSION* Session::ResumableTlsSession() const {
 void Session::RequestLeaf() {
   state_ = State::kLeaf;
   // Armed before asking: a cached leaf answers at once and the handshake sets its own timer.
-  StartTimer(timeouts().leaf_wait_ms, [](uv_timer_t* t) {
-    auto* s = static_cast<Session*>(t->data);
+  StartTimer(timeouts().leaf_wait_ms, [this] {
+    Session* s = this;
     if (s->state_ == State::kLeaf) {
       s->Abort("no leaf certificate within " + Seconds(s->timeouts().leaf_wait_ms) +
                " (timeouts.leaf_wait)");
@@ -463,8 +463,8 @@ void Session::OnLeaf(const MintService::Outcome& outcome) {
   client_tls_->FeedCiphertext(client_in_.data(), client_in_.size());
   client_in_.clear();
   state_ = State::kClientHandshake;
-  StartTimer(timeouts().tls_handshake_ms, [](uv_timer_t* t) {
-    auto* s = static_cast<Session*>(t->data);
+  StartTimer(timeouts().tls_handshake_ms, [this] {
+    Session* s = this;
     if (s->state_ == State::kClientHandshake) s->Abort("client TLS handshake timed out");
   });
   ClientHandshakeStep();
@@ -483,7 +483,7 @@ void Session::ClientHandshakeStep() {
     CloseWhenFlushed();
     return;
   }
-  uv_timer_stop(&timer_);
+  timer_->Stop();
   NoteReadiness(HandshakeOutcome::kTrusted, "");
   std::string early = client_tls_->ReadPlaintext();
   if (blocking_) {

@@ -1,10 +1,6 @@
 #include "proxy/session/worker.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <iostream>
@@ -13,50 +9,7 @@
 
 namespace mintgate::proxy {
 
-struct Worker::ListenerHandle {
-  uv_tcp_t tcp{};
-  Worker* worker = nullptr;
-  std::string address;
-};
-
 namespace {
-
-// A listening socket with SO_REUSEPORT, so each worker has its own accept queue (libuv 1.44
-// has no flag for it, hence the socket is made here and handed to uv_tcp_open).
-int MakeListenSocket(const HostPort& hp, std::string& error) {
-  sockaddr_storage ss{};
-  socklen_t len = 0;
-  const std::string host = hp.host == "localhost" ? "127.0.0.1" : hp.host;
-  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
-  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
-  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(hp.port);
-    len = sizeof *v4;
-  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
-    v6->sin6_family = AF_INET6;
-    v6->sin6_port = htons(hp.port);
-    len = sizeof *v6;
-  } else {
-    error = hp.ToString() + ": listen addresses must be IP addresses";
-    return -1;
-  }
-  int fd = ::socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) {
-    error = hp.ToString() + ": socket: " + std::strerror(errno);
-    return -1;
-  }
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
-  if (ss.ss_family == AF_INET6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-    error = hp.ToString() + ": " + std::strerror(errno);
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 // What the extra trust was loaded from: each file's path, size and modification time.
 std::string TrustStamp(const std::vector<std::string>& files) {
@@ -143,35 +96,23 @@ void Worker::Run(std::promise<std::string>& started) {
 
 std::string Worker::Listen() {
   for (const HostPort& hp : runtime_->config.server.listen) {
-    std::string error;
-    int fd = MakeListenSocket(hp, error);
-    if (fd < 0) return error;
-    auto* l = new ListenerHandle;
-    l->worker = this;
-    l->address = hp.ToString();
-    l->tcp.data = l;
-    uv_tcp_init(&loop_, &l->tcp);
-    listeners_.push_back(l);
-    int rc = uv_tcp_open(&l->tcp, fd);
-    if (rc == 0) {
-      rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), 1024,
-                     [](uv_stream_t* server, int status) {
-                       if (status < 0) return;
-                       static_cast<ListenerHandle*>(server->data)->worker->OnConnection(server);
-                     });
-    }
-    if (rc != 0) return hp.ToString() + ": " + uv_strerror(rc);
+    auto listener = std::make_unique<net::Listener>(
+        &loop_, [this](uv_stream_t* server) { OnConnection(server); });
+    std::string error = listener->Listen(hp.host == "localhost" ? "127.0.0.1" : hp.host, hp.port);
+    listeners_.push_back(std::move(listener));
+    if (!error.empty()) return error;
   }
   return "";
 }
 
 void Worker::OnConnection(uv_stream_t* server) {
+  // Registered before accepting: a failed accept closes the session like any other, and the
+  // reap queue destroys it once the loop is out of its callbacks.
   auto session = std::make_unique<Session>(*this);
-  if (!session->Accept(server)) return;  // the session closes itself and reports back
   Session* raw = session.get();
   by_id_.emplace(raw->id(), raw);
   sessions_.emplace(raw, std::move(session));
-  raw->Start();
+  if (raw->Accept(server)) raw->Start();
 }
 
 void Worker::Post(std::function<void()> fn) {
@@ -232,11 +173,7 @@ void Worker::LogQueued() {
 void Worker::BeginStop() {
   if (stopping_) return;
   stopping_ = true;
-  for (ListenerHandle* l : listeners_) {
-    uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp),
-             [](uv_handle_t* h) { delete static_cast<ListenerHandle*>(h->data); });
-  }
-  listeners_.clear();
+  listeners_.clear();  // each closes its socket
   for (auto& [raw, session] : sessions_) raw->Drain();
   if (sessions_.empty()) {
     FinishStop();

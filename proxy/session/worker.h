@@ -18,6 +18,8 @@
 #include <vector>
 
 #include "proxy/dns/resolver.h"
+#include "proxy/net/clock.h"
+#include "proxy/net/listener.h"
 #include "proxy/runtime/runtime.h"
 #include "proxy/upstream/upstream_pool.h"
 #include "tls/tls_contexts.h"
@@ -42,6 +44,7 @@ class Worker {
   void Join();
 
   uv_loop_t* loop() { return &loop_; }
+  net::Clock& clock() { return clock_; }
   Resolver& resolver() { return *resolver_; }
   const Runtime& runtime() const { return *runtime_; }
   const RuntimePtr& runtime_ptr() const { return runtime_; }
@@ -71,10 +74,10 @@ class Worker {
   static constexpr std::uint64_t kLogFlushMs = 20;
 
  private:
-  struct ListenerHandle;
   void Run(std::promise<std::string>& started);
   std::string Listen();
   void OnConnection(uv_stream_t* server);
+  friend class WorkerTest;  // drives OnConnection with a listener of its own
   void ApplyRuntime(RuntimePtr runtime);
   void BeginStop();
   void FinishStop();
@@ -83,6 +86,7 @@ class Worker {
   int index_;
   RuntimePtr runtime_;
   uv_loop_t loop_{};
+  net::LoopClock clock_{&loop_};
   uv_async_t stop_async_{};
   uv_async_t reap_async_{};
   uv_async_t post_async_{};
@@ -97,7 +101,7 @@ class Worker {
   uv_timer_t log_flush_{};
   std::unique_ptr<Resolver> resolver_;
   std::unique_ptr<UpstreamPool> pool_;  // lives until the loop has ended
-  std::vector<ListenerHandle*> listeners_;
+  std::vector<std::unique_ptr<net::Listener>> listeners_;
   std::unordered_map<Session*, std::unique_ptr<Session>> sessions_;
   std::vector<Session*> closed_;
   std::atomic<long long> drain_ms_{10000};

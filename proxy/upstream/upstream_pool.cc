@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <utility>
 
-
 namespace mintgate::proxy {
 
 UpstreamPool::UpstreamPool(uv_loop_t* loop, Options options) : loop_(loop), options_(options) {
@@ -30,22 +29,17 @@ std::string UpstreamPool::TlsKey(const std::string& host, std::uint16_t port,
   return TlsPrefix(host, port) + sni;
 }
 
-UpstreamConn* UpstreamPool::Create(UpstreamOwner* owner) {
-  auto* conn = new UpstreamConn;
-  conn->owner = owner;
-  conn->pool = this;
-  conn->tcp.data = conn;
-  uv_tcp_init(loop_, &conn->tcp);
-  return conn;
+UpstreamConn* UpstreamPool::Create(net::TcpStream::Delegate* delegate) {
+  return new UpstreamConn(loop_, this, delegate);
 }
 
-UpstreamConn* UpstreamPool::Take(const std::string& key, UpstreamOwner* owner) {
+UpstreamConn* UpstreamPool::Take(const std::string& key, net::TcpStream::Delegate* delegate) {
   auto it = idle_.find(key);
   if (it == idle_.end()) return nullptr;
   UpstreamConn* conn = it->second.back();
   Remove(conn);
-  uv_read_stop(reinterpret_cast<uv_stream_t*>(&conn->tcp));
-  conn->owner = owner;
+  conn->stream.StopReading();
+  conn->stream.set_delegate(delegate);
   ++reused_;
   return conn;
 }
@@ -56,7 +50,8 @@ bool UpstreamPool::HasIdle(const std::string& prefix) const {
 }
 
 void UpstreamPool::Put(UpstreamConn* conn) {
-  conn->owner = nullptr;
+  conn->stream.StopReading();
+  conn->stream.set_delegate(&conn->idle_events);
   auto it = idle_.find(conn->key);
   if (shut_down_ || (it != idle_.end() && it->second.size() >= options_.max_idle_per_key)) {
     Close(conn);
@@ -72,22 +67,20 @@ void UpstreamPool::Put(UpstreamConn* conn) {
   conn->idle_since_ms = uv_now(loop_);
   // Watch it: the origin closing it (or a TLS 1.3 session ticket arriving late) is all that
   // may come while nobody asked anything.
-  uv_read_start(
-      reinterpret_cast<uv_stream_t*>(&conn->tcp),
-      [](uv_handle_t* h, std::size_t, uv_buf_t* buf) {
-        UpstreamPool* pool = static_cast<UpstreamConn*>(h->data)->pool;
-        *buf = uv_buf_init(pool->scratch_, sizeof pool->scratch_);
-      },
-      [](uv_stream_t* st, ssize_t nread, const uv_buf_t* buf) {
-        auto* c = static_cast<UpstreamConn*>(st->data);
-        c->pool->OnIdleRead(c, nread, buf);
-      });
+  conn->stream.StartReading();
 }
 
-void UpstreamPool::OnIdleRead(UpstreamConn* conn, ssize_t nread, const uv_buf_t* buf) {
-  if (nread == 0) return;
+uv_buf_t UpstreamConn::IdleEvents::ReadBuffer() {
+  return uv_buf_init(conn->pool->scratch_, sizeof conn->pool->scratch_);
+}
+
+void UpstreamConn::IdleEvents::OnRead(ssize_t nread, const char* data) {
+  conn->pool->OnIdleRead(conn, nread, data);
+}
+
+void UpstreamPool::OnIdleRead(UpstreamConn* conn, ssize_t nread, const char* data) {
   if (nread > 0 && conn->tls) {
-    conn->tls->FeedCiphertext(buf->base, static_cast<std::size_t>(nread));
+    conn->tls->FeedCiphertext(data, static_cast<std::size_t>(nread));
     const std::string plain = conn->tls->ReadPlaintext();
     if (plain.empty() && !conn->tls->closed() && conn->tls->TakeCiphertext().empty()) {
       return;  // a session ticket or a key update: still a healthy idle connection
@@ -109,12 +102,8 @@ void UpstreamPool::Remove(UpstreamConn* conn) {
 }
 
 void UpstreamPool::Close(UpstreamConn* conn) {
-  uv_close(reinterpret_cast<uv_handle_t*>(&conn->tcp), [](uv_handle_t* h) {
-    auto* c = static_cast<UpstreamConn*>(h->data);
-    UpstreamOwner* owner = c->owner;
-    delete c;
-    if (owner != nullptr) owner->OnUpstreamClosed();
-  });
+  conn->stream.Close();  // its handle is freed when libuv is done with it
+  delete conn;
 }
 
 void UpstreamPool::Sweep() {

@@ -1,6 +1,6 @@
 // Idle upstream connections of one worker, kept for the next request to the same origin, and
-// the TLS sessions of origins for resumption. A connection is owned by exactly one of: a
-// session (owner set) or the pool (owner null, watched for the origin closing it). Only
+// the TLS sessions of origins for resumption. A connection is held by exactly one of: a
+// session (its stream's delegate) or the pool (watched for the origin closing it). Only
 // connections whose last exchange completed cleanly are pooled, and TLS connections only when
 // the origin's certificate was verified.
 #pragma once
@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "proxy/dns/resolver.h"
+#include "proxy/net/tcp_stream.h"
 #include "tls/openssl_ptr.h"
 #include "tls/tls_engine.h"
 
@@ -23,20 +24,21 @@ namespace mintgate::proxy {
 
 class UpstreamPool;
 
-// Whoever holds a connection taken from or made by the pool (a session): told when the
-// connection's handle has closed, so it can count its open handles.
-class UpstreamOwner {
- public:
-  virtual void OnUpstreamClosed() = 0;
-
- protected:
-  ~UpstreamOwner() = default;
-};
-
 struct UpstreamConn {
-  uv_tcp_t tcp{};                // tcp.data points back to this object
-  UpstreamOwner* owner = nullptr;  // null while idle in the pool
-  UpstreamPool* pool = nullptr;  // the worker's pool it was made by
+  UpstreamConn(uv_loop_t* loop, UpstreamPool* owner_pool, net::TcpStream::Delegate* delegate)
+      : stream(loop, delegate), idle_events{this}, pool(owner_pool) {}
+  // While idle in the pool, the pool reads it: only a close or a late session ticket is
+  // expected.
+  struct IdleEvents final : net::TcpStream::Delegate {
+    explicit IdleEvents(UpstreamConn* c) : conn(c) {}
+    uv_buf_t ReadBuffer() override;
+    void OnRead(ssize_t nread, const char* data) override;
+    void OnWriteDone(int) override {}
+    UpstreamConn* conn;
+  };
+  net::TcpStream stream;  // the session's delegate while it holds it, idle_events in the pool
+  IdleEvents idle_events;
+  UpstreamPool* pool;  // the worker's pool it was made by
   std::optional<tls::TlsEngine> tls;
   std::string key;            // what it may be reused for (UpstreamPool::HttpKey / TlsKey)
   std::string peer;           // the origin's address, for logs
@@ -70,15 +72,16 @@ class UpstreamPool {
   static std::string TlsKey(const std::string& host, std::uint16_t port, const std::string& sni);
   static std::string TlsPrefix(const std::string& host, std::uint16_t port);
 
-  // A new connection for `owner` (tcp initialised on the loop; the caller connects it).
-  UpstreamConn* Create(UpstreamOwner* owner);
-  // The most recently pooled idle connection for `key`, now owned by `owner`; null if none.
-  UpstreamConn* Take(const std::string& key, UpstreamOwner* owner);
+  // A new connection whose events go to `delegate` (the caller connects it).
+  UpstreamConn* Create(net::TcpStream::Delegate* delegate);
+  // The most recently pooled idle connection for `key`, its events now going to `delegate`;
+  // null if none.
+  UpstreamConn* Take(const std::string& key, net::TcpStream::Delegate* delegate);
   // True if an idle connection's key starts with `prefix`.
   bool HasIdle(const std::string& prefix) const;
   // Takes ownership of an idle, healthy connection (reading stopped, no writes pending).
   void Put(UpstreamConn* conn);
-  // Closes `conn` (its owner then gets OnUpstreamClosed) or an idle one.
+  // Closes and frees `conn`, held by a session or (after Remove) idle.
   static void Close(UpstreamConn* conn);
 
   SSL_SESSION* TlsSession(const std::string& name_port) const;
@@ -99,9 +102,10 @@ class UpstreamPool {
   std::uint64_t reused() const { return reused_; }
 
  private:
+  friend struct UpstreamConn;  // its IdleEvents read into scratch_ and report OnIdleRead
   void Remove(UpstreamConn* conn);
   void Sweep();
-  void OnIdleRead(UpstreamConn* conn, ssize_t nread, const uv_buf_t* buf);
+  void OnIdleRead(UpstreamConn* conn, ssize_t nread, const char* data);
 
   uv_loop_t* loop_;
   Options options_;
