@@ -112,6 +112,10 @@ std::string AccessLog::Format(const AccessRecord& r) const {
     AppendJsonString(out, r.client);
     out += ",\"duration_ms\":";
     out += std::to_string(r.duration_ms);
+    if (!r.error.empty()) {
+      out += ",\"error\":";
+      AppendJsonString(out, r.error);
+    }
     out += ",\"method\":";
     AppendJsonString(out, r.method);
     if (!r.note.empty()) {

@@ -31,6 +31,9 @@ struct AccessRecord {
   std::string upstream;         // the origin address, or why there was none
   std::string upstream_verify;  // "ok", or why the origin's certificate was not trusted
   std::string note;             // a short reason when the gateway refused or failed
+  // Why the exchange failed, as "source/kind" (net::ConnError::Tag, "upstream/timeout"); ""
+  // when it did not. The reason in words is the note.
+  std::string error;
 };
 
 class AccessLog {

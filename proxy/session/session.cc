@@ -76,7 +76,7 @@ class Session::LegEvents final : public net::TcpStream::Delegate {
       s_.OnClientRead(nread, data);
     }
   }
-  void OnWriteDone(int status) override { s_.OnWritten(status); }
+  void OnWriteDone(int status) override { s_.OnWritten(leg_, status); }
 
  private:
   Session& s_;
@@ -203,7 +203,8 @@ void Session::Start() {
   client_ip_ = rules::IpAddress::Parse(client_address_);
   if (client_ip_ && runtime().connections && !Admit()) return;
   if (!client_ip_ || !runtime().ClientAllowed(*client_ip_)) {
-    RespondError(403, "client " + client_address_ + " is not allowed to use this proxy");
+    Fail({net::ErrorSource::kPolicy, net::ErrorKind::kRefused,
+          "client " + client_address_ + " is not allowed to use this proxy", 403});
     return;
   }
   NewRequestParser();
@@ -252,8 +253,9 @@ void Session::ReadRequest() {
     if (s->client_in_.empty() && !s->request_parser_->in_message()) {
       s->Close();  // an idle keep-alive connection: nothing to answer
     } else {
-      s->RespondError(
-          408, "the request head did not arrive within " + Seconds(s->timeouts().request_head_ms));
+      s->Fail({net::ErrorSource::kDownstream, net::ErrorKind::kTimeout,
+               "the request head did not arrive within " + Seconds(s->timeouts().request_head_ms),
+               408});
     }
   });
   UpdateReading();
@@ -266,8 +268,8 @@ void Session::ProcessClientInput() {
     client_in_.erase(0, r.consumed);
     if (r.error) {
       if (closing_ || state_ == State::kClosing) return;
-      if (!record_open_) BeginRecord("-", "-");  // refused before a head: still logged
-      RespondError(r.error->status, r.error->reason);
+      Fail({net::ErrorSource::kDownstream, net::ErrorKind::kMalformed, r.error->reason,
+            r.error->status});
       return;
     }
     if (r.paused) request_paused_ = true;
@@ -286,8 +288,9 @@ void Session::ProcessClientInput() {
     StartTimer(timeouts().request_head_ms, [this] {
       Session* s = this;
       if (s->state_ == State::kReadRequest) {
-        s->RespondError(408, "the request head did not arrive within " +
-                                 Seconds(s->timeouts().request_head_ms));
+        s->Fail({net::ErrorSource::kDownstream, net::ErrorKind::kTimeout,
+                 "the request head did not arrive within " + Seconds(s->timeouts().request_head_ms),
+                 408});
       }
     });
   }
@@ -303,7 +306,8 @@ void Session::OnRequestHead(HttpHead& parsed) {
   if (head.method == "CONNECT") {
     if (decrypting_) {
       // A tunnel inside the decrypted connection would carry bytes no rule has seen.
-      RespondError(400, "CONNECT inside a decrypted connection is not allowed");
+      Fail({net::ErrorSource::kPolicy, net::ErrorKind::kRefused,
+            "CONNECT inside a decrypted connection is not allowed", 400});
       return;
     }
     OnConnectHead(head);
@@ -312,7 +316,8 @@ void Session::OnRequestHead(HttpHead& parsed) {
   if (decrypting_) {
     // Inside the decrypted connection: origin-form targets for the CONNECT's origin.
     if (head.target.empty() || head.target.front() != '/') {
-      RespondError(400, "expected an origin-form request target inside the TLS connection");
+      Fail({net::ErrorSource::kDownstream, net::ErrorKind::kMalformed,
+            "expected an origin-form request target inside the TLS connection", 400});
       return;
     }
     url_.path = head.target;
@@ -341,14 +346,16 @@ void Session::OnRequestHead(HttpHead& parsed) {
   if (!url) {
     const bool absolute =
         head.target.size() > 7 && strncasecmp(head.target.c_str(), "http://", 7) == 0;
-    RespondError(400, absolute && !url_error.empty()
-                          ? url_error
-                          : "this is a proxy: requests must use an absolute http:// URL");
+    Fail({net::ErrorSource::kDownstream, net::ErrorKind::kMalformed,
+          absolute && !url_error.empty()
+              ? url_error
+              : "this is a proxy: requests must use an absolute http:// URL",
+          400});
     return;
   }
   url_ = *url;
   if (std::optional<std::string> why = runtime().destinations->CheckHttpPort(url_.port)) {
-    RespondError(403, *why);
+    Fail({net::ErrorSource::kPolicy, net::ErrorKind::kRefused, *why, 403});
     return;
   }
   rules::Target target;
@@ -359,7 +366,8 @@ void Session::OnRequestHead(HttpHead& parsed) {
   record_.rule = decision.rule;
   record_.action = decision.action == rules::Action::kBlock ? "block" : "http";
   if (decision.action == rules::Action::kBlock) {
-    RespondError(403, "blocked by rule \"" + decision.rule + "\"");
+    Fail({net::ErrorSource::kPolicy, net::ErrorKind::kRefused,
+          "blocked by rule \"" + decision.rule + "\"", 403});
     return;
   }
   const std::string key = UpstreamPool::HttpKey(url_.host, url_.port);
@@ -449,7 +457,7 @@ void Session::OnResolved(const ResolveResult& result) {
   resolve_id_ = 0;
   if (state_ != State::kResolve) return;
   if (!result.ok) {
-    RespondError(502, result.error);
+    Fail({net::ErrorSource::kDns, net::ErrorKind::kUnavailable, result.error, 502});
     return;
   }
   // Every address is judged, not only the first: a name that also resolves to the gateway
@@ -457,13 +465,14 @@ void Session::OnResolved(const ResolveResult& result) {
   addresses_.clear();
   for (const IpEndpointAddress& a : result.addresses) {
     if (std::optional<std::string> why = runtime().destinations->Check(a.ip(), url_.port)) {
-      RespondError(403, *why);
+      Fail({net::ErrorSource::kPolicy, net::ErrorKind::kRefused, *why, 403});
       return;
     }
     addresses_.push_back(a);
   }
   if (addresses_.empty()) {
-    RespondError(502, "DNS: no address for " + url_.host);
+    Fail({net::ErrorSource::kDns, net::ErrorKind::kUnavailable, "DNS: no address for " + url_.host,
+          502});
     return;
   }
   ConnectUpstream();
@@ -474,7 +483,7 @@ void Session::ConnectUpstream() {
   const IpEndpointAddress& a = addresses_.front();
   // The last word before a socket is made, whatever path led here.
   if (std::optional<std::string> why = runtime().destinations->Check(a.ip(), url_.port)) {
-    RespondError(403, *why);
+    Fail({net::ErrorSource::kPolicy, net::ErrorKind::kRefused, *why, 403});
     return;
   }
   sockaddr_storage ss{};
@@ -498,14 +507,17 @@ void Session::ConnectUpstream() {
   int rc = up_->stream.Connect(reinterpret_cast<sockaddr*>(&ss),
                                [this](int status) { OnUpstreamConnected(status); });
   if (rc != 0) {
-    RespondError(502, "cannot connect to " + url_.host + ": " + uv_strerror(rc));
+    Fail({net::ErrorSource::kUpstream, net::ErrorKind::kRefused,
+          "cannot connect to " + url_.host + ": " + uv_strerror(rc), 502});
     return;
   }
   StartTimer(timeouts().connect_ms, [this] {
     Session* s = this;
     if (s->state_ == State::kConnectUpstream) {
-      s->RespondError(504, "connecting to " + s->url_.host + " timed out after " +
-                               Seconds(s->timeouts().connect_ms));
+      s->Fail({net::ErrorSource::kUpstream, net::ErrorKind::kTimeout,
+               "connecting to " + s->url_.host + " timed out after " +
+                   Seconds(s->timeouts().connect_ms),
+               504});
     }
   });
 }
@@ -514,7 +526,8 @@ void Session::OnUpstreamConnected(int status) {
   if (status == UV_ECANCELED || state_ != State::kConnectUpstream) return;
   timer_->Stop();
   if (status != 0) {
-    RespondError(502, "cannot connect to " + url_.host + ": " + uv_strerror(status));
+    Fail({net::ErrorSource::kUpstream, net::ErrorKind::kRefused,
+          "cannot connect to " + url_.host + ": " + uv_strerror(status), 502});
     return;
   }
   up_->stream.SetNoDelay();
@@ -550,7 +563,8 @@ void Session::AnswerConnect() {
   StartTimer(timeouts().tls_handshake_ms, [this] {
     Session* s = this;
     if (s->state_ == State::kPeek) {
-      s->Abort("no ClientHello within " + Seconds(s->timeouts().tls_handshake_ms));
+      s->Fail({net::ErrorSource::kDownstream, net::ErrorKind::kTimeout,
+               "no ClientHello within " + Seconds(s->timeouts().tls_handshake_ms), 0});
     }
   });
   UpdateReading();
@@ -701,9 +715,23 @@ void Session::OnClientRead(ssize_t nread, const char* data) {
   if (nread < 0) {
     client_eof_ = true;
     client_.StopReading();
-    if (state_ == State::kReadRequest || state_ == State::kResolve ||
-        state_ == State::kConnectUpstream || !request_complete_) {
-      Close();  // nobody is left to answer
+    if (state_ == State::kReadRequest && client_in_.empty() &&
+        (!request_parser_ || !request_parser_->in_message())) {
+      Close();  // between requests: the client is done
+    } else if (is_connect_ && (!client_tls_ || !client_tls_->handshake_done()) &&
+               state_ != State::kRelay && state_ != State::kReadRequest) {
+      // Its ClientHello was read once the origin's handshake, the leaf or its own began.
+      const bool hello_seen = state_ == State::kUpstreamHandshake || state_ == State::kLeaf ||
+                              state_ == State::kClientHandshake;
+      Fail({hello_seen ? net::ErrorSource::kClientTls : net::ErrorSource::kDownstream,
+            net::ErrorKind::kClosed,
+            hello_seen ? "the client closed the connection during the TLS handshake"
+                       : "the client closed the connection before its ClientHello",
+            0});
+    } else if (state_ == State::kReadRequest || state_ == State::kResolve ||
+               state_ == State::kConnectUpstream || !request_complete_) {
+      Fail({net::ErrorSource::kDownstream, net::ErrorKind::kClosed,
+            "the client closed the connection before the exchange ended", 0});
     }
     return;
   }
@@ -718,7 +746,10 @@ void Session::OnClientRead(ssize_t nread, const char* data) {
     RawWrite(Leg::kClient, client_tls_->TakeCiphertext());
     if (!plain.empty()) OnClientBytes(plain.data(), plain.size());
     if (client_tls_ && client_tls_->closed() && !closing_) {
-      if (state_ == State::kReadRequest || !request_complete_) {
+      if (!client_tls_->error().empty()) {
+        Fail({net::ErrorSource::kClientTls, net::ErrorKind::kMalformed,
+              "client TLS: " + client_tls_->error(), 0});
+      } else if (state_ == State::kReadRequest || !request_complete_) {
         CloseWhenFlushed();
       } else {
         client_eof_ = true;
@@ -806,10 +837,16 @@ void Session::OnUpstreamRead(ssize_t nread, const char* data) {
     if (response_complete_) {
       FinishExchange();
     } else if (!response_started_) {
-      RespondError(502, url_.host + " closed the connection without answering" +
-                            (error ? ": " + error->reason : std::string()));
+      Fail({net::ErrorSource::kUpstream, net::ErrorKind::kClosed,
+            url_.host + " closed the connection without answering" +
+                (error ? ": " + error->reason : std::string()),
+            502});
     } else {
-      Close();  // a response cut short cannot be repaired; the client sees the close
+      // A response cut short cannot be repaired; the client sees the close.
+      Fail({net::ErrorSource::kUpstream, net::ErrorKind::kClosed,
+            url_.host + " closed the connection mid-response" +
+                (error ? ": " + error->reason : std::string()),
+            0});
     }
     return;
   }
@@ -827,11 +864,9 @@ void Session::OnUpstreamBytes(const char* data, std::size_t size) {
     HttpParser::FeedResult r = response_parser_->Feed(data + offset, size - offset);
     offset += r.consumed;
     if (r.error) {
-      if (!response_started_) {
-        RespondError(502, "invalid response from " + url_.host + ": " + r.error->reason);
-      } else {
-        Close();
-      }
+      Fail({net::ErrorSource::kUpstream, net::ErrorKind::kMalformed,
+            "invalid response from " + url_.host + ": " + r.error->reason,
+            response_started_ ? 0 : 502});
       return;
     }
     if (r.paused && upgrading_) {
@@ -945,8 +980,11 @@ void Session::SubmitWrite(Leg leg, std::string data) {
   if (data.empty()) return;
   if (leg == Leg::kUpstream && !upstream_open_) return;
   net::TcpStream& stream = leg == Leg::kClient ? client_ : up_->stream;
-  if (!stream.Write(std::move(data))) {
-    Close();  // the peer is gone (EPIPE, ECONNRESET)
+  if (!stream.Write(std::move(data))) {  // the peer is gone (EPIPE, ECONNRESET)
+    Fail({leg == Leg::kClient ? net::ErrorSource::kDownstream : net::ErrorSource::kUpstream,
+          net::ErrorKind::kIo,
+          leg == Leg::kClient ? "the client's connection broke" : "the origin's connection broke",
+          0});
     return;
   }
   UpdateReading();
@@ -970,10 +1008,11 @@ bool Session::Reading(Leg leg) const {
   return upstream_open_ && up_->stream.reading();
 }
 
-void Session::OnWritten(int status) {
+void Session::OnWritten(Leg leg, int status) {
   Touch();
   if (status < 0) {
-    Close();
+    Fail({leg == Leg::kClient ? net::ErrorSource::kDownstream : net::ErrorSource::kUpstream,
+          net::ErrorKind::kIo, std::string("writing failed: ") + uv_strerror(status), 0});
     return;
   }
   if (state_ == State::kClosing && !closing_ && PendingWrites(Leg::kClient) == 0) {
@@ -1020,18 +1059,31 @@ void Session::UpdateReading() {
   }
 }
 
-void Session::RespondError(int status, const std::string& reason) {
-  if (closing_ || state_ == State::kClosing) return;
-  if (response_started_ || (connect_answered_ && !client_tls_)) {
-    // Part of a response is already out, or the client now speaks TLS to us and an HTTP
-    // page would be garbage to it: closing is the only honest signal left.
-    if (record_.note.empty()) record_.note = reason;
+// Every failure of a connection ends here. It is recorded once (the first failure is the
+// cause; what fails while tearing down says nothing new), in a record of its own when no
+// exchange is being recorded, so that every abort reaches the access log. The client then
+// gets an HTTP page while it can still read one, else the connection closes.
+void Session::Fail(const net::ConnError& error) {
+  if (closing_) return;
+  if (state_ == State::kClosing) {  // already answered and logged: only the close is left
     Close();
     return;
   }
-  Write(Leg::kClient, ErrorResponse(status, reason, true));
-  record_.status = status;
-  if (record_.note.empty()) record_.note = reason;
+  if (!record_open_) BeginRecord("-", "-");
+  if (record_.error.empty()) {
+    record_.error = error.Tag();
+    if (!error.reason.empty()) {
+      record_.note = record_.note.empty() ? error.reason : error.reason + "; " + record_.note;
+    }
+  }
+  if (error.status == 0 || response_started_ || (connect_answered_ && !client_tls_)) {
+    // No answer wanted; or part of a response is already out, or the client now speaks TLS
+    // to us and an HTTP page would be garbage to it: closing is the only honest signal left.
+    Close();
+    return;
+  }
+  Write(Leg::kClient, ErrorResponse(error.status, error.reason, true));
+  record_.status = error.status;
   LogExchange();
   CloseWhenFlushed();
 }
@@ -1148,13 +1200,18 @@ void Session::OnIdleTimer() {
     return;
   }
   if (s->state_ == State::kTunnel) {
-    s->Abort("tunnel idle for " + Seconds(limit) + " (timeouts.tunnel_idle)");
+    s->Fail({net::ErrorSource::kDownstream, net::ErrorKind::kTimeout,
+             "tunnel idle for " + Seconds(limit) + " (timeouts.tunnel_idle)", 0});
   } else if (!s->response_started_) {
-    s->RespondError(504, s->url_.host + " did not answer within " + Seconds(limit) +
-                             " (timeouts.origin_first_byte)");
+    s->Fail({net::ErrorSource::kUpstream, net::ErrorKind::kTimeout,
+             s->url_.host + " did not answer within " + Seconds(limit) +
+                 " (timeouts.origin_first_byte)",
+             504});
   } else {
-    s->Abort("the origin sent nothing for " + Seconds(limit) +
-             " mid-response (timeouts.origin_idle)");
+    s->Fail(
+        {net::ErrorSource::kUpstream, net::ErrorKind::kTimeout,
+         "the origin sent nothing for " + Seconds(limit) + " mid-response (timeouts.origin_idle)",
+         0});
   }
 }
 
@@ -1165,11 +1222,6 @@ void Session::Drain() {
       (!request_parser_ || !request_parser_->in_message())) {
     Close();
   }
-}
-
-void Session::Abort(const std::string& why) {
-  if (record_.note.empty()) record_.note = why;
-  Close();
 }
 
 }  // namespace mintgate::proxy

@@ -17,6 +17,7 @@
 #include "proxy/http/http_codec.h"
 #include "proxy/log/access_log.h"
 #include "proxy/net/clock.h"
+#include "proxy/net/conn_error.h"
 #include "proxy/net/tcp_stream.h"
 #include "proxy/runtime/mint_service.h"
 #include "proxy/runtime/readiness.h"
@@ -45,8 +46,9 @@ class Session {
   void Start();
   // Graceful stop: close now if idle, else after the exchange in progress.
   void Drain();
-  // Closes both legs now; `why` goes to the access record.
-  void Abort(const std::string& why);
+  // Ends the connection because of `error`: recorded in the access log, answered with an
+  // HTTP page when error.status is set and the client can still read one, else closed now.
+  void Fail(const net::ConnError& error);
   std::uint64_t id() const { return id_; }
   // The configuration this connection started under: a reload swaps the worker's snapshot,
   // never the one a connection in progress uses.
@@ -133,9 +135,8 @@ class Session {
   void CountCorked(Leg leg, std::size_t size);
   void FlushLeg(Leg leg);
   void FlushCorked();
-  void OnWritten(int status);
+  void OnWritten(Leg leg, int status);
   void UpdateReading();
-  void RespondError(int status, const std::string& reason);
   void CloseWhenFlushed();
   void Linger();
   void Close();

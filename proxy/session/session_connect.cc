@@ -70,14 +70,15 @@ void Session::OnConnectHead(const HttpHead& head) {
   std::optional<std::pair<std::string, std::uint16_t>> authority =
       ParseAuthority(head.target, &why);
   if (!authority) {
-    RespondError(400, why.empty() ? "CONNECT needs a host:port target" : why);
+    Fail({net::ErrorSource::kDownstream, net::ErrorKind::kMalformed,
+          why.empty() ? "CONNECT needs a host:port target" : why, 400});
     return;
   }
   url_.host = authority->first;
   url_.port = authority->second;
   const Runtime& rt = runtime();
   if (std::optional<std::string> refused = rt.destinations->CheckConnectPort(url_.port)) {
-    RespondError(403, *refused);
+    Fail({net::ErrorSource::kPolicy, net::ErrorKind::kRefused, *refused, 403});
     return;
   }
   rules::Target target;
@@ -89,7 +90,8 @@ void Session::OnConnectHead(const HttpHead& head) {
   record_.rule = decision.rule;
   record_.action = std::string(rules::ToString(decision.action));
   if (decision.action == rules::Action::kBlock) {
-    RespondError(403, "blocked by rule \"" + decision.rule + "\": " + decision.reason);
+    Fail({net::ErrorSource::kPolicy, net::ErrorKind::kRefused,
+          "blocked by rule \"" + decision.rule + "\": " + decision.reason, 403});
     return;
   }
   if (decision.action == rules::Action::kDecrypt && rt.mint &&
@@ -97,10 +99,12 @@ void Session::OnConnectHead(const HttpHead& head) {
       rt.mint->CheckCa(decision.ca, std::time(nullptr)) == MintService::CaState::kExpired) {
     // Said while a plain HTTP answer is still possible (the SNI could decide otherwise, but
     // a name that differs from the CONNECT host is rare, and the CA has to be renewed anyway).
-    RespondError(403, "the CA profile \"" + decision.ca + "\" that signs for this site (rule \"" +
-                          decision.rule +
-                          "\") has expired; the gateway does not sign with it. Ask the "
-                          "administrator to renew it.");
+    Fail({net::ErrorSource::kInternal, net::ErrorKind::kUnavailable,
+          "the CA profile \"" + decision.ca + "\" that signs for this site (rule \"" +
+              decision.rule +
+              "\") has expired; the gateway does not sign with it. Ask the administrator to renew "
+              "it.",
+          403});
     return;
   }
   // A verified connection to this origin is idle in the pool: the 200 needs no new one (the
@@ -120,7 +124,8 @@ void Session::PeekClientHello() {
   switch (status) {
     case tls::ClientHelloPeek::Status::kNeedMore:
       if (client_in_.size() > tls::ClientHelloPeek::kMaxHelloBytes) {
-        Abort("ClientHello too large");
+        Fail(
+            {net::ErrorSource::kDownstream, net::ErrorKind::kTooLarge, "ClientHello too large", 0});
       }
       return;
     case tls::ClientHelloPeek::Status::kNotTls:
@@ -131,7 +136,8 @@ void Session::PeekClientHello() {
     case tls::ClientHelloPeek::Status::kMalformed:
       std::cerr << "mintgate: " << client_address_ << " CONNECT " << url_.host << ":" << url_.port
                 << ": closed: malformed ClientHello (" << peek.error() << ")\n";
-      Abort("malformed ClientHello: " + peek.error());
+      Fail({net::ErrorSource::kDownstream, net::ErrorKind::kMalformed,
+            "malformed ClientHello: " + peek.error(), 0});
       return;
     case tls::ClientHelloPeek::Status::kDone:
       break;
@@ -148,6 +154,8 @@ void Session::PeekClientHello() {
   if (sni.find_first_of("[]") != std::string::npos || !rules::IsValidHostName(sni, &why)) {
     record_.sni = rules::EscapeForLog(raw);
     record_.note = "invalid SNI: " + (why.empty() ? std::string("not a host name") : why);
+    record_.error =
+        net::ConnError{net::ErrorSource::kDownstream, net::ErrorKind::kMalformed, "", 0}.Tag();
     // A fatal unrecognized_name alert: what a server says to a name it will not serve.
     static constexpr char kAlert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70};
     Write(Leg::kClient, std::string(kAlert, sizeof kAlert));
@@ -232,7 +240,8 @@ void Session::Apply(const rules::Decision& decision) {
       }
     } else {
       record_.action = "block";
-      Close();  // after the 200 nothing can be said that the client would trust
+      // After the 200 nothing can be said that the client would trust.
+      Fail({net::ErrorSource::kInternal, net::ErrorKind::kUnavailable, "", 0});
     }
     return;
   }
@@ -273,8 +282,10 @@ void Session::Apply(const rules::Decision& decision) {
   }
   // Decrypt with a profile that is not loaded, or a block page with no CA to sign it: closed
   // rather than passed on uninspected.
-  Abort("rule \"" + decision.rule + "\" says " + std::string(rules::ToString(decision.action)) +
-        " but no CA can sign for " + (sni.empty() ? url_.host : sni));
+  Fail({net::ErrorSource::kInternal, net::ErrorKind::kUnavailable,
+        "rule \"" + decision.rule + "\" says " + std::string(rules::ToString(decision.action)) +
+            " but no CA can sign for " + (sni.empty() ? url_.host : sni),
+        0});
 }
 
 void Session::Tunnel() {
@@ -360,7 +371,7 @@ void Session::UpstreamTlsFinished() {
     if (upstream_verified_) {
       SendRequestUpstream();
     } else {
-      RespondError(502, upstream_problem_);
+      Fail({net::ErrorSource::kOriginTls, net::ErrorKind::kVerify, upstream_problem_, 502});
     }
     return;
   }
@@ -424,8 +435,10 @@ void Session::RequestLeaf() {
   StartTimer(timeouts().leaf_wait_ms, [this] {
     Session* s = this;
     if (s->state_ == State::kLeaf) {
-      s->Abort("no leaf certificate within " + Seconds(s->timeouts().leaf_wait_ms) +
-               " (timeouts.leaf_wait)");
+      s->Fail({net::ErrorSource::kInternal, net::ErrorKind::kTimeout,
+               "no leaf certificate within " + Seconds(s->timeouts().leaf_wait_ms) +
+                   " (timeouts.leaf_wait)",
+               0});
     }
   });
   UpdateReading();
@@ -455,8 +468,8 @@ void Session::OnLeaf(const MintService::Outcome& outcome) {
   // A mint this connection started ahead of time is still its miss.
   record_.cert_cache = leaf_prefetched_ && !untrusted_leaf_ ? "miss" : outcome.cache;
   if (!outcome.leaf.ok()) {
-    record_.note = "no leaf for " + tls_host_ + ": " + outcome.leaf.error();
-    Close();
+    Fail({net::ErrorSource::kInternal, net::ErrorKind::kUnavailable,
+          "no leaf for " + tls_host_ + ": " + outcome.leaf.error(), 0});
     return;
   }
   client_tls_.emplace(tls::TlsEngine::Server(worker_.tls().server(), **outcome.leaf));
@@ -465,7 +478,10 @@ void Session::OnLeaf(const MintService::Outcome& outcome) {
   state_ = State::kClientHandshake;
   StartTimer(timeouts().tls_handshake_ms, [this] {
     Session* s = this;
-    if (s->state_ == State::kClientHandshake) s->Abort("client TLS handshake timed out");
+    if (s->state_ == State::kClientHandshake) {
+      s->Fail({net::ErrorSource::kClientTls, net::ErrorKind::kTimeout,
+               "client TLS handshake timed out", 0});
+    }
   });
   ClientHandshakeStep();
   UpdateReading();
@@ -478,6 +494,8 @@ void Session::ClientHandshakeStep() {
   if (status == tls::TlsEngine::Status::kError) {
     // Typically the client does not trust the CA that signed the leaf (alert unknown_ca).
     record_.note = "client TLS: " + client_tls_->error();
+    record_.error =
+        net::ConnError{net::ErrorSource::kClientTls, net::ErrorKind::kRefused, "", 0}.Tag();
     const std::string_view alert = PeerCertificateAlert(client_tls_->error());
     if (!alert.empty()) NoteReadiness(HandshakeOutcome::kRejected, alert);
     CloseWhenFlushed();

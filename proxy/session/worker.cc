@@ -183,7 +183,9 @@ void Worker::BeginStop() {
       &drain_timer_,
       [](uv_timer_t* t) {
         auto* w = static_cast<Worker*>(t->loop->data);
-        for (auto& [raw, session] : w->sessions_) raw->Abort("shutting down");
+        for (auto& [raw, session] : w->sessions_)
+          raw->Fail({net::ErrorSource::kInternal, net::ErrorKind::kUnavailable,
+                     "the gateway is shutting down", 0});
       },
       static_cast<std::uint64_t>(drain_ms_.load()), 0);
 }

@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "proxy/net/conn_error.h"
+
 namespace mintgate::proxy {
 namespace {
 
@@ -46,6 +48,37 @@ TEST(AccessLog, JsonCarriesEveryField) {
   EXPECT_TRUE(j["cert_cache"].is_null());
   EXPECT_EQ(j["upstream"], "192.0.2.7");
   EXPECT_FALSE(j.contains("note"));
+  EXPECT_FALSE(j.contains("error"));
+}
+
+TEST(AccessLog, JsonCarriesTheErrorOfAFailedExchange) {
+  AccessLog log("-", LogFormat::kJson);
+  AccessRecord r = Sample();
+  r.status = 504;
+  r.error = net::ConnError{net::ErrorSource::kUpstream, net::ErrorKind::kTimeout, "", 504}.Tag();
+  r.note = "www.example.com did not answer within 120 s (timeouts.origin_first_byte)";
+  nlohmann::json j = nlohmann::json::parse(log.Format(r));
+  EXPECT_EQ(j["error"], "upstream/timeout");
+  EXPECT_EQ(j["note"], r.note);
+}
+
+TEST(ConnError, TagsNameTheSourceAndTheKind) {
+  using net::ErrorKind;
+  using net::ErrorSource;
+  EXPECT_EQ((net::ConnError{ErrorSource::kDownstream, ErrorKind::kClosed, "", 0}.Tag()),
+            "downstream/closed");
+  EXPECT_EQ((net::ConnError{ErrorSource::kClientTls, ErrorKind::kMalformed, "", 0}.Tag()),
+            "client_tls/malformed");
+  EXPECT_EQ((net::ConnError{ErrorSource::kOriginTls, ErrorKind::kVerify, "", 502}.Tag()),
+            "origin_tls/verify");
+  EXPECT_EQ((net::ConnError{ErrorSource::kPolicy, ErrorKind::kRefused, "", 403}.Tag()),
+            "policy/refused");
+  EXPECT_EQ((net::ConnError{ErrorSource::kDns, ErrorKind::kUnavailable, "", 502}.Tag()),
+            "dns/unavailable");
+  EXPECT_EQ((net::ConnError{ErrorSource::kInternal, ErrorKind::kTooLarge, "", 0}.Tag()),
+            "internal/too_large");
+  EXPECT_EQ(net::ToString(ErrorKind::kIo), "io");
+  EXPECT_EQ(net::ToString(ErrorSource::kUpstream), "upstream");
 }
 
 TEST(AccessLog, JsonSurvivesInvalidUtf8FromTheNetwork) {
@@ -90,6 +123,7 @@ TEST(AccessLog, JsonMatchesALibraryDumpByteForByte) {
     r.ca = "new";
     r.sni = "www.example.com";
     r.time = 1795898180.796;
+    r.error = "downstream/malformed";
     nlohmann::json j = {
         {"time", r.time},
         {"duration_ms", r.duration_ms},
@@ -109,6 +143,7 @@ TEST(AccessLog, JsonMatchesALibraryDumpByteForByte) {
         {"upstream_verify", nullptr},
     };
     if (!r.note.empty()) j["note"] = r.note;
+    j["error"] = r.error;
     EXPECT_EQ(log.Format(r), j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))
         << url;
   }
