@@ -86,9 +86,9 @@ class Session::LegEvents final : public net::TcpStream::Delegate {
 // Holds the output of one read callback back until its end (see Corked).
 class Session::CorkScope {
  public:
-  explicit CorkScope(Session& s) : s_(s) { ++s_.cork_depth_; }
+  explicit CorkScope(Session& s) : s_(s) { ++s_.cork_.depth; }
   ~CorkScope() {
-    if (--s_.cork_depth_ == 0) s_.FlushCorked();
+    if (--s_.cork_.depth == 0) s_.FlushCorked();
   }
   CorkScope(const CorkScope&) = delete;
   CorkScope& operator=(const CorkScope&) = delete;
@@ -180,7 +180,9 @@ Session::Session(Worker& worker)
       client_(worker.loop(), client_events_.get()),
       timer_(clock_.NewTimer()),
       request_side_(std::make_unique<RequestSide>(*this)),
-      response_side_(std::make_unique<ResponseSide>(*this)) {}
+      response_side_(std::make_unique<ResponseSide>(*this)) {
+  client_leg_.Attach(&client_);
+}
 
 Session::~Session() {
   if (admitted_) runtime().connections->Release(*client_ip_);
@@ -503,6 +505,7 @@ void Session::ConnectUpstream() {
   up_->peer = a.ToString();
   up_->address = a;
   upstream_open_ = true;
+  origin_leg_.Attach(&up_->stream);
   upstream_was_pooled_ = false;
   int rc = up_->stream.Connect(reinterpret_cast<sockaddr*>(&ss),
                                [this](int status) { OnUpstreamConnected(status); });
@@ -638,27 +641,29 @@ void Session::FinishExchange() {
 void Session::ReleaseUpstream(bool reuse) {
   if (!upstream_open_) return;
   FlushLeg(Leg::kUpstream);
+  if (!upstream_open_) return;  // the flush failed, and closing released it
   upstream_open_ = false;
   upstream_idle_ = false;
   UpstreamConn* conn = up_;
   conn->stream.StopReading();
-  if (upstream_tls_ && upstream_verified_ && upstream_tls_->handshake_done()) {
-    worker_.pool().SaveSession(TlsSessionKey(conn->peer), upstream_tls_->ssl());
+  if (origin_leg_.tls && upstream_verified_ && origin_leg_.tls->handshake_done()) {
+    worker_.pool().SaveSession(TlsSessionKey(conn->peer), origin_leg_.tls->ssl());
   }
   // A connection that carried NTLM or Negotiate authentication is authenticated as this
   // client's user: it dies with this client's connection, never reaching another (Squid pins
   // the same way).
   reuse = reuse && !upstream_pinned_ && PendingWrites(Leg::kUpstream) == 0 && !worker_.stopping();
   up_ = nullptr;
+  origin_leg_.Attach(nullptr);
   upstream_pinned_ = false;
   if (reuse) {
-    conn->tls = std::move(upstream_tls_);
-    upstream_tls_.reset();
+    conn->tls = std::move(origin_leg_.tls);
+    origin_leg_.tls.reset();
     ++conn->exchanges;
     worker_.pool().Put(conn);
     return;
   }
-  upstream_tls_.reset();
+  origin_leg_.tls.reset();
   UpstreamPool::Close(conn);
 }
 
@@ -672,9 +677,10 @@ bool Session::TakePooledUpstream(const std::string& key) {
   }
   up_ = conn;
   upstream_open_ = true;
+  origin_leg_.Attach(&up_->stream);
   upstream_was_pooled_ = true;
   upstream_reusable_ = true;
-  upstream_tls_ = std::move(conn->tls);
+  origin_leg_.tls = std::move(conn->tls);
   conn->tls.reset();
   record_.upstream = conn->peer;
   return true;
@@ -718,7 +724,7 @@ void Session::OnClientRead(ssize_t nread, const char* data) {
     if (state_ == State::kReadRequest && client_in_.empty() &&
         (!request_parser_ || !request_parser_->in_message())) {
       Close();  // between requests: the client is done
-    } else if (is_connect_ && (!client_tls_ || !client_tls_->handshake_done()) &&
+    } else if (is_connect_ && (!client_leg_.tls || !client_leg_.tls->handshake_done()) &&
                state_ != State::kRelay && state_ != State::kReadRequest) {
       // Its ClientHello was read once the origin's handshake, the leaf or its own began.
       const bool hello_seen = state_ == State::kUpstreamHandshake || state_ == State::kLeaf ||
@@ -736,19 +742,19 @@ void Session::OnClientRead(ssize_t nread, const char* data) {
     return;
   }
   const auto size = static_cast<std::size_t>(nread);
-  if (client_tls_) {
-    client_tls_->FeedCiphertext(data, size);
+  if (client_leg_.tls) {
+    client_leg_.tls->FeedCiphertext(data, size);
     if (state_ == State::kClientHandshake) {
       ClientHandshakeStep();
       return;
     }
-    std::string plain = client_tls_->ReadPlaintext();
-    RawWrite(Leg::kClient, client_tls_->TakeCiphertext());
+    std::string plain = client_leg_.tls->ReadPlaintext();
+    RawWrite(Leg::kClient, client_leg_.tls->TakeCiphertext());
     if (!plain.empty()) OnClientBytes(plain.data(), plain.size());
-    if (client_tls_ && client_tls_->closed() && !closing_) {
-      if (!client_tls_->error().empty()) {
+    if (client_leg_.tls && client_leg_.tls->closed() && !closing_) {
+      if (!client_leg_.tls->error().empty()) {
         Fail({net::ErrorSource::kClientTls, net::ErrorKind::kMalformed,
-              "client TLS: " + client_tls_->error(), 0});
+              "client TLS: " + client_leg_.tls->error(), 0});
       } else if (state_ == State::kReadRequest || !request_complete_) {
         CloseWhenFlushed();
       } else {
@@ -794,7 +800,7 @@ void Session::BeginUpgradedRelay(const char* rest, std::size_t size) {
 void Session::OnUpstreamRead(ssize_t nread, const char* data) {
   CorkScope cork(*this);
   Touch();
-  if (state_ == State::kTunnel && (!upstream_tls_ || nread < 0)) {
+  if (state_ == State::kTunnel && (!origin_leg_.tls || nread < 0)) {
     if (nread < 0) {
       CloseWhenFlushed();  // the origin is done: flush what it sent, then close both
     } else if (nread > 0) {
@@ -802,16 +808,16 @@ void Session::OnUpstreamRead(ssize_t nread, const char* data) {
     }
     return;
   }
-  if (nread > 0 && upstream_tls_) {
-    upstream_tls_->FeedCiphertext(data, static_cast<std::size_t>(nread));
+  if (nread > 0 && origin_leg_.tls) {
+    origin_leg_.tls->FeedCiphertext(data, static_cast<std::size_t>(nread));
     if (state_ == State::kUpstreamHandshake) {
       UpstreamHandshakeStep();
       return;
     }
-    std::string plain = upstream_tls_->ReadPlaintext();
-    RawWrite(Leg::kUpstream, upstream_tls_->TakeCiphertext());
+    std::string plain = origin_leg_.tls->ReadPlaintext();
+    RawWrite(Leg::kUpstream, origin_leg_.tls->TakeCiphertext());
     if (!plain.empty()) OnUpstreamBytes(plain.data(), plain.size());
-    if (!upstream_tls_ || !upstream_tls_->closed()) return;
+    if (!origin_leg_.tls || !origin_leg_.tls->closed()) return;
     nread = UV_EOF;  // the origin's close_notify ends its side like a TCP close
   }
   if (nread < 0 && (decrypting_ || upstream_idle_) && state_ != State::kRelay) {
@@ -850,7 +856,7 @@ void Session::OnUpstreamRead(ssize_t nread, const char* data) {
     }
     return;
   }
-  if (!upstream_tls_) OnUpstreamBytes(data, static_cast<std::size_t>(nread));
+  if (!origin_leg_.tls) OnUpstreamBytes(data, static_cast<std::size_t>(nread));
 }
 
 void Session::OnUpstreamBytes(const char* data, std::size_t size) {
@@ -886,121 +892,17 @@ void Session::OnUpstreamBytes(const char* data, std::size_t size) {
   }
 }
 
-// Application data for a leg: through its TLS engine once that leg is decrypted.
-void Session::Write(Leg leg, std::string data) {
-  std::optional<tls::TlsEngine>& engine = EngineOf(leg);
-  if (engine && engine->handshake_done()) {
-    const std::size_t size = data.size();
-    if (size != 0) AfterPlaintext(leg, size, engine->QueuePlaintext(std::move(data)));
-    return;
-  }
-  RawWrite(leg, std::move(data));
-}
+void Session::Write(Leg leg, std::string data) { LegOf(leg).Write(std::move(data)); }
 
-// A body chunk relayed as it is: on a decrypted leg a bulk chunk is encrypted straight from
-// the buffer it was read into, without a copy.
 void Session::WriteBody(Leg leg, const char* data, std::size_t size) {
-  std::optional<tls::TlsEngine>& engine = EngineOf(leg);
-  if (engine && engine->handshake_done()) {
-    if (size != 0) AfterPlaintext(leg, size, engine->WritePlaintext(std::string_view(data, size)));
-    return;
-  }
-  RawWrite(leg, std::string(data, size));
+  LegOf(leg).WriteBody(data, size);
 }
 
-// Plaintext went into the leg's engine: held back while corked, else sent now.
-void Session::AfterPlaintext(Leg leg, std::size_t size, bool accepted) {
-  if (!accepted) {
-    Close();
-    return;
-  }
-  if (cork_depth_ > 0 && !closing_ && (leg == Leg::kClient || upstream_open_)) {
-    CountCorked(leg, size);
-    CorkedOf(leg).engine_dirty = true;
-    return;
-  }
-  std::optional<tls::TlsEngine>& engine = EngineOf(leg);
-  std::string data = engine->TakeCiphertext();
-  const bool failed = !engine->error().empty();
-  RawWrite(leg, std::move(data));
-  if (failed) Close();
-}
-
-void Session::RawWrite(Leg leg, std::string data) {
-  if (data.empty()) return;
-  if (leg == Leg::kUpstream && !upstream_open_) return;
-  if (cork_depth_ > 0 && !closing_) {
-    Corked& corked = CorkedOf(leg);
-    CountCorked(leg, data.size());
-    if (corked.raw.empty()) {
-      corked.raw = std::move(data);
-    } else {
-      corked.raw += data;
-    }
-    return;
-  }
-  SubmitWrite(leg, std::move(data));
-}
-
-void Session::CountCorked(Leg leg, std::size_t size) {
-  Corked& corked = CorkedOf(leg);
-  corked.active = true;
-  corked.counted += size;
-}
-
-void Session::FlushLeg(Leg leg) {
-  Corked& corked = CorkedOf(leg);
-  if (!corked.active) return;
-  std::string data = std::move(corked.raw);
-  corked.raw.clear();
-  bool failed = false;
-  std::optional<tls::TlsEngine>& engine = EngineOf(leg);
-  if (corked.engine_dirty && engine) {
-    // Seals everything queued into as few records as fit.
-    if (data.empty()) {
-      data = engine->TakeCiphertext();
-    } else {
-      data += engine->TakeCiphertext();
-    }
-    failed = !engine->error().empty();
-  }
-  corked.engine_dirty = false;
-  corked.active = false;
-  corked.counted = 0;
-  SubmitWrite(leg, std::move(data));
-  if (failed) Close();
-}
+void Session::RawWrite(Leg leg, std::string data) { LegOf(leg).RawWrite(std::move(data)); }
 
 void Session::FlushCorked() {
   FlushLeg(Leg::kClient);
   FlushLeg(Leg::kUpstream);
-}
-
-void Session::SubmitWrite(Leg leg, std::string data) {
-  if (data.empty()) return;
-  if (leg == Leg::kUpstream && !upstream_open_) return;
-  net::TcpStream& stream = leg == Leg::kClient ? client_ : up_->stream;
-  if (!stream.Write(std::move(data))) {  // the peer is gone (EPIPE, ECONNRESET)
-    Fail({leg == Leg::kClient ? net::ErrorSource::kDownstream : net::ErrorSource::kUpstream,
-          net::ErrorKind::kIo,
-          leg == Leg::kClient ? "the client's connection broke" : "the origin's connection broke",
-          0});
-    return;
-  }
-  UpdateReading();
-}
-
-std::size_t Session::PendingWrites(Leg leg) const {
-  const Corked& corked = corked_[leg == Leg::kClient ? 0 : 1];
-  const std::size_t corked_writes = corked.active ? 1 : 0;
-  if (leg == Leg::kClient) return client_.pending_writes() + corked_writes;
-  return (upstream_open_ ? up_->stream.pending_writes() : 0) + corked_writes;
-}
-
-std::size_t Session::QueuedBytes(Leg leg) const {
-  const Corked& corked = corked_[leg == Leg::kClient ? 0 : 1];
-  if (leg == Leg::kClient) return client_.queued_bytes() + corked.counted;
-  return (upstream_open_ ? up_->stream.queued_bytes() : 0) + corked.counted;
 }
 
 bool Session::Reading(Leg leg) const {
@@ -1076,7 +978,7 @@ void Session::Fail(const net::ConnError& error) {
       record_.note = record_.note.empty() ? error.reason : error.reason + "; " + record_.note;
     }
   }
-  if (error.status == 0 || response_started_ || (connect_answered_ && !client_tls_)) {
+  if (error.status == 0 || response_started_ || (connect_answered_ && !client_leg_.tls)) {
     // No answer wanted; or part of a response is already out, or the client now speaks TLS
     // to us and an HTTP page would be garbage to it: closing is the only honest signal left.
     Close();
@@ -1125,6 +1027,7 @@ void Session::Linger() {
 void Session::Close() {
   if (closing_) return;
   closing_ = true;
+  cork_.closing = true;
   FlushCorked();  // an answer written just before closing still goes out
   LogExchange();
   ReleaseUpstream(upstream_idle_);  // a clean idle origin connection outlives its client

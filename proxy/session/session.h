@@ -22,6 +22,7 @@
 #include "proxy/runtime/mint_service.h"
 #include "proxy/runtime/readiness.h"
 #include "proxy/runtime/runtime.h"
+#include "proxy/session/transport.h"
 #include "proxy/upstream/upstream_pool.h"
 #include "rules/rule.h"
 #include "tls/tls_engine.h"
@@ -33,7 +34,7 @@ class Worker;
 // "10 s", "0.5 s": a configured timeout for messages.
 std::string Seconds(std::uint64_t ms);
 
-class Session {
+class Session final : private Transport::Events {
  public:
   explicit Session(Worker& worker);
   ~Session();
@@ -130,10 +131,9 @@ class Session {
   // Output and flow control.
   void Write(Leg leg, std::string data);
   void WriteBody(Leg leg, const char* data, std::size_t size);
-  void AfterPlaintext(Leg leg, std::size_t size, bool accepted);
-  void SubmitWrite(Leg leg, std::string data);
-  void CountCorked(Leg leg, std::size_t size);
-  void FlushLeg(Leg leg);
+  void FlushLeg(Leg leg) { LegOf(leg).Flush(); }
+  void OnTransportFailed(const net::ConnError& error) override { Fail(error); }
+  void OnTransportQueued() override { UpdateReading(); }
   void FlushCorked();
   void OnWritten(Leg leg, int status);
   void UpdateReading();
@@ -189,26 +189,16 @@ class Session {
   bool request_paused_ = false;
   bool head_timer_armed_ = false;  // the parser stopped after a complete request
   bool client_eof_ = false;
-  // Output made while one read is handled is written once, when that read is done: a response
-  // head and a small body become one TLS record and one write. Corked bytes count as one
-  // pending write of their size, so flow control and "close when flushed" see them.
-  struct Corked {
-    std::string raw;            // bytes for the socket, in order
-    bool engine_dirty = false;  // plaintext queued in the leg's TLS engine after `raw`
-    bool active = false;        // counted as a pending write (PendingWrites)
-    std::size_t counted = 0;    // bytes counted as queued (QueuedBytes)
-  };
+  // The two legs' transports (output through TLS once a leg is decrypted, corked while one
+  // read is handled: see Transport).
   class CorkScope;
-  int cork_depth_ = 0;
-  std::array<Corked, 2> corked_;
-  // The per-leg halves of the state above.
-  std::optional<tls::TlsEngine>& EngineOf(Leg leg) {
-    return leg == Leg::kClient ? client_tls_ : upstream_tls_;
-  }
-  Corked& CorkedOf(Leg leg) { return corked_[leg == Leg::kClient ? 0 : 1]; }
-  // Writes not yet in the leg's socket, corked output counting as one.
-  std::size_t PendingWrites(Leg leg) const;
-  std::size_t QueuedBytes(Leg leg) const;
+  Transport::Cork cork_;
+  Transport client_leg_{net::ErrorSource::kDownstream, cork_, *this};
+  Transport origin_leg_{net::ErrorSource::kUpstream, cork_, *this};
+  Transport& LegOf(Leg leg) { return leg == Leg::kClient ? client_leg_ : origin_leg_; }
+  const Transport& LegOf(Leg leg) const { return leg == Leg::kClient ? client_leg_ : origin_leg_; }
+  std::size_t PendingWrites(Leg leg) const { return LegOf(leg).pending_writes(); }
+  std::size_t QueuedBytes(Leg leg) const { return LegOf(leg).queued_bytes(); }
   bool Reading(Leg leg) const;
 
   // The exchange in progress.
@@ -227,8 +217,6 @@ class Session {
   bool is_connect_ = false;
   // Decryption.
   bool decrypting_ = false;
-  std::optional<tls::TlsEngine> client_tls_;
-  std::optional<tls::TlsEngine> upstream_tls_;
   std::string tls_host_;  // the name the leaf is minted for and the origin is verified against
   std::string profile_;   // the CA profile that signs
   bool upstream_verified_ = false;

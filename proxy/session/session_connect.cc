@@ -330,7 +330,7 @@ void Session::StartUpstreamTls() {
   up_->key = UpstreamPool::TlsKey(url_.host, url_.port, tls_host_);
   upstream_verified_ = false;
   upstream_problem_.clear();
-  upstream_tls_.emplace(
+  origin_leg_.tls.emplace(
       tls::TlsEngine::Client(worker_.tls().client(), tls_host_, tls_host_, ResumableTlsSession()));
   state_ = State::kUpstreamHandshake;
   StartTimer(timeouts().tls_handshake_ms, [this] {
@@ -344,18 +344,18 @@ void Session::StartUpstreamTls() {
 }
 
 void Session::UpstreamHandshakeStep() {
-  const tls::TlsEngine::Status status = upstream_tls_->Handshake();
-  RawWrite(Leg::kUpstream, upstream_tls_->TakeCiphertext());
+  const tls::TlsEngine::Status status = origin_leg_.tls->Handshake();
+  RawWrite(Leg::kUpstream, origin_leg_.tls->TakeCiphertext());
   if (status == tls::TlsEngine::Status::kWantMore) return;
   if (status == tls::TlsEngine::Status::kError) {
-    upstream_problem_ = "TLS with the origin failed: " + upstream_tls_->error();
-  } else if (upstream_tls_->verify_result() != X509_V_OK) {
+    upstream_problem_ = "TLS with the origin failed: " + origin_leg_.tls->error();
+  } else if (origin_leg_.tls->verify_result() != X509_V_OK) {
     upstream_problem_ =
-        "the origin's certificate failed verification: " + upstream_tls_->verify_reason();
+        "the origin's certificate failed verification: " + origin_leg_.tls->verify_reason();
   } else {
     upstream_verified_ = true;
     // Only a full handshake showed this name's own certificate (see ResumableTlsSession).
-    if (SSL_session_reused(upstream_tls_->ssl()) == 0) {
+    if (SSL_session_reused(origin_leg_.tls->ssl()) == 0) {
       worker_.pool().NoteVerified(tls_host_ + ":" + std::to_string(url_.port));
     }
   }
@@ -367,7 +367,7 @@ void Session::UpstreamHandshakeStep() {
 void Session::UpstreamTlsFinished() {
   timer_->Stop();
   record_.upstream_verify = upstream_verified_ ? "ok" : upstream_problem_;
-  if (client_tls_ && client_tls_->handshake_done()) {
+  if (client_leg_.tls && client_leg_.tls->handshake_done()) {
     if (upstream_verified_) {
       SendRequestUpstream();
     } else {
@@ -382,8 +382,8 @@ void Session::UpstreamTlsFinished() {
 // what its verified certificate covers the host with (so the client sees the names the server
 // has, and one cached leaf serves every host under it), else the host.
 std::string Session::MirroredName() const {
-  if (!upstream_tls_ || upstream_tls_->ssl() == nullptr) return tls_host_;
-  X509* origin = SSL_get0_peer_certificate(upstream_tls_->ssl());
+  if (!origin_leg_.tls || origin_leg_.tls->ssl() == nullptr) return tls_host_;
+  X509* origin = SSL_get0_peer_certificate(origin_leg_.tls->ssl());
   const std::string wildcard = WildcardFor(tls_host_);
   if (origin == nullptr || wildcard.empty()) return tls_host_;
   const DnsNameMatch match = MatchDnsNames(origin, tls_host_, wildcard);
@@ -398,7 +398,7 @@ std::string Session::MirroredName() const {
 std::string Session::TlsSessionKey(const std::string& peer) const {
   const std::string port = ":" + std::to_string(url_.port);
   const std::string wildcard = WildcardFor(tls_host_);
-  X509* origin = upstream_tls_ ? SSL_get0_peer_certificate(upstream_tls_->ssl()) : nullptr;
+  X509* origin = origin_leg_.tls ? SSL_get0_peer_certificate(origin_leg_.tls->ssl()) : nullptr;
   if (origin != nullptr && !wildcard.empty() &&
       MatchDnsNames(origin, tls_host_, wildcard).wildcard) {
     return wildcard + port + "@" + peer;
@@ -449,7 +449,7 @@ void Session::RequestLeaf() {
   const bool untrusted =
       !blocking_ && !upstream_verified_ &&
       runtime().config.inspection.upstream_cert_errors == UpstreamCertErrors::kUntrusted &&
-      upstream_tls_ && upstream_tls_->handshake_done();
+      origin_leg_.tls && origin_leg_.tls->handshake_done();
   if (untrusted) record_.ca = "untrusted";
   untrusted_leaf_ = untrusted;
   runtime().mint->GetLeaf(
@@ -472,8 +472,8 @@ void Session::OnLeaf(const MintService::Outcome& outcome) {
           "no leaf for " + tls_host_ + ": " + outcome.leaf.error(), 0});
     return;
   }
-  client_tls_.emplace(tls::TlsEngine::Server(worker_.tls().server(), **outcome.leaf));
-  client_tls_->FeedCiphertext(client_in_.data(), client_in_.size());
+  client_leg_.tls.emplace(tls::TlsEngine::Server(worker_.tls().server(), **outcome.leaf));
+  client_leg_.tls->FeedCiphertext(client_in_.data(), client_in_.size());
   client_in_.clear();
   state_ = State::kClientHandshake;
   StartTimer(timeouts().tls_handshake_ms, [this] {
@@ -488,22 +488,22 @@ void Session::OnLeaf(const MintService::Outcome& outcome) {
 }
 
 void Session::ClientHandshakeStep() {
-  const tls::TlsEngine::Status status = client_tls_->Handshake();
-  RawWrite(Leg::kClient, client_tls_->TakeCiphertext());
+  const tls::TlsEngine::Status status = client_leg_.tls->Handshake();
+  RawWrite(Leg::kClient, client_leg_.tls->TakeCiphertext());
   if (status == tls::TlsEngine::Status::kWantMore) return;
   if (status == tls::TlsEngine::Status::kError) {
     // Typically the client does not trust the CA that signed the leaf (alert unknown_ca).
-    record_.note = "client TLS: " + client_tls_->error();
+    record_.note = "client TLS: " + client_leg_.tls->error();
     record_.error =
         net::ConnError{net::ErrorSource::kClientTls, net::ErrorKind::kRefused, "", 0}.Tag();
-    const std::string_view alert = PeerCertificateAlert(client_tls_->error());
+    const std::string_view alert = PeerCertificateAlert(client_leg_.tls->error());
     if (!alert.empty()) NoteReadiness(HandshakeOutcome::kRejected, alert);
     CloseWhenFlushed();
     return;
   }
   timer_->Stop();
   NoteReadiness(HandshakeOutcome::kTrusted, "");
-  std::string early = client_tls_->ReadPlaintext();
+  std::string early = client_leg_.tls->ReadPlaintext();
   if (blocking_) {
     record_.status = 403;
     Write(Leg::kClient, ErrorResponse(403, upstream_problem_, true));
