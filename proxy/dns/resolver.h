@@ -32,7 +32,19 @@ struct ResolveResult {
   bool from_cache = false;
 };
 
-class Resolver {
+// Names to addresses, as a session asks for them: the Resolver in the gateway, a fake in unit
+// tests. The callback runs later on the loop thread, never inside Resolve.
+class HostResolver {
+ public:
+  using Callback = std::function<void(const ResolveResult&)>;
+  virtual ~HostResolver() = default;
+  // Starts a lookup; returns an id for Cancel.
+  virtual std::uint64_t Resolve(const std::string& host, Callback callback) = 0;
+  // The callback of `id` will not be called (no-op for unknown or finished ids).
+  virtual void Cancel(std::uint64_t id) = 0;
+};
+
+class Resolver final : public HostResolver {
  public:
   struct Options {
     std::vector<HostPort> servers;            // empty: the system's resolv.conf
@@ -41,8 +53,6 @@ class Resolver {
     std::chrono::seconds max_ttl{300};     // cap on cached positive answers
     std::chrono::seconds negative_ttl{5};  // NXDOMAIN / no data
   };
-  using Callback = std::function<void(const ResolveResult&)>;
-
   // Throws std::runtime_error if c-ares cannot be initialised (bad server address).
   Resolver(uv_loop_t* loop, Options options);
   // Cancels pending lookups without calling their callbacks and closes its libuv handles;
@@ -54,9 +64,9 @@ class Resolver {
   // Starts a lookup; the callback runs later on the loop thread (never inside Resolve, even
   // for cache hits and IP literals, so callers need no re-entrancy care). Returns an id for
   // Cancel.
-  std::uint64_t Resolve(const std::string& host, Callback callback);
+  std::uint64_t Resolve(const std::string& host, Callback callback) override;
   // The callback of `id` will not be called (no-op for unknown or finished ids).
-  void Cancel(std::uint64_t id);
+  void Cancel(std::uint64_t id) override;
 
   struct Stats {
     std::uint64_t queries = 0, cache_hits = 0, failures = 0, timeouts = 0;

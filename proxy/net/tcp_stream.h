@@ -16,7 +16,9 @@
 
 namespace mintgate::proxy::net {
 
-class TcpStream {
+// A byte stream as the data plane uses it: a TCP connection in the gateway (TcpStream), an
+// in-memory pipe in unit tests. Its events go to a Delegate.
+class Stream {
  public:
   class Delegate {
    public:
@@ -32,6 +34,35 @@ class TcpStream {
     ~Delegate() = default;
   };
 
+  virtual ~Stream() = default;
+  // Connects to `address`; `done` gets 0 or a uv error (never after Close()).
+  virtual int Connect(const sockaddr* address, std::function<void(int)> done) = 0;
+  virtual void SetNoDelay() = 0;
+  virtual void SetKeepAlive(std::uint64_t idle_ms) = 0;  // 0: off
+  // The delegate that reads and is told of writes (a pooled connection changes hands).
+  virtual void set_delegate(Delegate* delegate) = 0;
+  virtual void StartReading() = 0;
+  virtual void StopReading() = 0;
+  virtual bool reading() const = 0;
+  // Writes `data` in order after what is queued. False when the connection is gone (EPIPE,
+  // ECONNRESET and the like): the caller closes.
+  virtual bool Write(std::string data) = 0;
+  // Sends FIN once the queued writes are out. False if that cannot be done.
+  virtual bool Shutdown() = 0;
+  virtual void Close() = 0;  // idempotent; nothing reaches the delegate afterwards
+  virtual bool closed() const = 0;
+  virtual std::size_t queued_bytes() const = 0;  // written, not yet in the socket
+  virtual std::size_t pending_writes() const = 0;
+  virtual std::uint64_t bytes_read() const = 0;
+  virtual std::uint64_t bytes_written() const = 0;  // accepted by Write
+  // "203.0.113.9" / "2001:db8::1", or "" (closed, or the socket said no).
+  virtual std::string PeerAddress() const = 0;
+  // The local address and port the connection arrived at.
+  virtual std::string LocalAddress(std::uint16_t* port) const = 0;
+};
+
+class TcpStream final : public Stream {
+ public:
   TcpStream(uv_loop_t* loop, Delegate* delegate);
   TcpStream(const TcpStream&) = delete;
   TcpStream& operator=(const TcpStream&) = delete;
@@ -39,34 +70,23 @@ class TcpStream {
   // Takes the pending connection of `server` (a uv error code, 0 on success). On failure the
   // stream is closed.
   int Accept(uv_stream_t* server);
-  // Connects to `address`; `done` gets 0 or a uv error (never after Close()).
-  int Connect(const sockaddr* address, std::function<void(int)> done);
-  void SetNoDelay();
-  void SetKeepAlive(std::uint64_t idle_ms);  // 0: off
-  // The delegate that reads and is told of writes (a pooled connection changes hands).
-  void set_delegate(Delegate* delegate) { delegate_ = delegate; }
-
-  void StartReading();
-  void StopReading();
-  bool reading() const { return reading_; }
-
-  // Writes `data` in order after what is queued. False when the connection is gone (EPIPE,
-  // ECONNRESET and the like): the caller closes.
-  bool Write(std::string data);
-  // Sends FIN once the queued writes are out. False if that cannot be done.
-  bool Shutdown();
-  void Close();  // idempotent; nothing reaches the delegate afterwards
-  bool closed() const { return !tcp_; }
-
-  std::size_t queued_bytes() const { return queued_bytes_; }  // written, not yet in the socket
-  std::size_t pending_writes() const { return pending_writes_; }
-  std::uint64_t bytes_read() const { return bytes_read_; }
-  std::uint64_t bytes_written() const { return bytes_written_; }  // accepted by Write
-
-  // "203.0.113.9" / "2001:db8::1", or "" (closed, or the socket said no).
-  std::string PeerAddress() const;
-  // The local address and port the connection arrived at.
-  std::string LocalAddress(std::uint16_t* port) const;
+  int Connect(const sockaddr* address, std::function<void(int)> done) override;
+  void SetNoDelay() override;
+  void SetKeepAlive(std::uint64_t idle_ms) override;
+  void set_delegate(Delegate* delegate) override { delegate_ = delegate; }
+  void StartReading() override;
+  void StopReading() override;
+  bool reading() const override { return reading_; }
+  bool Write(std::string data) override;
+  bool Shutdown() override;
+  void Close() override;
+  bool closed() const override { return !tcp_; }
+  std::size_t queued_bytes() const override { return queued_bytes_; }
+  std::size_t pending_writes() const override { return pending_writes_; }
+  std::uint64_t bytes_read() const override { return bytes_read_; }
+  std::uint64_t bytes_written() const override { return bytes_written_; }
+  std::string PeerAddress() const override;
+  std::string LocalAddress(std::uint16_t* port) const override;
 
  private:
   struct WriteRequest;

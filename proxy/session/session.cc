@@ -12,7 +12,7 @@
 
 #include "proxy/http/error_page.h"
 #include "proxy/runtime/portal.h"
-#include "proxy/session/worker.h"
+#include "proxy/session/session_context.h"
 #include "tls/client_hello_peek.h"
 
 namespace mintgate::proxy {
@@ -170,38 +170,31 @@ class Session::ResponseSide : public HttpParser::Handler {
   Session& s_;
 };
 
-Session::Session(Worker& worker)
-    : worker_(worker),
-      runtime_(worker.runtime_ptr()),
-      id_(worker.NextSessionId()),
-      clock_(worker.clock()),
+Session::Session(SessionContext& context, std::unique_ptr<net::Stream> client)
+    : context_(context),
+      runtime_(context.runtime_ptr()),
+      id_(context.NextSessionId()),
+      clock_(context.clock()),
       client_events_(std::make_unique<LegEvents>(*this, Leg::kClient)),
       upstream_events_(std::make_unique<LegEvents>(*this, Leg::kUpstream)),
-      client_(worker.loop(), client_events_.get()),
+      client_(std::move(client)),
       timer_(clock_.NewTimer()),
       request_side_(std::make_unique<RequestSide>(*this)),
       response_side_(std::make_unique<ResponseSide>(*this)) {
-  client_leg_.Attach(&client_);
+  client_->set_delegate(client_events_.get());
+  client_leg_.Attach(client_.get());
 }
 
 Session::~Session() {
   if (admitted_) runtime().connections->Release(*client_ip_);
 }
 
-bool Session::Accept(uv_stream_t* server) {
-  if (client_.Accept(server) != 0) {
-    Close();
-    return false;
-  }
-  client_.SetNoDelay();
-  // A client that vanished without a FIN (a laptop closed, a NAT entry dropped) is found.
-  client_.SetKeepAlive(timeouts().tcp_keepalive_ms);
-  client_address_ = client_.PeerAddress();
-  local_address_ = client_.LocalAddress(&local_port_);
-  return true;
-}
-
 void Session::Start() {
+  client_->SetNoDelay();
+  // A client that vanished without a FIN (a laptop closed, a NAT entry dropped) is found.
+  client_->SetKeepAlive(timeouts().tcp_keepalive_ms);
+  client_address_ = client_->PeerAddress();
+  local_address_ = client_->LocalAddress(&local_port_);
   client_ip_ = rules::IpAddress::Parse(client_address_);
   if (client_ip_ && runtime().connections && !Admit()) return;
   if (!client_ip_ || !runtime().ClientAllowed(*client_ip_)) {
@@ -230,7 +223,7 @@ bool Session::Admit() {
                                     std::to_string(server.max_connections_per_client) + ")";
   // One try: a refused client gets no buffer. (Written, the answer is in the socket before
   // the close; queued, the close cancels it.)
-  client_.Write(ErrorResponse(503, why, true));
+  client_->Write(ErrorResponse(503, why, true));
   BeginRecord("-", "-");
   record_.status = 503;
   record_.note = why;
@@ -501,14 +494,14 @@ void Session::ConnectUpstream() {
     std::memcpy(&v6->sin6_addr, a.bytes.data(), 16);
   }
   ReleaseUpstream(false);
-  up_ = worker_.pool().Create(upstream_events_.get());
+  up_ = context_.pool().Create(upstream_events_.get());
   up_->peer = a.ToString();
   up_->address = a;
   upstream_open_ = true;
-  origin_leg_.Attach(&up_->stream);
+  origin_leg_.Attach(up_->stream.get());
   upstream_was_pooled_ = false;
-  int rc = up_->stream.Connect(reinterpret_cast<sockaddr*>(&ss),
-                               [this](int status) { OnUpstreamConnected(status); });
+  int rc = up_->stream->Connect(reinterpret_cast<sockaddr*>(&ss),
+                                [this](int status) { OnUpstreamConnected(status); });
   if (rc != 0) {
     Fail({net::ErrorSource::kUpstream, net::ErrorKind::kRefused,
           "cannot connect to " + url_.host + ": " + uv_strerror(rc), 502});
@@ -533,8 +526,8 @@ void Session::OnUpstreamConnected(int status) {
           "cannot connect to " + url_.host + ": " + uv_strerror(status), 502});
     return;
   }
-  up_->stream.SetNoDelay();
-  up_->stream.SetKeepAlive(timeouts().tcp_keepalive_ms);
+  up_->stream->SetNoDelay();
+  up_->stream->SetKeepAlive(timeouts().tcp_keepalive_ms);
   upstream_reusable_ = true;
   record_.upstream = up_->peer;
   up_->key = UpstreamPool::HttpKey(url_.host, url_.port);
@@ -645,14 +638,14 @@ void Session::ReleaseUpstream(bool reuse) {
   upstream_open_ = false;
   upstream_idle_ = false;
   UpstreamConn* conn = up_;
-  conn->stream.StopReading();
+  conn->stream->StopReading();
   if (origin_leg_.tls && upstream_verified_ && origin_leg_.tls->handshake_done()) {
-    worker_.pool().SaveSession(TlsSessionKey(conn->peer), origin_leg_.tls->ssl());
+    context_.pool().SaveSession(TlsSessionKey(conn->peer), origin_leg_.tls->ssl());
   }
   // A connection that carried NTLM or Negotiate authentication is authenticated as this
   // client's user: it dies with this client's connection, never reaching another (Squid pins
   // the same way).
-  reuse = reuse && !upstream_pinned_ && PendingWrites(Leg::kUpstream) == 0 && !worker_.stopping();
+  reuse = reuse && !upstream_pinned_ && PendingWrites(Leg::kUpstream) == 0 && !context_.stopping();
   up_ = nullptr;
   origin_leg_.Attach(nullptr);
   upstream_pinned_ = false;
@@ -660,7 +653,7 @@ void Session::ReleaseUpstream(bool reuse) {
     conn->tls = std::move(origin_leg_.tls);
     origin_leg_.tls.reset();
     ++conn->exchanges;
-    worker_.pool().Put(conn);
+    context_.pool().Put(conn);
     return;
   }
   origin_leg_.tls.reset();
@@ -668,7 +661,7 @@ void Session::ReleaseUpstream(bool reuse) {
 }
 
 bool Session::TakePooledUpstream(const std::string& key) {
-  UpstreamConn* conn = worker_.pool().Take(key, upstream_events_.get());
+  UpstreamConn* conn = context_.pool().Take(key, upstream_events_.get());
   if (conn == nullptr) return false;
   // Pooled under an earlier configuration, perhaps: judged again under this connection's.
   if (runtime().destinations->Check(conn->address.ip(), url_.port)) {
@@ -677,7 +670,7 @@ bool Session::TakePooledUpstream(const std::string& key) {
   }
   up_ = conn;
   upstream_open_ = true;
-  origin_leg_.Attach(&up_->stream);
+  origin_leg_.Attach(up_->stream.get());
   upstream_was_pooled_ = true;
   upstream_reusable_ = true;
   origin_leg_.tls = std::move(conn->tls);
@@ -703,7 +696,7 @@ void Session::ResolveUpstream(AfterConnect next) {
   after_connect_ = next;
   state_ = State::kResolve;
   UpdateReading();  // a request body waits until the upstream is connected
-  resolve_id_ = worker_.resolver().Resolve(
+  resolve_id_ = context_.resolver().Resolve(
       url_.host, [this](const ResolveResult& result) { OnResolved(result); });
 }
 
@@ -713,14 +706,14 @@ void Session::OnClientRead(ssize_t nread, const char* data) {
   if (nread < 0 && state_ == State::kTunnel) {
     // The client is done sending: pass the end on and keep relaying the other way.
     client_eof_ = true;
-    client_.StopReading();
+    client_->StopReading();
     FlushLeg(Leg::kUpstream);  // what the client sent before its end goes first
-    if (!upstream_open_ || !up_->stream.Shutdown()) CloseWhenFlushed();
+    if (!upstream_open_ || !up_->stream->Shutdown()) CloseWhenFlushed();
     return;
   }
   if (nread < 0) {
     client_eof_ = true;
-    client_.StopReading();
+    client_->StopReading();
     if (state_ == State::kReadRequest && client_in_.empty() &&
         (!request_parser_ || !request_parser_->in_message())) {
       Close();  // between requests: the client is done
@@ -823,7 +816,7 @@ void Session::OnUpstreamRead(ssize_t nread, const char* data) {
   if (nread < 0 && (decrypting_ || upstream_idle_) && state_ != State::kRelay) {
     // The origin closed an idle kept-alive connection, or during our handshakes.
     upstream_reusable_ = false;
-    up_->stream.StopReading();
+    up_->stream->StopReading();
     if (state_ == State::kUpstreamHandshake) {
       upstream_problem_ = "the origin closed the connection during the TLS handshake";
       UpstreamTlsFinished();
@@ -837,7 +830,7 @@ void Session::OnUpstreamRead(ssize_t nread, const char* data) {
   if (!response_parser_ || state_ != State::kRelay) return;
   if (nread < 0) {
     upstream_reusable_ = false;
-    up_->stream.StopReading();
+    up_->stream->StopReading();
     std::optional<HttpError> error = response_parser_->FeedEof();
     if (!response_complete_ && RetryStaleUpstream()) return;
     if (response_complete_) {
@@ -906,8 +899,8 @@ void Session::FlushCorked() {
 }
 
 bool Session::Reading(Leg leg) const {
-  if (leg == Leg::kClient) return client_.reading();
-  return upstream_open_ && up_->stream.reading();
+  if (leg == Leg::kClient) return client_->reading();
+  return upstream_open_ && up_->stream->reading();
 }
 
 void Session::OnWritten(Leg leg, int status) {
@@ -938,12 +931,12 @@ void Session::UpdateReading() {
                                state_ == State::kTunnel || state_ == State::kClientHandshake ||
                                (state_ == State::kRelay && (!is_connect_ || decrypting_) &&
                                 (!request_paused_ || request_complete_)));
-  const bool want_client = want(client_.reading(), client_allowed, QueuedBytes(Leg::kUpstream));
-  if (want_client != client_.reading()) {
+  const bool want_client = want(client_->reading(), client_allowed, QueuedBytes(Leg::kUpstream));
+  if (want_client != client_->reading()) {
     if (want_client) {
-      client_.StartReading();
+      client_->StartReading();
     } else {
-      client_.StopReading();
+      client_->StopReading();
     }
   }
   const bool upstream_allowed =
@@ -954,9 +947,9 @@ void Session::UpdateReading() {
       want(Reading(Leg::kUpstream), upstream_allowed, QueuedBytes(Leg::kClient));
   if (want_upstream != Reading(Leg::kUpstream)) {
     if (want_upstream) {
-      up_->stream.StartReading();
+      up_->stream->StartReading();
     } else {
-      up_->stream.StopReading();
+      up_->stream->StopReading();
     }
   }
 }
@@ -997,10 +990,10 @@ void Session::CloseWhenFlushed() {
   state_ = State::kClosing;
   timer_->Stop();
   if (resolve_id_ != 0) {
-    worker_.resolver().Cancel(resolve_id_);
+    context_.resolver().Cancel(resolve_id_);
     resolve_id_ = 0;
   }
-  client_.StopReading();
+  client_->StopReading();
   ReleaseUpstream(upstream_idle_);
   if (PendingWrites(Leg::kClient) == 0) {
     Linger();
@@ -1016,11 +1009,11 @@ void Session::CloseWhenFlushed() {
 void Session::Linger() {
   if (closing_ || lingering_) return;
   lingering_ = true;
-  if (!client_.Shutdown()) {
+  if (!client_->Shutdown()) {
     Close();
     return;
   }
-  client_.StartReading();  // LegEvents drops what arrives, and closes at the client's end
+  client_->StartReading();  // LegEvents drops what arrives, and closes at the client's end
   timer_->Start(timeouts().linger_ms, [this] { Close(); });
 }
 
@@ -1033,15 +1026,15 @@ void Session::Close() {
   ReleaseUpstream(upstream_idle_);  // a clean idle origin connection outlives its client
   state_ = State::kClosing;
   if (resolve_id_ != 0) {
-    worker_.resolver().Cancel(resolve_id_);
+    context_.resolver().Cancel(resolve_id_);
     resolve_id_ = 0;
   }
   ReleaseUpstream(false);
-  client_.Close();
+  client_->Close();
   timer_->Stop();
   // The handles free themselves once libuv is done with them; the worker destroys this
   // session later on its loop, never inside the callback that is running now.
-  worker_.SessionClosed(this);
+  context_.SessionClosed(this);
 }
 
 void Session::BeginRecord(const std::string& method, const std::string& url) {
@@ -1064,13 +1057,13 @@ void Session::LogExchange() {
   record_.duration_ms = clock_.NowMs() - record_start_ms_;
   // Everything since the previous record: the head of a request arrives before it is known
   // to be one.
-  record_.bytes_from_client = client_.bytes_read() - client_bytes_in_logged_;
-  record_.bytes_to_client = client_.bytes_written() - client_bytes_out_logged_;
-  client_bytes_in_logged_ = client_.bytes_read();
-  client_bytes_out_logged_ = client_.bytes_written();
+  record_.bytes_from_client = client_->bytes_read() - client_bytes_in_logged_;
+  record_.bytes_to_client = client_->bytes_written() - client_bytes_out_logged_;
+  client_bytes_in_logged_ = client_->bytes_read();
+  client_bytes_out_logged_ = client_->bytes_written();
   if (const auto& log = runtime().access_log) {
     log->Write(record_);
-    worker_.LogQueued();
+    context_.LogQueued();
   }
 }
 

@@ -29,21 +29,19 @@
 
 namespace mintgate::proxy {
 
-class Worker;
+class SessionContext;
 
 // "10 s", "0.5 s": a configured timeout for messages.
 std::string Seconds(std::uint64_t ms);
 
 class Session final : private Transport::Events {
  public:
-  explicit Session(Worker& worker);
+  // A connection accepted on `client` (its events now go to this session).
+  Session(SessionContext& context, std::unique_ptr<net::Stream> client);
   ~Session();
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
-  // Accepts the pending connection of `server`; false if that failed (the session has then
-  // closed and reported to the worker, like any other).
-  bool Accept(uv_stream_t* server);
   void Start();
   // Graceful stop: close now if idle, else after the exchange in progress.
   void Drain();
@@ -159,14 +157,14 @@ class Session final : private Transport::Events {
   // Attaches an idle pooled connection for `key`; false if there is none.
   bool TakePooledUpstream(const std::string& key);
 
-  Worker& worker_;
+  SessionContext& context_;
   RuntimePtr runtime_;
   std::uint64_t id_;
   State state_ = State::kReadRequest;
   net::Clock& clock_;
   std::unique_ptr<LegEvents> client_events_;
   std::unique_ptr<LegEvents> upstream_events_;
-  net::TcpStream client_;
+  std::unique_ptr<net::Stream> client_;
   UpstreamConn* up_ = nullptr;  // owned while upstream_open_ (closed or pooled after)
   std::unique_ptr<net::Timer> timer_;
   bool upstream_open_ = false;

@@ -11,7 +11,7 @@
 #include "proxy/http/error_page.h"
 #include "proxy/runtime/readiness.h"
 #include "proxy/session/session.h"
-#include "proxy/session/worker.h"
+#include "proxy/session/session_context.h"
 #include "rules/canonical_host.h"
 #include "rules/connect_decision.h"
 #include "rules/host_pattern.h"
@@ -110,7 +110,7 @@ void Session::OnConnectHead(const HttpHead& head) {
   // A verified connection to this origin is idle in the pool: the 200 needs no new one (the
   // ClientHello then tells whether it is used).
   if (rt.config.inspection.enabled &&
-      worker_.pool().HasIdle(UpstreamPool::TlsPrefix(url_.host, url_.port))) {
+      context_.pool().HasIdle(UpstreamPool::TlsPrefix(url_.host, url_.port))) {
     AnswerConnect();
     return;
   }
@@ -195,7 +195,7 @@ void Session::Decide(const std::string& sni) {
 void Session::ResolveSni() {
   state_ = State::kResolve;
   UpdateReading();
-  resolve_id_ = worker_.resolver().Resolve(sni_, [this](const ResolveResult& result) {
+  resolve_id_ = context_.resolver().Resolve(sni_, [this](const ResolveResult& result) {
     resolve_id_ = 0;
     if (state_ != State::kResolve || closing_) return;
     const rules::IpAddress destination = rules::Unmapped(up_->address.ip());
@@ -331,7 +331,7 @@ void Session::StartUpstreamTls() {
   upstream_verified_ = false;
   upstream_problem_.clear();
   origin_leg_.tls.emplace(
-      tls::TlsEngine::Client(worker_.tls().client(), tls_host_, tls_host_, ResumableTlsSession()));
+      tls::TlsEngine::Client(context_.tls().client(), tls_host_, tls_host_, ResumableTlsSession()));
   state_ = State::kUpstreamHandshake;
   StartTimer(timeouts().tls_handshake_ms, [this] {
     Session* s = this;
@@ -356,7 +356,7 @@ void Session::UpstreamHandshakeStep() {
     upstream_verified_ = true;
     // Only a full handshake showed this name's own certificate (see ResumableTlsSession).
     if (SSL_session_reused(origin_leg_.tls->ssl()) == 0) {
-      worker_.pool().NoteVerified(tls_host_ + ":" + std::to_string(url_.port));
+      context_.pool().NoteVerified(tls_host_ + ":" + std::to_string(url_.port));
     }
   }
   UpstreamTlsFinished();
@@ -413,12 +413,12 @@ std::string Session::TlsSessionKey(const std::string& peer) const {
 // resumed handshake would never show.
 SSL_SESSION* Session::ResumableTlsSession() const {
   const std::string port = ":" + std::to_string(url_.port);
-  if (SSL_SESSION* own = worker_.pool().TlsSession(tls_host_ + port)) return own;
+  if (SSL_SESSION* own = context_.pool().TlsSession(tls_host_ + port)) return own;
   const std::string wildcard = WildcardFor(tls_host_);
-  if (wildcard.empty() || up_ == nullptr || !worker_.pool().VerifiedRecently(tls_host_ + port)) {
+  if (wildcard.empty() || up_ == nullptr || !context_.pool().VerifiedRecently(tls_host_ + port)) {
     return nullptr;
   }
-  SSL_SESSION* shared = worker_.pool().TlsSession(wildcard + port + "@" + up_->peer);
+  SSL_SESSION* shared = context_.pool().TlsSession(wildcard + port + "@" + up_->peer);
   X509* cert = shared != nullptr ? SSL_SESSION_get0_peer(shared) : nullptr;
   if (cert == nullptr ||
       X509_check_host(cert, tls_host_.data(), tls_host_.size(),
@@ -442,7 +442,7 @@ void Session::RequestLeaf() {
     }
   });
   UpdateReading();
-  Worker* worker = &worker_;
+  SessionContext* context = &context_;
   const std::uint64_t id = id_;
   // An origin that failed verification, in "untrusted" mode, gets a leaf no client trusts,
   // so the browser shows its own warning; everything else a leaf from the rule's profile.
@@ -457,9 +457,13 @@ void Session::RequestLeaf() {
       untrusted || !upstream_verified_ || !runtime().config.mint.mirror_wildcards ? tls_host_
                                                                                   : MirroredName(),
       untrusted ? tls::TrustMode::kUntrusted : tls::TrustMode::kTrusted,
-      [worker](std::function<void()> fn) { worker->Post(std::move(fn)); },
-      [worker, id](const MintService::Outcome& outcome) {
-        if (Session* s = worker->FindSession(id)) s->OnLeaf(outcome);
+      [context](std::function<void()> fn) { context->Post(std::move(fn)); },
+      // A cached leaf answers inside GetLeaf: deferred, so that OnLeaf never runs inside
+      // this call (one order of events whether the leaf was cached or minted).
+      [context, id](const MintService::Outcome& outcome) {
+        context->Defer([context, id, outcome] {
+          if (Session* s = context->FindSession(id)) s->OnLeaf(outcome);
+        });
       });
 }
 
@@ -472,7 +476,7 @@ void Session::OnLeaf(const MintService::Outcome& outcome) {
           "no leaf for " + tls_host_ + ": " + outcome.leaf.error(), 0});
     return;
   }
-  client_leg_.tls.emplace(tls::TlsEngine::Server(worker_.tls().server(), **outcome.leaf));
+  client_leg_.tls.emplace(tls::TlsEngine::Server(context_.tls().server(), **outcome.leaf));
   client_leg_.tls->FeedCiphertext(client_in_.data(), client_in_.size());
   client_in_.clear();
   state_ = State::kClientHandshake;

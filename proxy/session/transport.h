@@ -1,4 +1,4 @@
-// One leg of a connection as the session sees it: bytes in and out of a net::TcpStream,
+// One leg of a connection as the session sees it: bytes in and out of a net::Stream,
 // through a TLS engine once that leg is decrypted, with the same interface either way (h2o's
 // socket API). Output made while the session handles one read is corked and leaves in one
 // write when that read is done: a response head and a small body become one TLS record and
@@ -42,8 +42,8 @@ class Transport {
 
   // The socket this leg writes to: the client's for the whole connection, an origin
   // connection's while the session holds it; null while there is none (output is dropped).
-  void Attach(net::TcpStream* stream) { stream_ = stream; }
-  net::TcpStream* stream() const { return stream_; }
+  void Attach(net::Stream* stream) { stream_ = stream; }
+  net::Stream* stream() const { return stream_; }
 
   // The leg's TLS engine, set once its handshake starts; application data goes through it
   // once the handshake is done.
@@ -76,7 +76,7 @@ class Transport {
   net::ErrorSource source_;
   Cork& cork_;
   Events& events_;
-  net::TcpStream* stream_ = nullptr;
+  net::Stream* stream_ = nullptr;
   // Output held while corked.
   std::string corked_raw_;     // bytes for the socket, in order
   bool engine_dirty_ = false;  // plaintext queued in the engine after corked_raw_

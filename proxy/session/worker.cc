@@ -69,6 +69,7 @@ void Worker::Run(std::promise<std::string>& started) {
   uv_timer_init(&loop_, &drain_timer_);
   uv_timer_init(&loop_, &log_flush_);
   uv_unref(reinterpret_cast<uv_handle_t*>(&log_flush_));
+  uv_timer_init(&loop_, &defer_timer_);
   std::string error;
   try {
     tls::TlsContextOptions tls_options;
@@ -106,13 +107,14 @@ std::string Worker::Listen() {
 }
 
 void Worker::OnConnection(uv_stream_t* server) {
-  // Registered before accepting: a failed accept closes the session like any other, and the
-  // reap queue destroys it once the loop is out of its callbacks.
-  auto session = std::make_unique<Session>(*this);
+  auto client = std::make_unique<net::TcpStream>(&loop_, nullptr);
+  // A failed accept leaves nothing behind: the stream's handle frees itself once closed.
+  if (client->Accept(server) != 0) return;
+  auto session = std::make_unique<Session>(*this, std::move(client));
   Session* raw = session.get();
   by_id_.emplace(raw->id(), raw);
   sessions_.emplace(raw, std::move(session));
-  if (raw->Accept(server)) raw->Start();
+  raw->Start();
 }
 
 void Worker::Post(std::function<void()> fn) {
@@ -120,6 +122,20 @@ void Worker::Post(std::function<void()> fn) {
   if (posts_closed_) return;  // the loop has ended: nobody is left to run it
   posted_.push_back(std::move(fn));
   uv_async_send(&post_async_);
+}
+
+void Worker::Defer(std::function<void()> fn) {
+  deferred_.push_back(std::move(fn));
+  if (deferred_.size() > 1) return;  // the timer is armed
+  uv_timer_start(
+      &defer_timer_,
+      [](uv_timer_t* t) {
+        auto* w = static_cast<Worker*>(t->loop->data);
+        std::vector<std::function<void()>> run;
+        run.swap(w->deferred_);
+        for (auto& deferred : run) deferred();
+      },
+      0, 0);
 }
 
 void Worker::SetRuntime(RuntimePtr runtime) {
@@ -204,6 +220,8 @@ void Worker::FinishStop() {
   }
   uv_close(reinterpret_cast<uv_handle_t*>(&post_async_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&drain_timer_), nullptr);
+  deferred_.clear();
+  uv_close(reinterpret_cast<uv_handle_t*>(&defer_timer_), nullptr);
   AccessLog::FlushAll();  // what the last sessions logged, before the timer goes
   uv_close(reinterpret_cast<uv_handle_t*>(&log_flush_), nullptr);
 }

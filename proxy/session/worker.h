@@ -21,6 +21,7 @@
 #include "proxy/net/clock.h"
 #include "proxy/net/listener.h"
 #include "proxy/runtime/runtime.h"
+#include "proxy/session/session_context.h"
 #include "proxy/upstream/upstream_pool.h"
 #include "tls/tls_contexts.h"
 
@@ -28,7 +29,7 @@ namespace mintgate::proxy {
 
 class Session;
 
-class Worker {
+class Worker final : public SessionContext {
  public:
   Worker(int index, RuntimePtr runtime);
   ~Worker();
@@ -44,33 +45,34 @@ class Worker {
   void Join();
 
   uv_loop_t* loop() { return &loop_; }
-  net::Clock& clock() { return clock_; }
-  Resolver& resolver() { return *resolver_; }
+  net::Clock& clock() override { return clock_; }
+  HostResolver& resolver() override { return *resolver_; }
   const Runtime& runtime() const { return *runtime_; }
-  const RuntimePtr& runtime_ptr() const { return runtime_; }
-  bool stopping() const { return stopping_; }
+  const RuntimePtr& runtime_ptr() const override { return runtime_; }
+  bool stopping() const override { return stopping_; }
   int index() const { return index_; }
 
   // Thread-safe: runs `fn` on this worker's loop soon (e.g. a leaf minted on the pool).
-  void Post(std::function<void()> fn);
+  void Post(std::function<void()> fn) override;
+  void Defer(std::function<void()> fn) override;
   // Thread-safe (a reload): connections accepted from now on use `runtime`; those already open
   // keep the one they started with. A changed inspection.extra_trust (the list, or a file's
   // size or mtime) rebuilds the TLS contexts; if they fail to load the previous ones stay.
   void SetRuntime(RuntimePtr runtime);
   // The live session with this id, or nullptr once it has closed: what a posted callback
   // uses instead of a pointer that may dangle.
-  Session* FindSession(std::uint64_t id);
-  std::uint64_t NextSessionId() { return ++last_session_id_; }
-  tls::TlsContexts& tls() { return *tls_; }
-  UpstreamPool& pool() { return *pool_; }
+  Session* FindSession(std::uint64_t id) override;
+  std::uint64_t NextSessionId() override { return ++last_session_id_; }
+  tls::TlsContexts& tls() override { return *tls_; }
+  UpstreamPool& pool() override { return *pool_; }
 
   // Called by a session once all its handles are closed; the session is destroyed later on
   // this loop, never inside its own callback.
-  void SessionClosed(Session* session);
+  void SessionClosed(Session* session) override;
   // Called after a session queued an access log line: the lines queued within the next
   // kLogFlushMs go out in one write (not one per request, which cost a busy worker a
   // syscall per exchange). Nothing is armed while no line is waiting.
-  void LogQueued();
+  void LogQueued() override;
   static constexpr std::uint64_t kLogFlushMs = 20;
 
  private:
@@ -99,6 +101,8 @@ class Worker {
   std::string trust_stamp_;  // the extra trust files tls_ was made from (ApplyRuntime)
   uv_timer_t drain_timer_{};
   uv_timer_t log_flush_{};
+  uv_timer_t defer_timer_{};  // runs deferred_ on the next loop iteration
+  std::vector<std::function<void()>> deferred_;
   std::unique_ptr<Resolver> resolver_;
   std::unique_ptr<UpstreamPool> pool_;  // lives until the loop has ended
   std::vector<std::unique_ptr<net::Listener>> listeners_;

@@ -5,7 +5,13 @@
 
 namespace mintgate::proxy {
 
-UpstreamPool::UpstreamPool(uv_loop_t* loop, Options options) : loop_(loop), options_(options) {
+UpstreamPool::UpstreamPool(uv_loop_t* loop, Options options, StreamFactory make_stream)
+    : loop_(loop), options_(options), make_stream_(std::move(make_stream)) {
+  if (!make_stream_) {
+    make_stream_ = [loop](net::Stream::Delegate* delegate) {
+      return std::make_unique<net::TcpStream>(loop, delegate);
+    };
+  }
   uv_timer_init(loop_, &sweeper_);
   sweeper_.data = this;
   const std::uint64_t every = std::max<std::uint64_t>(options_.idle_timeout_ms / 4, 100);
@@ -29,17 +35,19 @@ std::string UpstreamPool::TlsKey(const std::string& host, std::uint16_t port,
   return TlsPrefix(host, port) + sni;
 }
 
-UpstreamConn* UpstreamPool::Create(net::TcpStream::Delegate* delegate) {
-  return new UpstreamConn(loop_, this, delegate);
+UpstreamConn* UpstreamPool::Create(net::Stream::Delegate* delegate) {
+  auto* conn = new UpstreamConn(this);
+  conn->stream = make_stream_(delegate);
+  return conn;
 }
 
-UpstreamConn* UpstreamPool::Take(const std::string& key, net::TcpStream::Delegate* delegate) {
+UpstreamConn* UpstreamPool::Take(const std::string& key, net::Stream::Delegate* delegate) {
   auto it = idle_.find(key);
   if (it == idle_.end()) return nullptr;
   UpstreamConn* conn = it->second.back();
   Remove(conn);
-  conn->stream.StopReading();
-  conn->stream.set_delegate(delegate);
+  conn->stream->StopReading();
+  conn->stream->set_delegate(delegate);
   ++reused_;
   return conn;
 }
@@ -50,8 +58,8 @@ bool UpstreamPool::HasIdle(const std::string& prefix) const {
 }
 
 void UpstreamPool::Put(UpstreamConn* conn) {
-  conn->stream.StopReading();
-  conn->stream.set_delegate(&conn->idle_events);
+  conn->stream->StopReading();
+  conn->stream->set_delegate(&conn->idle_events);
   auto it = idle_.find(conn->key);
   if (shut_down_ || (it != idle_.end() && it->second.size() >= options_.max_idle_per_key)) {
     Close(conn);
@@ -67,7 +75,7 @@ void UpstreamPool::Put(UpstreamConn* conn) {
   conn->idle_since_ms = uv_now(loop_);
   // Watch it: the origin closing it (or a TLS 1.3 session ticket arriving late) is all that
   // may come while nobody asked anything.
-  conn->stream.StartReading();
+  conn->stream->StartReading();
 }
 
 uv_buf_t UpstreamConn::IdleEvents::ReadBuffer() {
@@ -102,7 +110,7 @@ void UpstreamPool::Remove(UpstreamConn* conn) {
 }
 
 void UpstreamPool::Close(UpstreamConn* conn) {
-  conn->stream.Close();  // its handle is freed when libuv is done with it
+  conn->stream->Close();  // its handle is freed when libuv is done with it
   delete conn;
 }
 

@@ -9,8 +9,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -25,18 +27,18 @@ namespace mintgate::proxy {
 class UpstreamPool;
 
 struct UpstreamConn {
-  UpstreamConn(uv_loop_t* loop, UpstreamPool* owner_pool, net::TcpStream::Delegate* delegate)
-      : stream(loop, delegate), idle_events{this}, pool(owner_pool) {}
+  explicit UpstreamConn(UpstreamPool* owner_pool) : idle_events{this}, pool(owner_pool) {}
   // While idle in the pool, the pool reads it: only a close or a late session ticket is
   // expected.
-  struct IdleEvents final : net::TcpStream::Delegate {
+  struct IdleEvents final : net::Stream::Delegate {
     explicit IdleEvents(UpstreamConn* c) : conn(c) {}
     uv_buf_t ReadBuffer() override;
     void OnRead(ssize_t nread, const char* data) override;
     void OnWriteDone(int) override {}
     UpstreamConn* conn;
   };
-  net::TcpStream stream;  // the session's delegate while it holds it, idle_events in the pool
+  // The session's delegate while it holds it, idle_events in the pool.
+  std::unique_ptr<net::Stream> stream;
   IdleEvents idle_events;
   UpstreamPool* pool;  // the worker's pool it was made by
   std::optional<tls::TlsEngine> tls;
@@ -62,7 +64,10 @@ class UpstreamPool {
     std::uint64_t verified_ttl_ms = 3600'000;
     std::size_t max_verified = 10000;
   };
-  UpstreamPool(uv_loop_t* loop, Options options);
+  // Makes the stream of a new origin connection: a TcpStream on the loop in the gateway, an
+  // in-memory one in unit tests.
+  using StreamFactory = std::function<std::unique_ptr<net::Stream>(net::Stream::Delegate*)>;
+  UpstreamPool(uv_loop_t* loop, Options options, StreamFactory make_stream = {});
   ~UpstreamPool();
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
@@ -73,10 +78,10 @@ class UpstreamPool {
   static std::string TlsPrefix(const std::string& host, std::uint16_t port);
 
   // A new connection whose events go to `delegate` (the caller connects it).
-  UpstreamConn* Create(net::TcpStream::Delegate* delegate);
+  UpstreamConn* Create(net::Stream::Delegate* delegate);
   // The most recently pooled idle connection for `key`, its events now going to `delegate`;
   // null if none.
-  UpstreamConn* Take(const std::string& key, net::TcpStream::Delegate* delegate);
+  UpstreamConn* Take(const std::string& key, net::Stream::Delegate* delegate);
   // True if an idle connection's key starts with `prefix`.
   bool HasIdle(const std::string& prefix) const;
   // Takes ownership of an idle, healthy connection (reading stopped, no writes pending).
@@ -109,6 +114,7 @@ class UpstreamPool {
 
   uv_loop_t* loop_;
   Options options_;
+  StreamFactory make_stream_;
   uv_timer_t sweeper_{};
   bool shut_down_ = false;
   std::map<std::string, std::list<UpstreamConn*>> idle_;  // by key, most recent last
