@@ -1,6 +1,6 @@
 // Time for the data plane, behind a seam: the loop's clock and timers in the gateway, a fake
 // one in unit tests that moves only when the test says so (every timeout is tested without
-// sleeping).
+// sleeping; tests/unit/proxy/session/fakes.h).
 #pragma once
 
 #include <uv.h>
