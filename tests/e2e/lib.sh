@@ -57,6 +57,11 @@ for _ in range(1000):
 PY
 }
 
+# Milliseconds since the epoch: timeouts of a second are timed finer than `date +%s` can.
+now_ms() {
+  echo $(($(date +%s%N) / 1000000))
+}
+
 wait_for_port() {  # port [seconds]
   local port=$1 tries=$((${2:-10} * 10))
   for ((i = 0; i < tries; i++)); do

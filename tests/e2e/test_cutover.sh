@@ -12,7 +12,9 @@ echo "cutover" >"$work/www/hello.txt"
 "$MINTGATE" ca init --out "$work/ca/new" --name "Web Security Cloud Root CA" >/dev/null
 # Both roots in one bundle: the client trusts either, as after step 1 of a migration.
 cat "$work/ca/legacy/ca.pem" "$work/ca/new/ca.pem" >"$work/both.pem"
-cutover_at=$(date -u -d "+6 seconds" +%Y-%m-%dT%H:%M:%SZ)
+# 4 s from now (3 at least, in whole seconds): several times what the audit, the start and the
+# requests before the cutover take (well under a second).
+cutover_at=$(date -u -d "+4 seconds" +%Y-%m-%dT%H:%M:%SZ)
 
 lab_config "$work/mintgate.toml"
 cat >>"$work/mintgate.toml" <<TOML
@@ -43,7 +45,9 @@ out=$(curl --proxy "http://127.0.0.1:$proxy" -s --max-time 10 --cacert "$work/bo
 before=$(issuer_now)
 [[ $before == *"TREND.IWS.2"* ]] || fail "before the cutover the leaf came from: $before"
 
-while [[ $(date -u +%s) -le $(date -u -d "$cutover_at" +%s) ]]; do sleep 0.5; done
+# retire_at is passed from its own second on.
+cutover=$(date -u -d "$cutover_at" +%s)
+while (($(date -u +%s) < cutover)); do sleep 0.1; done
 after=$(issuer_now)
 [[ $after == *"Web Security Cloud Root CA"* ]] || fail "after the cutover the leaf came from: $after"
 out=$(curl --proxy "http://127.0.0.1:$proxy" -s --max-time 10 --cacert "$work/ca/new/ca.pem" "$url")

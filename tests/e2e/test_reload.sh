@@ -9,7 +9,7 @@ source "$(dirname "$0")/lib.sh"
 
 start_tls_lab
 echo "reload" >"$work/www/hello.txt"
-head -c $((6 << 20)) /dev/urandom >"$work/www/big.bin"
+head -c $((4 << 20)) /dev/urandom >"$work/www/big.bin"
 "$MINTGATE" ca init --out "$work/ca" --name "Reload Test Root CA" >/dev/null
 ca="$work/ca/ca.pem"
 config="$work/mintgate.toml"
@@ -96,15 +96,21 @@ python3 "$work/keepalive.py" "$proxy" "www.lab.test:$origin" /hello.txt "$work/g
   >"$work/keepalive.out" 2>"$work/keepalive.log" &
 keepalive_pid=$!
 pids+=("$keepalive_pid")
+for _ in $(seq 100); do
+  [[ -s $work/keepalive.out ]] && break
+  sleep 0.1
+done
+[[ $(cat "$work/keepalive.out") == "200 reload" ]] || fail "keep-alive, first request: $(cat "$work/keepalive.out")"
+# The download lasts about 4 s (4 MiB at 1 MiB/s), begun once the keep-alive client (slower
+# to start) is in place: several times what it takes to begin and to reload.
 curl "${P[@]}" --max-time 60 --limit-rate 1M --cacert "$ca" -o "$work/big.out" \
   "$tls_url/big.bin" 2>"$work/download.log" &
 download_pid=$!
 pids+=("$download_pid")
 for _ in $(seq 100); do
-  [[ -s $work/keepalive.out && -s $work/big.out ]] && break
+  [[ -s $work/big.out ]] && break
   sleep 0.1
 done
-[[ $(cat "$work/keepalive.out") == "200 reload" ]] || fail "keep-alive, first request: $(cat "$work/keepalive.out")"
 [[ -s $work/big.out ]] || fail "the download did not start"
 
 # SIGHUP with a rule that blocks www.lab.test.
@@ -112,6 +118,7 @@ write_config "$block_rule"
 kill -HUP "$MINTGATE_PID"
 wait_for_log 1 "mintgate: configuration reloaded from $config (2 rules, 1 CA profiles)"
 grep -qF "certificate cache kept" "$work/gateway.log" || fail "rules-only reload dropped the cache"
+(($(stat -c %s "$work/big.out") < 4 << 20)) || fail "the download was over before the reload"
 
 # New connections get the block, through CONNECT and plain HTTP alike.
 code=$(curl "${P[@]}" --cacert "$ca" -o /dev/null -w '%{http_connect}' "$tls_url/hello.txt" || true)
