@@ -61,12 +61,10 @@ std::string Seconds(std::uint64_t ms) {
 class Session::LegEvents final : public net::TcpStream::Delegate {
  public:
   LegEvents(Session& s, Leg leg) : s_(s), leg_(leg) {}
-  // Each leg reads into its own fixed buffer: libuv has at most one read in flight per
-  // handle, and whatever a read delivers is consumed before the next one starts.
-  uv_buf_t ReadBuffer() override {
-    auto& buffer = leg_ == Leg::kClient ? s_.client_buffer_ : s_.upstream_buffer_;
-    return uv_buf_init(buffer.data(), static_cast<unsigned>(buffer.size()));
-  }
+  // Every read of the loop goes into the loop's one buffer: whatever a read delivers is
+  // consumed (parsed, copied, sealed) before its callback returns, so a connection holds no
+  // read buffer at all between reads.
+  uv_buf_t ReadBuffer() override { return s_.context_.ReadBuffer(); }
   void OnRead(ssize_t nread, const char* data) override {
     if (leg_ == Leg::kUpstream) {
       s_.OnUpstreamRead(nread, data);
@@ -232,6 +230,9 @@ bool Session::Admit() {
 }
 
 void Session::ReadRequest() {
+  // Between requests a connection keeps no more than a small buffer: what a large read left
+  // behind is given back (10,000 idle keep-alive clients must not hold 10,000 of them).
+  if (client_in_.empty() && client_in_.capacity() > 1024) std::string().swap(client_in_);
   state_ = State::kReadRequest;
   head_timer_armed_ = false;
   request_ = HttpHead{};

@@ -238,10 +238,6 @@ class Session final : private Transport::Events {
   bool record_open_ = false;                  // an exchange is being recorded and not yet logged
   std::uint64_t client_bytes_in_logged_ = 0;  // client_'s byte counts at the last record
   std::uint64_t client_bytes_out_logged_ = 0;
-
-  // Read buffers, deliberately not zeroed: only what a read wrote is ever looked at.
-  std::array<char, 64 * 1024> client_buffer_;
-  std::array<char, 64 * 1024> upstream_buffer_;
 };
 
 }  // namespace mintgate::proxy

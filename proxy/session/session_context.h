@@ -35,6 +35,9 @@ class SessionContext {
   virtual void SessionClosed(Session* session) = 0;
   // An access-log line was queued (flushed within Worker::kLogFlushMs).
   virtual void LogQueued() = 0;
+  // Where a read goes: one buffer for the whole loop, valid until the read's callback returns
+  // (whatever it holds is consumed by then).
+  virtual uv_buf_t ReadBuffer() = 0;
   // The loop is stopping: nothing is given back to the upstream pool.
   virtual bool stopping() const = 0;
 

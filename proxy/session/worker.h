@@ -6,6 +6,7 @@
 
 #include <uv.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -73,6 +74,9 @@ class Worker final : public SessionContext {
   // kLogFlushMs go out in one write (not one per request, which cost a busy worker a
   // syscall per exchange). Nothing is armed while no line is waiting.
   void LogQueued() override;
+  uv_buf_t ReadBuffer() override {
+    return uv_buf_init(read_buffer_->data(), static_cast<unsigned>(read_buffer_->size()));
+  }
   static constexpr std::uint64_t kLogFlushMs = 20;
 
  private:
@@ -103,6 +107,10 @@ class Worker final : public SessionContext {
   uv_timer_t log_flush_{};
   uv_timer_t defer_timer_{};  // runs deferred_ on the next loop iteration
   std::vector<std::function<void()>> deferred_;
+  // Every session's reads, one at a time (deliberately not zeroed: only what a read wrote is
+  // ever looked at).
+  std::unique_ptr<std::array<char, 64 * 1024>> read_buffer_ =
+      std::make_unique<std::array<char, 64 * 1024>>();
   std::unique_ptr<Resolver> resolver_;
   std::unique_ptr<UpstreamPool> pool_;  // lives until the loop has ended
   std::vector<std::unique_ptr<net::Listener>> listeners_;

@@ -174,6 +174,7 @@ class FakeContext final : public SessionContext {
   Session* FindSession(std::uint64_t id) override;
   void SessionClosed(Session* session) override;
   void LogQueued() override {}
+  uv_buf_t ReadBuffer() override { return uv_buf_init(read_buffer_, sizeof read_buffer_); }
   bool stopping() const override { return false; }
 
   // A client connection from `client_ip`; its test side is the returned stream's peer.
@@ -195,6 +196,7 @@ class FakeContext final : public SessionContext {
   std::map<std::uint64_t, std::unique_ptr<Session>> sessions_;
   std::vector<std::uint64_t> closed_;
   std::uint64_t last_id_ = 0;
+  char read_buffer_[64 * 1024];
 };
 
 }  // namespace mintgate::proxy::testing
