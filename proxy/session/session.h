@@ -1,7 +1,17 @@
-// One client connection and, while a request is relayed, its upstream connection. An explicit
-// state machine (ENGINEERING.md): plain HTTP is ReadRequest -> Resolve -> ConnectUpstream ->
-// Relay -> (ReadRequest again on keep-alive) -> Closed. CONNECT and decryption come in later
-// steps.
+// One client connection and, while a request is relayed, its upstream connection: an
+// explicit state machine of phases (docs/architecture.md draws it). Each phase has its own
+// handlers for bytes, end of stream and timeout on either leg and says which legs read;
+// Enter() is the one place the session moves from one phase to the next.
+//
+//   plain HTTP: ReadRequest -> Resolve -> Connect -> Relay -> ReadRequest (keep-alive) ...
+//   CONNECT:    ReadRequest -> Resolve -> Connect -> (200) Peek -> [BindSni] ->
+//               Tunnel | OriginHandshake -> Leaf -> ClientHandshake -> ReadRequest -> Relay ...
+//   the end:    Drain (the last answer leaves) -> Linger (FIN, input dropped) -> Closed
+//
+// The phases' code is split by subject: session.cc (the machine, flow control, failure and
+// closing), session_http.cc (requests and responses), session_upstream.cc (resolving,
+// connecting, the pool), session_connect.cc (CONNECT, the ClientHello, the decision by SNI,
+// tunnels) and session_decrypt.cc (the origin's handshake, the leaf, the client's handshake).
 #pragma once
 
 #include <uv.h>
@@ -54,18 +64,42 @@ class Session final : private Transport::Events {
   const Runtime& runtime() const { return *runtime_; }
 
  private:
-  enum class State {
-    kReadRequest,  // waiting for (more of) a request head
-    kResolve,
-    kConnectUpstream,
-    kRelay,              // request and/or response in flight
-    kPeek,               // CONNECT answered 200; reading the ClientHello without consuming it
-    kTunnel,             // bytes spliced both ways
-    kUpstreamHandshake,  // decrypt: TLS to the origin first, verifying it
-    kLeaf,               // decrypt: waiting for the leaf (cache or mint pool)
-    kClientHandshake,    // decrypt: TLS with the client, the peeked ClientHello fed first
-    kClosing             // waiting for writes to flush, then close
+  enum class Phase : std::uint8_t {
+    kReadRequest,      // waiting for (more of) a request head
+    kResolve,          // the origin's name
+    kConnect,          // the origin's TCP connection
+    kPeek,             // CONNECT answered 200; reading the ClientHello without consuming it
+    kBindSni,          // resolving the SNI: is the connected address one of its own?
+    kTunnel,           // bytes spliced both ways
+    kOriginHandshake,  // decrypt: TLS to the origin first, verifying it
+    kLeaf,             // decrypt: waiting for the leaf (cache or mint pool)
+    kClientHandshake,  // decrypt: TLS with the client, the peeked ClientHello fed first
+    kRelay,            // request and/or response in flight
+    kDrain,            // the last answer is leaving; then Linger
+    kLinger,           // FIN sent; what the client still sends is dropped
+    kClosed,
   };
+  // When a phase lets the client's leg read.
+  enum class Reads : std::uint8_t { kNo, kYes, kRequestBody };
+  // A phase's handlers: bytes (plaintext on a decrypted leg) and end of stream from either
+  // leg, and its timeout (armed by Enter or ArmTimeout).
+  struct PhaseSpec {
+    const char* name;
+    Reads client_reads;
+    bool origin_reads;  // while an origin connection is attached
+    void (Session::*client_bytes)(const char* data, std::size_t size);
+    void (Session::*client_end)();
+    void (Session::*origin_bytes)(const char* data, std::size_t size);
+    void (Session::*origin_end)();
+    void (Session::*timeout)();
+  };
+  static const PhaseSpec kPhases[];
+  const PhaseSpec& spec() const { return kPhases[static_cast<std::size_t>(phase_)]; }
+  // Moves to `next`: its timeout armed for `timeout_ms` (0: none), reading adjusted.
+  void Enter(Phase next, std::uint64_t timeout_ms = 0);
+  // Re-arms the current phase's timeout.
+  void ArmTimeout(std::uint64_t ms);
+
   enum class Leg { kClient, kUpstream };
   // What a finished upstream connect leads to.
   enum class AfterConnect {
@@ -82,85 +116,115 @@ class Session final : private Transport::Events {
   class LegEvents;
   class RequestSide;
   class ResponseSide;
+  class CorkScope;
 
-  // Phases.
-  bool Admit();
-  void ReadRequest();
-  void OnRequestHead(HttpHead& head);
-  void OnConnectHead(const HttpHead& head);
-  // `url`: the request target parsed as an absolute http:// URL, when it is one.
-  bool ServePortal(const HttpHead& head, const std::optional<HttpUrl>& url);
-  void PeekClientHello();
-  void Decide(const std::string& sni);
-  void ResolveSni();
-  void Apply(const rules::Decision& decision);
-  void Tunnel();
-  void StartDecrypt(const std::string& sni, const std::string& profile);
-  void StartUpstreamTls();
-  void UpstreamTlsFinished();
-  void AnswerConnect();
-  void ResolveUpstream(AfterConnect next);
-  bool RetryStaleUpstream();
-  void UpstreamHandshakeStep();
-  void RequestLeaf();
-  std::string MirroredName() const;
-  std::string TlsSessionKey(const std::string& peer) const;
-  SSL_SESSION* ResumableTlsSession() const;
-  void OnLeaf(const MintService::Outcome& outcome);
-  void ClientHandshakeStep();
-  void NoteReadiness(HandshakeOutcome outcome, std::string_view alert);
-  void SendRequestUpstream();
-  void OnClientBytes(const char* data, std::size_t size);
-  void OnUpstreamBytes(const char* data, std::size_t size);
-  void RawWrite(Leg leg, std::string data);
-  void OnResolved(const ResolveResult& result);
-  void ConnectUpstream();
-  void OnUpstreamConnected(int status);
-  void FinishExchange();
-  void BeginUpgradedRelay(const char* rest, std::size_t size);
-
-  // Input.
-  void OnClientRead(ssize_t nread, const char* data);
-  void OnUpstreamRead(ssize_t nread, const char* data);
-  void ProcessClientInput();
-  void ForwardRequestBody(const char* data, std::size_t size);
-  void ForwardResponseBody(const char* data, std::size_t size);
-
-  // Output and flow control.
-  void Write(Leg leg, std::string data);
-  void WriteBody(Leg leg, const char* data, std::size_t size);
-  void FlushLeg(Leg leg) { LegOf(leg).Flush(); }
+  // session.cc: reads, the phases' generic handlers, flow control, failure and closing.
+  void OnLegRead(Leg leg, ssize_t nread, const char* data);
+  void BufferClientBytes(const char* data, std::size_t size);
+  void DropBytes(const char*, std::size_t) {}
+  void IgnoreOriginBytes(const char* data, std::size_t size);
+  void ClientEndEarly();
+  void ClientEndInExchange();
+  void CloseNow() { Close(); }
+  void OriginGone();
+  void NoTimeout() {}
   void OnTransportFailed(const net::ConnError& error) override { Fail(error); }
   void OnTransportQueued() override { UpdateReading(); }
+  void Write(Leg leg, std::string data) { LegOf(leg).Write(std::move(data)); }
+  void WriteBody(Leg leg, const char* data, std::size_t size) { LegOf(leg).WriteBody(data, size); }
+  void RawWrite(Leg leg, std::string data) { LegOf(leg).RawWrite(std::move(data)); }
+  void FlushLeg(Leg leg) { LegOf(leg).Flush(); }
   void FlushCorked();
   void OnWritten(Leg leg, int status);
   void UpdateReading();
   void CloseWhenFlushed();
   void Linger();
   void Close();
-  void StartTimer(std::uint64_t ms, std::function<void()> fire);
+  // Answered or failed: only the close is left.
+  bool Ending() const { return phase_ >= Phase::kDrain || closing_; }
   const TimeoutsConfig& timeouts() const { return runtime_->config.timeouts; }
   // Relay and tunnel: the connection ends after a whole idle period with no byte read on
   // either leg and no write completed. Activity only stamps a time (cheap on every read); the
-  // timer checks the stamp when it fires and sleeps again for what is left.
-  void StartIdleTimer();
+  // timeout checks the stamp when it fires and sleeps again for what is left.
   void Touch() { last_activity_ms_ = clock_.NowMs(); }
-  std::uint64_t IdleLimitMs() const;
-  void OnIdleTimer();
+  bool StillActive(std::uint64_t limit_ms);
   void BeginRecord(const std::string& method, const std::string& url);
-  void NewRequestParser();
   void LogExchange();
+  // The rules' decision for this client going to `host` at the request's port.
+  rules::Decision DecideOn(const std::string& host) const;
 
+  // session_http.cc: requests and responses.
+  bool Admit();
+  void NewRequestParser();
+  void ReadRequest();
+  void ClientEndBetweenRequests();
+  void RequestHeadTimeout();
+  void ProcessClientInput();
+  void OnRequestHead(HttpHead& head);
+  // `url`: the request target parsed as an absolute http:// URL, when it is one.
+  bool ServePortal(const HttpHead& head, const std::optional<HttpUrl>& url);
+  void SendRequestUpstream();
+  void ForwardRequestBody(const char* data, std::size_t size);
+  void OnResponseBytes(const char* data, std::size_t size);
+  void ForwardResponseBody(const char* data, std::size_t size);
+  void OriginEndInRelay();
+  void RelayTimeout();
+  void FinishExchange();
+  void BeginUpgradedRelay(const char* rest, std::size_t size);
+
+  // session_upstream.cc: the origin's name, its connection, the pool.
+  void ResolveUpstream(AfterConnect next);
+  void OnResolved(const ResolveResult& result);
+  void ConnectUpstream();
+  void ConnectTimeout();
+  void OnUpstreamConnected(int status);
+  bool RetryStaleUpstream();
+  void OriginEndWhileIdle();
   // Closes the upstream connection, or gives it to the worker's pool when `reuse` and it is
   // healthy and idle.
   void ReleaseUpstream(bool reuse);
   // Attaches an idle pooled connection for `key`; false if there is none.
   bool TakePooledUpstream(const std::string& key);
 
+  // session_connect.cc: CONNECT, the ClientHello, the decision by SNI, tunnels.
+  void OnConnectHead(const HttpHead& head);
+  void AnswerConnect();
+  void OnHelloBytes(const char* data, std::size_t size);
+  void HelloTimeout();
+  void PeekClientHello();
+  void Decide(const std::string& sni);
+  void ResolveSni();
+  void Apply(const rules::Decision& decision);
+  void Tunnel();
+  void TunnelToOrigin(const char* data, std::size_t size);
+  void TunnelToClient(const char* data, std::size_t size);
+  void ClientEndInTunnel();
+  void OriginEndInTunnel();
+  void TunnelTimeout();
+
+  // session_decrypt.cc: the origin's handshake, the leaf, the client's handshake.
+  void StartDecrypt(const std::string& sni, const std::string& profile);
+  void StartUpstreamTls();
+  void OnOriginHandshakeBytes(const char*, std::size_t) { UpstreamHandshakeStep(); }
+  void OriginEndInHandshake();
+  void OriginHandshakeTimeout();
+  void UpstreamHandshakeStep();
+  void UpstreamTlsFinished();
+  void RequestLeaf();
+  void LeafTimeout();
+  void OnLeaf(const MintService::Outcome& outcome);
+  void OnClientHandshakeBytes(const char*, std::size_t) { ClientHandshakeStep(); }
+  void ClientHandshakeTimeout();
+  void ClientHandshakeStep();
+  void NoteReadiness(HandshakeOutcome outcome, std::string_view alert);
+  std::string MirroredName() const;
+  std::string TlsSessionKey(const std::string& peer) const;
+  SSL_SESSION* ResumableTlsSession() const;
+
   SessionContext& context_;
   RuntimePtr runtime_;
   std::uint64_t id_;
-  State state_ = State::kReadRequest;
+  Phase phase_ = Phase::kReadRequest;
   net::Clock& clock_;
   std::unique_ptr<LegEvents> client_events_;
   std::unique_ptr<LegEvents> upstream_events_;
@@ -170,7 +234,6 @@ class Session final : private Transport::Events {
   bool upstream_open_ = false;
   bool closing_ = false;
   bool draining_ = false;
-  bool lingering_ = false;
   bool admitted_ = false;  // counted by runtime().connections until destroyed
   std::uint64_t last_activity_ms_ = 0;
 
@@ -185,11 +248,10 @@ class Session final : private Transport::Events {
   std::uint16_t local_port_ = 0;
   std::string client_in_;  // client bytes not yet consumed by the request parser
   bool request_paused_ = false;
-  bool head_timer_armed_ = false;  // the parser stopped after a complete request
+  bool head_timer_armed_ = false;  // request_head runs from a head's first byte
   bool client_eof_ = false;
   // The two legs' transports (output through TLS once a leg is decrypted, corked while one
   // read is handled: see Transport).
-  class CorkScope;
   Transport::Cork cork_;
   Transport client_leg_{net::ErrorSource::kDownstream, cork_, *this};
   Transport origin_leg_{net::ErrorSource::kUpstream, cork_, *this};
@@ -230,6 +292,7 @@ class Session final : private Transport::Events {
   rules::Decision sni_decision_;      // and on the SNI, when it names another host
   std::string sni_;                   // validated, lower-case; "" when none
   bool connect_answered_ = false;     // "200 Connection established" sent: no more HTTP errors
+  bool hello_seen_ = false;           // the client's ClientHello was read whole
   bool blocking_ = false;             // a block decided by SNI: a page over TLS, then close
   bool untrusted_leaf_ = false;       // the origin failed verification; the client gets a warning
   bool leaf_prefetched_ = false;      // this connection started its leaf's mint early (Prefetch)

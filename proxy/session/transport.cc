@@ -77,11 +77,25 @@ void Transport::Flush() {
   if (failed) Failed("TLS: " + tls->error(), true);
 }
 
-std::string Transport::Decrypt(const char* data, std::size_t size) {
+Transport::Input Transport::Receive(const char* data, std::size_t size) {
+  Input in;
+  if (!tls) {
+    in.raw = data;
+    in.raw_size = size;
+    return in;
+  }
   tls->FeedCiphertext(data, size);
-  std::string plain = tls->ReadPlaintext();
+  if (!tls->handshake_done()) {
+    in.handshaking = true;
+    return in;
+  }
+  in.plaintext = tls->ReadPlaintext();
   RawWrite(tls->TakeCiphertext());
-  return plain;
+  if (tls && tls->closed()) {
+    in.ended = true;
+    in.error = tls->error();
+  }
+  return in;
 }
 
 void Transport::Submit(std::string data) {

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "proxy/net/conn_error.h"
 #include "proxy/net/tcp_stream.h"
@@ -60,9 +61,24 @@ class Transport {
   void Flush();
   // The engine's handshake output, if any.
   void SendTlsOutput() { RawWrite(tls->TakeCiphertext()); }
-  // Ciphertext from the peer after the handshake: the plaintext it carried (the engine's
+
+  // What one read from the socket brought, the same on a plain leg and a TLS one.
+  struct Input {
+    bool handshaking = false;  // the bytes were handshake records, fed to the engine
+    bool ended = false;        // close_notify or a fatal TLS error: no more input
+    std::string error;         // the TLS error, when it ended with one
+    // Application bytes: the read itself on a plain leg, the plaintext on a TLS one.
+    std::string_view bytes() const {
+      return raw != nullptr ? std::string_view(raw, raw_size) : std::string_view(plaintext);
+    }
+    const char* raw = nullptr;
+    std::size_t raw_size = 0;
+    std::string plaintext;
+  };
+  // Bytes read from the socket. On a TLS leg they are fed to the engine: during its
+  // handshake the caller steps it; after, the plaintext comes back (and the engine's own
   // answers, such as a key update, are sent).
-  std::string Decrypt(const char* data, std::size_t size);
+  Input Receive(const char* data, std::size_t size);
 
   // Writes not yet in the socket, corked output counting as one; and their bytes.
   std::size_t pending_writes() const;

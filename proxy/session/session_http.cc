@@ -1,0 +1,512 @@
+// The session's HTTP: admission, reading requests (pipelined, with their timeouts), plain
+// proxy requests and the portal, relaying a request and its response (bodies, chunking, 1xx,
+// Upgrade), and the end of an exchange (keep-alive or close).
+#include <strings.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdio>
+
+#include "proxy/http/error_page.h"
+#include "proxy/runtime/portal.h"
+#include "proxy/session/session.h"
+#include "proxy/session/session_context.h"
+#include "proxy/session/session_sides.h"
+
+namespace mintgate::proxy {
+namespace {
+
+std::string HexChunkHeader(std::size_t size) {
+  char buf[32];
+  int n = std::snprintf(buf, sizeof buf, "%zx\r\n", size);
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
+// NTLM and Negotiate (Kerberos/SPNEGO) authenticate a connection, not a request: an
+// Authorization or WWW-Authenticate value in one of those schemes (a challenge may list
+// several, comma-separated).
+bool IsConnectionAuth(std::string_view value) {
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t comma = value.find(',', start);
+    std::string_view item =
+        value.substr(start, comma == std::string_view::npos ? comma : comma - start);
+    item.remove_prefix(std::min(item.find_first_not_of(' '), item.size()));
+    const std::string_view scheme = item.substr(0, item.find(' '));
+    if ((scheme.size() == 4 && strncasecmp(scheme.data(), "NTLM", 4) == 0) ||
+        (scheme.size() == 9 && strncasecmp(scheme.data(), "Negotiate", 9) == 0)) {
+      return true;
+    }
+    if (comma == std::string_view::npos) return false;
+    start = comma + 1;
+  }
+}
+
+}  // namespace
+
+void Session::RequestSide::OnHead(HttpHead& head) { s_.OnRequestHead(head); }
+
+void Session::RequestSide::OnBody(const char* data, std::size_t size) {
+  s_.ForwardRequestBody(data, size);
+}
+
+void Session::RequestSide::OnMessageComplete() {
+  s_.request_complete_ = true;
+  if (s_.request_.chunked && !s_.Ending()) {
+    s_.ForwardRequestBody(nullptr, 0);  // the terminating chunk
+  }
+}
+
+void Session::ResponseSide::OnHead(HttpHead& head) {
+  const bool interim = head.status >= 100 && head.status < 200 && head.status != 101;
+  if (interim) {
+    // 100 Continue and friends go to the client as they are; the final response follows.
+    s_.Write(Leg::kClient, SerializeResponseHead(head, false, {}));
+    return;
+  }
+  if (head.status == 101) {
+    s_.response_started_ = true;
+    s_.record_.status = 101;
+    if (!s_.request_.upgrade) {
+      s_.upstream_reusable_ = false;
+      s_.Close();  // switching protocols nobody asked for: nothing sane can follow
+      return;
+    }
+    // The protocol switch goes to the client as is; OnResponseBytes then splices.
+    s_.upgrading_ = true;
+    s_.Write(Leg::kClient, SerializeResponseHead(head, true, {}));
+    return;
+  }
+  s_.response_started_ = true;
+  s_.record_.status = head.status;
+  if (!head.keep_alive) s_.upstream_reusable_ = false;
+  if (head.status == 401) {
+    for (const HttpHeader& h : head.headers) {
+      if (strcasecmp(h.name.c_str(), "WWW-Authenticate") == 0 && IsConnectionAuth(h.value)) {
+        s_.upstream_pinned_ = true;
+      }
+    }
+  }
+  const bool no_body = s_.request_.method == "HEAD" || head.status == 204 || head.status == 304;
+  s_.response_chunked_ = head.chunked && !no_body;
+  s_.response_close_delimited_ = !no_body && !head.chunked && !head.content_length;
+  std::vector<HttpHeader> extra;
+  if (s_.response_close_delimited_ || !s_.keep_client_alive_) {
+    // A body that ends with the connection can only be passed on the same way.
+    s_.keep_client_alive_ = false;
+    extra.push_back({"Connection", "close"});
+  }
+  s_.Write(Leg::kClient, SerializeResponseHead(head, false, extra));
+}
+
+void Session::ResponseSide::OnBody(const char* data, std::size_t size) {
+  s_.ForwardResponseBody(data, size);
+}
+
+void Session::ResponseSide::OnMessageComplete() {
+  if (!s_.response_started_ || s_.upgrading_) return;  // 1xx: the final one follows
+  if (s_.response_chunked_) s_.Write(Leg::kClient, "0\r\n\r\n");
+  // Finished by OnResponseBytes once the parser has returned: never tear it down from
+  // inside its own callback.
+  s_.response_complete_ = true;
+}
+
+// Counts this connection against server.max_connections and max_connections_per_client;
+// beyond them it gets a 503 at once and is closed without reading anything.
+bool Session::Admit() {
+  const ServerConfig& server = runtime().config.server;
+  const ConnectionLimiter::Verdict verdict = runtime().connections->Admit(
+      *client_ip_, server.max_connections, server.max_connections_per_client);
+  if (verdict == ConnectionLimiter::Verdict::kAdmitted) {
+    admitted_ = true;
+    return true;
+  }
+  const std::string why = verdict == ConnectionLimiter::Verdict::kTooMany
+                              ? "the gateway is at server.max_connections (" +
+                                    std::to_string(server.max_connections) + ")"
+                              : "this client is at server.max_connections_per_client (" +
+                                    std::to_string(server.max_connections_per_client) + ")";
+  // One try: a refused client gets no buffer. (Written, the answer is in the socket before
+  // the close; queued, the close cancels it.)
+  client_->Write(ErrorResponse(503, why, true));
+  BeginRecord("-", "-");
+  record_.status = 503;
+  record_.note = why;
+  Close();
+  return false;
+}
+
+void Session::NewRequestParser() {
+  request_parser_ = std::make_unique<HttpParser>(HttpParser::Kind::kRequest, *request_side_);
+}
+
+void Session::ReadRequest() {
+  // Between requests a connection keeps no more than a small buffer: what a large read left
+  // behind is given back (10,000 idle keep-alive clients must not hold 10,000 of them).
+  if (client_in_.empty() && client_in_.capacity() > 1024) std::string().swap(client_in_);
+  head_timer_armed_ = false;
+  request_ = HttpHead{};
+  if (!decrypting_) url_ = HttpUrl{};  // decrypted requests all go to the CONNECT's origin
+  request_complete_ = false;
+  response_started_ = false;
+  response_complete_ = false;
+  response_chunked_ = false;
+  response_close_delimited_ = false;
+  upstream_backlog_.clear();
+  Enter(Phase::kReadRequest,
+        client_in_.empty() ? timeouts().client_idle_ms : timeouts().request_head_ms);
+  if (!client_in_.empty()) ProcessClientInput();
+}
+
+// Between requests (or after a partial head) the client closed.
+void Session::ClientEndBetweenRequests() {
+  if (client_in_.empty() && !request_parser_->in_message()) {
+    Close();  // the client is done
+  } else {
+    ClientEndInExchange();
+  }
+}
+
+// client_idle between requests, request_head from a head's first byte.
+void Session::RequestHeadTimeout() {
+  if (client_in_.empty() && !request_parser_->in_message()) {
+    Close();  // an idle keep-alive connection: nothing to answer
+    return;
+  }
+  Fail({net::ErrorSource::kDownstream, net::ErrorKind::kTimeout,
+        "the request head did not arrive within " + Seconds(timeouts().request_head_ms), 408});
+}
+
+void Session::ProcessClientInput() {
+  while (!client_in_.empty() && !request_paused_ && !Ending()) {
+    HttpParser::FeedResult r = request_parser_->Feed(client_in_.data(), client_in_.size());
+    client_in_.erase(0, r.consumed);
+    if (r.error) {
+      if (Ending()) return;
+      Fail({net::ErrorSource::kDownstream, net::ErrorKind::kMalformed, r.error->reason,
+            r.error->status});
+      return;
+    }
+    if (r.paused) request_paused_ = true;
+    if (r.consumed == 0 && !r.paused) break;
+  }
+  if (phase_ == Phase::kPeek && !client_in_.empty()) {
+    // A CONNECT answered at once (a pooled origin connection): what followed its head is
+    // the ClientHello.
+    PeekClientHello();
+    return;
+  }
+  // The 10 s for a head run from its first byte, once: trickling bytes do not extend them.
+  if (phase_ == Phase::kReadRequest && !head_timer_armed_ &&
+      (!client_in_.empty() || request_parser_->in_message())) {
+    head_timer_armed_ = true;
+    ArmTimeout(timeouts().request_head_ms);
+  }
+  UpdateReading();
+}
+
+void Session::OnRequestHead(HttpHead& parsed) {
+  timer_->Stop();
+  request_ = std::move(parsed);  // the parser starts the next head afresh
+  const HttpHead& head = request_;
+  BeginRecord(head.method, head.target);
+  keep_client_alive_ = head.keep_alive && !draining_;
+  if (head.method == "CONNECT") {
+    if (decrypting_) {
+      // A tunnel inside the decrypted connection would carry bytes no rule has seen.
+      Fail({net::ErrorSource::kPolicy, net::ErrorKind::kRefused,
+            "CONNECT inside a decrypted connection is not allowed", 400});
+      return;
+    }
+    OnConnectHead(head);
+    return;
+  }
+  if (decrypting_) {
+    // Inside the decrypted connection: origin-form targets for the CONNECT's origin.
+    if (head.target.empty() || head.target.front() != '/') {
+      Fail({net::ErrorSource::kDownstream, net::ErrorKind::kMalformed,
+            "expected an origin-form request target inside the TLS connection", 400});
+      return;
+    }
+    url_.path = head.target;
+    record_.url = "https://" + tls_host_ +
+                  (url_.port == 443 ? std::string() : ":" + std::to_string(url_.port)) +
+                  head.target;
+    record_.action = "decrypt";
+    record_.ca = untrusted_leaf_ ? "untrusted" : profile_;
+    record_.upstream_verify = upstream_verified_ ? "ok" : upstream_problem_;
+    if (upstream_open_ && upstream_reusable_) {
+      record_.upstream = up_->peer;
+      SendRequestUpstream();
+    } else if (ReleaseUpstream(false),
+               upstream_verified_ &&
+                   TakePooledUpstream(UpstreamPool::TlsKey(url_.host, url_.port, tls_host_))) {
+      SendRequestUpstream();
+    } else {
+      // The origin closed the connection this client used: a fresh one, verified again.
+      ResolveUpstream(AfterConnect::kDecryptTls);
+    }
+    return;
+  }
+  std::string url_error;
+  std::optional<HttpUrl> url = ParseAbsoluteHttpUrl(head.target, &url_error);
+  if (ServePortal(head, url)) return;
+  if (!url) {
+    const bool absolute =
+        head.target.size() > 7 && strncasecmp(head.target.c_str(), "http://", 7) == 0;
+    Fail({net::ErrorSource::kDownstream, net::ErrorKind::kMalformed,
+          absolute && !url_error.empty()
+              ? url_error
+              : "this is a proxy: requests must use an absolute http:// URL",
+          400});
+    return;
+  }
+  url_ = *url;
+  if (std::optional<std::string> why = runtime().destinations->CheckHttpPort(url_.port)) {
+    Fail({net::ErrorSource::kPolicy, net::ErrorKind::kRefused, *why, 403});
+    return;
+  }
+  const rules::Decision decision = DecideOn(url_.host);
+  record_.rule = decision.rule;
+  record_.action = decision.action == rules::Action::kBlock ? "block" : "http";
+  if (decision.action == rules::Action::kBlock) {
+    Fail({net::ErrorSource::kPolicy, net::ErrorKind::kRefused,
+          "blocked by rule \"" + decision.rule + "\"", 403});
+    return;
+  }
+  const std::string key = UpstreamPool::HttpKey(url_.host, url_.port);
+  if (upstream_open_ && upstream_idle_) {
+    // A connection pinned to this client (connection-oriented authentication) serves its
+    // requests to the same origin; for another origin it is closed, never shared.
+    if (up_->key == key) {
+      record_.upstream = up_->peer;
+      SendRequestUpstream();
+      return;
+    }
+    ReleaseUpstream(false);
+  }
+  if (TakePooledUpstream(key)) {
+    SendRequestUpstream();
+    return;
+  }
+  ResolveUpstream(AfterConnect::kRequest);
+}
+
+// The client portal (CA downloads, /proxy.pac) answers its reserved host name and requests
+// sent straight to the proxy's own address; it never proxies, and closes after answering.
+bool Session::ServePortal(const HttpHead& head, const std::optional<HttpUrl>& url) {
+  const std::shared_ptr<const Portal>& portal = runtime().portal;
+  if (!portal) return false;
+  std::string host;
+  std::uint16_t port = 80;
+  std::string path;
+  if (url) {
+    host = url->host;
+    port = url->port;
+    path = url->path;
+  } else if (!head.target.empty() && head.target.front() == '/') {
+    path = head.target;
+    for (const HttpHeader& h : head.headers) {
+      if (h.name.size() != 4 || strncasecmp(h.name.c_str(), "host", 4) != 0) continue;
+      const std::string value = h.value.find(':') != std::string::npos &&
+                                        (h.value.front() != '[' || h.value.back() != ']')
+                                    ? h.value
+                                    : h.value + ":80";
+      if (auto authority = ParseAuthority(value)) {
+        host = authority->first;
+        port = authority->second;
+      }
+    }
+    for (char& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (host.empty()) {
+      host = local_address_;  // HTTP/1.0 without Host, sent to the proxy itself
+      port = local_port_;
+    }
+  } else {
+    return false;
+  }
+  if (!portal->Serves(host, port, local_address_)) return false;
+  const PortalResponse response = portal->Handle(head.method, path, local_address_);
+  record_.action = "portal";
+  record_.status = response.status;
+  keep_client_alive_ = false;
+  Write(Leg::kClient, SerializePortalResponse(response, head.method == "HEAD", true));
+  LogExchange();
+  CloseWhenFlushed();
+  return true;
+}
+
+// Sends the current request's head (and any body already read) to the origin.
+void Session::SendRequestUpstream() {
+  Touch();
+  Enter(Phase::kRelay, timeouts().origin_first_byte_ms);
+  upstream_idle_ = false;
+  if (const HttpHeader* auth = request_.Find("Authorization");
+      auth != nullptr && IsConnectionAuth(auth->value)) {
+    upstream_pinned_ = true;
+  }
+  response_parser_ = std::make_unique<HttpParser>(HttpParser::Kind::kResponse, *response_side_);
+  response_parser_->SetNextResponseHasNoBody(request_.method == "HEAD");
+  const std::string& name = decrypting_ ? tls_host_ : url_.host;
+  std::string host = name.find(':') != std::string::npos ? "[" + name + "]" : name;
+  const std::uint16_t default_port = decrypting_ ? 443 : 80;
+  if (url_.port != default_port) host += ":" + std::to_string(url_.port);
+  Write(Leg::kUpstream, SerializeRequestHead(request_, url_.path, host, request_.upgrade, {}));
+  if (!upstream_backlog_.empty()) Write(Leg::kUpstream, std::move(upstream_backlog_));
+  upstream_backlog_.clear();
+  UpdateReading();
+}
+
+void Session::ForwardRequestBody(const char* data, std::size_t size) {
+  if (!request_.chunked && phase_ == Phase::kRelay) {
+    WriteBody(Leg::kUpstream, data, size);
+    return;
+  }
+  std::string out;
+  if (request_.chunked) {
+    if (size == 0) {
+      out = "0\r\n\r\n";
+    } else {
+      out = HexChunkHeader(size);
+      out.append(data, size);
+      out += "\r\n";
+    }
+  } else {
+    out.assign(data, size);
+  }
+  if (phase_ == Phase::kRelay) {
+    Write(Leg::kUpstream, std::move(out));
+  } else {
+    upstream_backlog_ += out;
+  }
+}
+
+// The origin's bytes (plaintext on a decrypted leg) while a response is relayed.
+void Session::OnResponseBytes(const char* data, std::size_t size) {
+  if (!response_parser_) return;
+  std::size_t offset = 0;
+  while (offset < size && phase_ == Phase::kRelay) {
+    HttpParser::FeedResult r = response_parser_->Feed(data + offset, size - offset);
+    offset += r.consumed;
+    if (r.error) {
+      Fail({net::ErrorSource::kUpstream, net::ErrorKind::kMalformed,
+            "invalid response from " + url_.host + ": " + r.error->reason,
+            response_started_ ? 0 : 502});
+      return;
+    }
+    if (r.paused && upgrading_) {
+      BeginUpgradedRelay(data + offset, size - offset);
+      return;
+    }
+    if (r.paused) {
+      if (response_complete_) {
+        if (offset < size) upstream_reusable_ = false;  // bytes after the response: not clean
+        FinishExchange();
+        return;
+      }
+      response_parser_->Resume();  // after an interim 1xx response
+      continue;
+    }
+    if (r.consumed == 0) break;
+  }
+}
+
+void Session::ForwardResponseBody(const char* data, std::size_t size) {
+  if (size == 0) return;
+  if (response_chunked_) {
+    std::string out = HexChunkHeader(size);
+    out.append(data, size);
+    out += "\r\n";
+    Write(Leg::kClient, std::move(out));
+  } else {
+    WriteBody(Leg::kClient, data, size);
+  }
+}
+
+// The origin closed while a response was relayed: the end of a close-delimited body, a
+// stale pooled connection (retried once), or a response that will never come whole.
+void Session::OriginEndInRelay() {
+  if (!response_parser_) return;
+  upstream_reusable_ = false;
+  up_->stream->StopReading();
+  std::optional<HttpError> error = response_parser_->FeedEof();
+  if (!response_complete_ && RetryStaleUpstream()) return;
+  if (response_complete_) {
+    FinishExchange();
+  } else if (!response_started_) {
+    Fail({net::ErrorSource::kUpstream, net::ErrorKind::kClosed,
+          url_.host + " closed the connection without answering" +
+              (error ? ": " + error->reason : std::string()),
+          502});
+  } else {
+    // A response cut short cannot be repaired; the client sees the close.
+    Fail({net::ErrorSource::kUpstream, net::ErrorKind::kClosed,
+          url_.host + " closed the connection mid-response" +
+              (error ? ": " + error->reason : std::string()),
+          0});
+  }
+}
+
+void Session::RelayTimeout() {
+  const std::uint64_t limit =
+      response_started_ ? timeouts().origin_idle_ms : timeouts().origin_first_byte_ms;
+  if (StillActive(limit)) return;
+  if (!response_started_) {
+    Fail({net::ErrorSource::kUpstream, net::ErrorKind::kTimeout,
+          url_.host + " did not answer within " + Seconds(limit) + " (timeouts.origin_first_byte)",
+          504});
+  } else {
+    Fail({net::ErrorSource::kUpstream, net::ErrorKind::kTimeout,
+          "the origin sent nothing for " + Seconds(limit) + " mid-response (timeouts.origin_idle)",
+          0});
+  }
+}
+
+void Session::FinishExchange() {
+  timer_->Stop();
+  LogExchange();
+  if (!request_complete_) {
+    // The origin answered before the request body ended (e.g. an error): the rest of the
+    // body cannot be told apart from a next request, so this connection ends here.
+    keep_client_alive_ = false;
+  }
+  const bool clean = upstream_reusable_ && request_complete_ && response_complete_ &&
+                     !response_close_delimited_ && PendingWrites(Leg::kUpstream) == 0 &&
+                     (!decrypting_ || upstream_verified_);
+  if ((decrypting_ || upstream_pinned_) && clean) {
+    // Kept for this client's next request; a decrypted one is pooled when the client leaves,
+    // a pinned one closed.
+    upstream_idle_ = true;
+  } else {
+    ReleaseUpstream(clean);  // plain HTTP: back to the pool for any client
+  }
+  upstream_retried_ = false;
+  response_parser_.reset();
+  if (!keep_client_alive_ || client_eof_ || draining_) {
+    CloseWhenFlushed();
+    return;
+  }
+  request_paused_ = false;
+  request_parser_->Resume();
+  ReadRequest();
+}
+
+// After "101 Switching Protocols" (WebSocket and friends) both sides speak the new protocol:
+// bytes are spliced like a tunnel, through the TLS engines when decrypting.
+void Session::BeginUpgradedRelay(const char* rest, std::size_t size) {
+  timer_->Stop();
+  upgrading_ = false;
+  upstream_reusable_ = false;
+  keep_client_alive_ = false;
+  LogExchange();
+  Touch();
+  Enter(Phase::kTunnel, timeouts().tunnel_idle_ms);
+  response_parser_.reset();
+  if (size > 0) Write(Leg::kClient, std::string(rest, size));
+  std::string early;
+  early.swap(client_in_);
+  if (!early.empty()) Write(Leg::kUpstream, std::move(early));
+  UpdateReading();
+}
+
+}  // namespace mintgate::proxy
