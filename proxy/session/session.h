@@ -281,6 +281,7 @@ class Session final : private Transport::Events {
   std::string profile_;   // the CA profile that signs
   bool upstream_verified_ = false;
   std::string upstream_problem_;  // why the origin cannot be trusted, for the block page
+  net::ErrorKind upstream_problem_kind_ = net::ErrorKind::kVerify;  // and its kind
   bool upstream_reusable_ = true;
   bool upstream_was_pooled_ = false;  // the current upstream came from the pool: a stale one
                                       // is retried once for a request without a body

@@ -239,6 +239,7 @@ void Session::Apply(const rules::Decision& decision) {
     blocking_ = true;
     upstream_problem_ = "blocked by rule \"" + decision.rule + "\"";
     profile_ = block_ca;
+    record_.ca = block_ca;
     tls_host_ = sni.empty() ? url_.host : sni;
     decrypting_ = true;
     ReleaseUpstream(false);

@@ -95,12 +95,14 @@ void Session::StartUpstreamTls() {
 
 void Session::OriginHandshakeTimeout() {
   upstream_problem_ = "the TLS handshake with the origin timed out";
+  upstream_problem_kind_ = net::ErrorKind::kTimeout;
   UpstreamTlsFinished();
 }
 
 void Session::OriginEndInHandshake() {
   OriginGone();
   upstream_problem_ = "the origin closed the connection during the TLS handshake";
+  upstream_problem_kind_ = net::ErrorKind::kClosed;
   UpstreamTlsFinished();
 }
 
@@ -110,9 +112,11 @@ void Session::UpstreamHandshakeStep() {
   if (status == tls::TlsEngine::Status::kWantMore) return;
   if (status == tls::TlsEngine::Status::kError) {
     upstream_problem_ = "TLS with the origin failed: " + origin_leg_.tls->error();
+    upstream_problem_kind_ = net::ErrorKind::kRefused;
   } else if (origin_leg_.tls->verify_result() != X509_V_OK) {
     upstream_problem_ =
         "the origin's certificate failed verification: " + origin_leg_.tls->verify_reason();
+    upstream_problem_kind_ = net::ErrorKind::kVerify;
   } else {
     upstream_verified_ = true;
     // Only a full handshake showed this name's own certificate (see ResumableTlsSession).
@@ -132,7 +136,7 @@ void Session::UpstreamTlsFinished() {
     if (upstream_verified_) {
       SendRequestUpstream();
     } else {
-      Fail({net::ErrorSource::kOriginTls, net::ErrorKind::kVerify, upstream_problem_, 502});
+      Fail({net::ErrorSource::kOriginTls, upstream_problem_kind_, upstream_problem_, 502});
     }
     return;
   }
@@ -262,19 +266,13 @@ void Session::ClientHandshakeStep() {
   NoteReadiness(HandshakeOutcome::kTrusted, "");
   std::string early = client_leg_.tls->ReadPlaintext();
   if (blocking_) {
-    record_.status = 403;
-    Write(Leg::kClient, ErrorResponse(403, upstream_problem_, true));
-    LogExchange();
-    CloseWhenFlushed();
+    Fail({net::ErrorSource::kPolicy, net::ErrorKind::kRefused, upstream_problem_, 403});
     return;
   }
   if (!upstream_verified_ && !untrusted_leaf_) {
     // Never show the client a trusted certificate for content the origin could not prove
     // it owns: answer with a page that names the reason instead of relaying anything.
-    record_.status = 502;
-    Write(Leg::kClient, ErrorResponse(502, upstream_problem_, true));
-    LogExchange();
-    CloseWhenFlushed();
+    Fail({net::ErrorSource::kOriginTls, upstream_problem_kind_, upstream_problem_, 502});
     return;
   }
   NewRequestParser();

@@ -186,6 +186,16 @@ FakeContext::FakeContext(RuntimePtr runtime, uv_loop_t* loop) : runtime_(std::mo
       });
 }
 
+FakeContext::FakeContext(RuntimePtr runtime, uv_loop_t* loop,
+                         const tls::TlsContextOptions& tls_options)
+    : runtime_(std::move(runtime)) {
+  tls_ = std::make_unique<tls::TlsContexts>(tls_options);
+  pool_ = std::make_unique<UpstreamPool>(
+      loop, UpstreamPool::Options{}, [this](net::Stream::Delegate* delegate) {
+        return std::make_unique<MemoryStream>(net_, delegate, "");
+      });
+}
+
 FakeContext::~FakeContext() {
   for (auto& [id, session] : sessions_) {
     if (FindSession(id) != nullptr) {
@@ -216,8 +226,20 @@ MemoryStream* FakeContext::Connect(const std::string& client_ip) {
   return raw;
 }
 
+void FakeContext::Post(std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(posted_mutex_);
+  posted_.push_back(std::move(fn));
+}
+
 void FakeContext::Pump() {
-  for (int i = 0; i < 100000 && net_.RunOne(); ++i) {
+  for (int i = 0; i < 100000; ++i) {
+    std::vector<std::function<void()>> posted;
+    {
+      std::lock_guard<std::mutex> lock(posted_mutex_);
+      posted.swap(posted_);
+    }
+    for (auto& fn : posted) net_.Later(std::move(fn));
+    if (!net_.RunOne()) break;
   }
   for (std::uint64_t id : closed_) sessions_.erase(id);
   closed_.clear();

@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
@@ -161,6 +162,9 @@ class FakeResolver final : public HostResolver {
 class FakeContext final : public SessionContext {
  public:
   FakeContext(RuntimePtr runtime, uv_loop_t* loop);
+  // The same with the origin-facing TLS contexts built from `tls_options`, as a Worker builds
+  // them from inspection.extra_trust (the other constructor trusts the system store only).
+  FakeContext(RuntimePtr runtime, uv_loop_t* loop, const tls::TlsContextOptions& tls_options);
   ~FakeContext();
 
   const RuntimePtr& runtime_ptr() const override { return runtime_; }
@@ -169,7 +173,8 @@ class FakeContext final : public SessionContext {
   HostResolver& resolver() override { return resolver_; }
   UpstreamPool& pool() override { return *pool_; }
   tls::TlsContexts& tls() override { return *tls_; }
-  void Post(std::function<void()> fn) override { net_.Later(std::move(fn)); }
+  // From any thread (a leaf minted on a mint thread): queued until the test's next Pump.
+  void Post(std::function<void()> fn) override;
   void Defer(std::function<void()> fn) override { net_.Later(std::move(fn)); }
   Session* FindSession(std::uint64_t id) override;
   void SessionClosed(Session* session) override;
@@ -196,6 +201,8 @@ class FakeContext final : public SessionContext {
   std::map<std::uint64_t, std::unique_ptr<Session>> sessions_;
   std::vector<std::uint64_t> closed_;
   std::uint64_t last_id_ = 0;
+  std::mutex posted_mutex_;
+  std::vector<std::function<void()>> posted_;
   char read_buffer_[64 * 1024];
 };
 
