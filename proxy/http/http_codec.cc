@@ -6,6 +6,7 @@
 #include <array>
 #include <cassert>
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 
 #include "rules/canonical_host.h"
@@ -630,6 +631,18 @@ std::optional<std::pair<std::string, std::uint16_t>> ParseAuthority(std::string_
     return std::nullopt;
   }
   return std::make_pair(std::move(split->first), *port);
+}
+
+std::string SerializeChunk(std::string_view data) {
+  if (data.empty()) return "0\r\n\r\n";
+  char head[32];
+  const int n = std::snprintf(head, sizeof head, "%zx\r\n", data.size());
+  std::string out;
+  out.reserve(static_cast<std::size_t>(n) + data.size() + 2);
+  out.append(head, static_cast<std::size_t>(n));
+  out.append(data);
+  out += "\r\n";
+  return out;
 }
 
 }  // namespace mintgate::proxy

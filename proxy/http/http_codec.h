@@ -102,6 +102,9 @@ std::string SerializeRequestHead(const HttpHead& head, std::string_view path, st
                                  bool keep_upgrade, const std::vector<HttpHeader>& extra);
 std::string SerializeResponseHead(const HttpHead& head, bool keep_upgrade,
                                   const std::vector<HttpHeader>& extra);
+// One chunk of a chunked body (size in hex, the data, CRLF); empty data is the last chunk
+// ("0", no trailers).
+std::string SerializeChunk(std::string_view data);
 
 // An absolute-form http:// target split into its parts; nullopt if it is not one.
 // The host is canonical (rules::CanonicalizeHost): whatever spelling the client used for an
@@ -111,8 +114,7 @@ struct HttpUrl {
   std::uint16_t port = 80;
   std::string path;  // origin-form, at least "/"
 };
-std::optional<HttpUrl> ParseAbsoluteHttpUrl(std::string_view target,
-                                            std::string* error = nullptr);
+std::optional<HttpUrl> ParseAbsoluteHttpUrl(std::string_view target, std::string* error = nullptr);
 // "host:port" of a CONNECT request (host canonical as above); nullopt if malformed, with the
 // reason in *error.
 std::optional<std::pair<std::string, std::uint16_t>> ParseAuthority(std::string_view target,

@@ -8,7 +8,7 @@
 
 #include "proxy/http/error_page.h"
 #include "proxy/session/session_context.h"
-#include "proxy/session/session_sides.h"
+#include "proxy/session/session_leg_events.h"
 
 namespace mintgate::proxy {
 
@@ -66,9 +66,7 @@ Session::Session(SessionContext& context, std::unique_ptr<net::Stream> client)
       client_events_(std::make_unique<LegEvents>(*this, Leg::kClient)),
       upstream_events_(std::make_unique<LegEvents>(*this, Leg::kUpstream)),
       client_(std::move(client)),
-      timer_(clock_.NewTimer()),
-      request_side_(std::make_unique<RequestSide>(*this)),
-      response_side_(std::make_unique<ResponseSide>(*this)) {
+      timer_(clock_.NewTimer()) {
   client_->set_delegate(client_events_.get());
   client_leg_.Attach(client_.get());
 }
@@ -90,7 +88,7 @@ void Session::Start() {
           "client " + client_address_ + " is not allowed to use this proxy", 403});
     return;
   }
-  NewRequestParser();
+  request_.NewParser();
   ReadRequest();
 }
 
@@ -179,7 +177,7 @@ void Session::ClientEndEarly() {
 void Session::ClientEndInExchange() {
   if (is_connect_ && !client_leg_.encrypted()) {
     ClientEndEarly();
-  } else if (!request_complete_) {
+  } else if (!request_.complete()) {
     Fail({net::ErrorSource::kDownstream, net::ErrorKind::kClosed,
           "the client closed the connection before the exchange ended", 0});
   }
@@ -220,16 +218,12 @@ void Session::OnWritten(Leg leg, int status) {
 // whatever the body size.
 void Session::UpdateReading() {
   if (closing_) return;
-  auto want = [](bool reading, bool allowed, std::size_t queued) {
-    if (!allowed) return false;
-    return reading ? queued <= kHighWatermark : queued <= kLowWatermark;
-  };
   const PhaseSpec& phase = spec();
   const bool client_allowed =
       !client_eof_ && client_in_.size() < kMaxPipelined &&
       (phase.client_reads == Reads::kYes ||
-       (phase.client_reads == Reads::kRequestBody && (!request_paused_ || request_complete_)));
-  const bool want_client = want(client_->reading(), client_allowed, QueuedBytes(Leg::kUpstream));
+       (phase.client_reads == Reads::kRequestBody && (!request_.paused() || request_.complete())));
+  const bool want_client = client_allowed && request_.SourceReads(client_->reading());
   if (want_client != client_->reading()) {
     if (want_client) {
       client_->StartReading();
@@ -238,8 +232,7 @@ void Session::UpdateReading() {
     }
   }
   const bool upstream_allowed = upstream_open_ && phase.origin_reads;
-  const bool want_upstream =
-      want(Reading(Leg::kUpstream), upstream_allowed, QueuedBytes(Leg::kClient));
+  const bool want_upstream = upstream_allowed && response_.SourceReads(Reading(Leg::kUpstream));
   if (want_upstream != Reading(Leg::kUpstream)) {
     if (want_upstream) {
       up_->stream->StartReading();
@@ -266,7 +259,7 @@ void Session::Fail(const net::ConnError& error) {
       record_.note = record_.note.empty() ? error.reason : error.reason + "; " + record_.note;
     }
   }
-  if (error.status == 0 || response_started_ || (connect_answered_ && !client_leg_.encrypted())) {
+  if (error.status == 0 || response_.started() || (connect_answered_ && !client_leg_.encrypted())) {
     // No answer wanted; or part of a response is already out, or the client now speaks TLS
     // to us without a finished handshake, and an HTTP page would be garbage to it: closing
     // is the only honest signal left.
@@ -377,8 +370,7 @@ void Session::LogExchange() {
 void Session::Drain() {
   draining_ = true;
   keep_client_alive_ = false;
-  if (phase_ == Phase::kReadRequest && client_in_.empty() &&
-      (!request_parser_ || !request_parser_->in_message())) {
+  if (phase_ == Phase::kReadRequest && client_in_.empty() && !request_.in_message()) {
     Close();
   }
 }

@@ -32,6 +32,8 @@
 #include "proxy/runtime/mint_service.h"
 #include "proxy/runtime/readiness.h"
 #include "proxy/runtime/runtime.h"
+#include "proxy/session/request_relay.h"
+#include "proxy/session/response_relay.h"
 #include "proxy/session/transport.h"
 #include "proxy/upstream/upstream_pool.h"
 #include "rules/rule.h"
@@ -44,7 +46,9 @@ class SessionContext;
 // "10 s", "0.5 s": a configured timeout for messages.
 std::string Seconds(std::uint64_t ms);
 
-class Session final : private Transport::Events {
+class Session final : private Transport::Events,
+                      private RequestRelay::Events,
+                      private ResponseRelay::Events {
  public:
   // A connection accepted on `client` (its events now go to this session).
   Session(SessionContext& context, std::unique_ptr<net::Stream> client);
@@ -110,12 +114,8 @@ class Session final : private Transport::Events {
     kBindSni,       // a tunnel the SNI chose: is the destination one of the SNI's addresses?
   };
   // Flow control (the timeouts are the configuration's [timeouts]).
-  static constexpr std::size_t kHighWatermark = 1 << 20;  // stop reading the other side above
-  static constexpr std::size_t kLowWatermark = 256 << 10;
   static constexpr std::size_t kMaxPipelined = 256 << 10;
   class LegEvents;
-  class RequestSide;
-  class ResponseSide;
   class CorkScope;
 
   // session.cc: reads, the phases' generic handlers, flow control, failure and closing.
@@ -155,18 +155,17 @@ class Session final : private Transport::Events {
 
   // session_http.cc: requests and responses.
   bool Admit();
-  void NewRequestParser();
   void ReadRequest();
   void ClientEndBetweenRequests();
   void RequestHeadTimeout();
   void ProcessClientInput();
-  void OnRequestHead(HttpHead& head);
+  void OnRequestHead(HttpHead& head) override;
+  bool OnResponseHead(const HttpHead& head, bool close_delimited) override;
+  void OnSwitch(bool asked) override;
   // `url`: the request target parsed as an absolute http:// URL, when it is one.
   bool ServePortal(const HttpHead& head, const std::optional<HttpUrl>& url);
   void SendRequestUpstream();
-  void ForwardRequestBody(const char* data, std::size_t size);
   void OnResponseBytes(const char* data, std::size_t size);
-  void ForwardResponseBody(const char* data, std::size_t size);
   void OriginEndInRelay();
   void RelayTimeout();
   void FinishExchange();
@@ -237,17 +236,11 @@ class Session final : private Transport::Events {
   bool admitted_ = false;  // counted by runtime().connections until destroyed
   std::uint64_t last_activity_ms_ = 0;
 
-  std::unique_ptr<RequestSide> request_side_;
-  std::unique_ptr<ResponseSide> response_side_;
-  std::unique_ptr<HttpParser> request_parser_;
-  std::unique_ptr<HttpParser> response_parser_;
-
   std::string client_address_;
   std::optional<rules::IpAddress> client_ip_;  // client_address_ parsed once, at Start
   std::string local_address_;                  // the proxy address the client connected to
   std::uint16_t local_port_ = 0;
-  std::string client_in_;  // client bytes not yet consumed by the request parser
-  bool request_paused_ = false;
+  std::string client_in_;          // client bytes not yet consumed by the request parser
   bool head_timer_armed_ = false;  // request_head runs from a head's first byte
   bool client_eof_ = false;
   // The two legs' transports (output through TLS once a leg is decrypted, corked while one
@@ -260,19 +253,14 @@ class Session final : private Transport::Events {
   std::size_t PendingWrites(Leg leg) const { return LegOf(leg).pending_writes(); }
   std::size_t QueuedBytes(Leg leg) const { return LegOf(leg).queued_bytes(); }
   bool Reading(Leg leg) const;
+  // The two directions of an exchange (HTTP messages, or a tunnel's bytes).
+  RequestRelay request_{*this, origin_leg_};
+  ResponseRelay response_{*this, client_leg_};
 
   // The exchange in progress.
-  HttpHead request_;
   HttpUrl url_;
   std::uint64_t resolve_id_ = 0;
   std::vector<IpEndpointAddress> addresses_;
-  std::string upstream_backlog_;  // request bytes produced before the upstream connected
-  bool request_complete_ = false;
-  bool response_started_ = false;
-  bool response_complete_ = false;
-  bool response_chunked_ = false;
-  bool response_close_delimited_ = false;
-  bool upgrading_ = false;  // a 101 answered an Upgrade request: splice once its head is out
   bool keep_client_alive_ = true;
   bool is_connect_ = false;
   // Decryption.

@@ -259,18 +259,14 @@ void Session::Tunnel() {
   Enter(Phase::kTunnel, timeouts().tunnel_idle_ms);
   std::string peeked;
   peeked.swap(client_in_);
-  Write(Leg::kUpstream, std::move(peeked));
+  request_.Splice(peeked.data(), peeked.size());
   UpdateReading();
 }
 
 // A tunnel's bytes, and an upgraded connection's (through the TLS engines when decrypted).
-void Session::TunnelToOrigin(const char* data, std::size_t size) {
-  Write(Leg::kUpstream, std::string(data, size));
-}
+void Session::TunnelToOrigin(const char* data, std::size_t size) { request_.Splice(data, size); }
 
-void Session::TunnelToClient(const char* data, std::size_t size) {
-  Write(Leg::kClient, std::string(data, size));
-}
+void Session::TunnelToClient(const char* data, std::size_t size) { response_.Splice(data, size); }
 
 // The client is done sending: the end is passed on and the other way keeps relaying.
 void Session::ClientEndInTunnel() {

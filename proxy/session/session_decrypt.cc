@@ -275,8 +275,7 @@ void Session::ClientHandshakeStep() {
     Fail({net::ErrorSource::kOriginTls, upstream_problem_kind_, upstream_problem_, 502});
     return;
   }
-  NewRequestParser();
-  request_paused_ = false;
+  request_.NewParser();
   keep_client_alive_ = !draining_;
   LogExchange();  // the CONNECT itself
   ReadRequest();

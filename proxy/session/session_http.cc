@@ -5,22 +5,15 @@
 
 #include <algorithm>
 #include <cctype>
-#include <cstdio>
 
 #include "proxy/http/error_page.h"
 #include "proxy/runtime/portal.h"
 #include "proxy/session/session.h"
 #include "proxy/session/session_context.h"
-#include "proxy/session/session_sides.h"
+#include "proxy/session/session_leg_events.h"
 
 namespace mintgate::proxy {
 namespace {
-
-std::string HexChunkHeader(std::size_t size) {
-  char buf[32];
-  int n = std::snprintf(buf, sizeof buf, "%zx\r\n", size);
-  return std::string(buf, static_cast<std::size_t>(n));
-}
 
 // NTLM and Negotiate (Kerberos/SPNEGO) authenticate a connection, not a request: an
 // Authorization or WWW-Authenticate value in one of those schemes (a challenge may list
@@ -44,71 +37,29 @@ bool IsConnectionAuth(std::string_view value) {
 
 }  // namespace
 
-void Session::RequestSide::OnHead(HttpHead& head) { s_.OnRequestHead(head); }
-
-void Session::RequestSide::OnBody(const char* data, std::size_t size) {
-  s_.ForwardRequestBody(data, size);
-}
-
-void Session::RequestSide::OnMessageComplete() {
-  s_.request_complete_ = true;
-  if (s_.request_.chunked && !s_.Ending()) {
-    s_.ForwardRequestBody(nullptr, 0);  // the terminating chunk
-  }
-}
-
-void Session::ResponseSide::OnHead(HttpHead& head) {
-  const bool interim = head.status >= 100 && head.status < 200 && head.status != 101;
-  if (interim) {
-    // 100 Continue and friends go to the client as they are; the final response follows.
-    s_.Write(Leg::kClient, SerializeResponseHead(head, false, {}));
-    return;
-  }
-  if (head.status == 101) {
-    s_.response_started_ = true;
-    s_.record_.status = 101;
-    if (!s_.request_.upgrade) {
-      s_.upstream_reusable_ = false;
-      s_.Close();  // switching protocols nobody asked for: nothing sane can follow
-      return;
-    }
-    // The protocol switch goes to the client as is; OnResponseBytes then splices.
-    s_.upgrading_ = true;
-    s_.Write(Leg::kClient, SerializeResponseHead(head, true, {}));
-    return;
-  }
-  s_.response_started_ = true;
-  s_.record_.status = head.status;
-  if (!head.keep_alive) s_.upstream_reusable_ = false;
+// The final response's head: what it tells the session, and whether the client's connection
+// stays open after it.
+bool Session::OnResponseHead(const HttpHead& head, bool close_delimited) {
+  record_.status = head.status;
+  if (!head.keep_alive) upstream_reusable_ = false;
   if (head.status == 401) {
     for (const HttpHeader& h : head.headers) {
       if (strcasecmp(h.name.c_str(), "WWW-Authenticate") == 0 && IsConnectionAuth(h.value)) {
-        s_.upstream_pinned_ = true;
+        upstream_pinned_ = true;
       }
     }
   }
-  const bool no_body = s_.request_.method == "HEAD" || head.status == 204 || head.status == 304;
-  s_.response_chunked_ = head.chunked && !no_body;
-  s_.response_close_delimited_ = !no_body && !head.chunked && !head.content_length;
-  std::vector<HttpHeader> extra;
-  if (s_.response_close_delimited_ || !s_.keep_client_alive_) {
-    // A body that ends with the connection can only be passed on the same way.
-    s_.keep_client_alive_ = false;
-    extra.push_back({"Connection", "close"});
+  // A body that ends with the connection can only be passed on the same way.
+  if (close_delimited) keep_client_alive_ = false;
+  return keep_client_alive_;
+}
+
+void Session::OnSwitch(bool asked) {
+  record_.status = 101;
+  if (!asked) {
+    upstream_reusable_ = false;
+    Close();  // switching protocols nobody asked for: nothing sane can follow
   }
-  s_.Write(Leg::kClient, SerializeResponseHead(head, false, extra));
-}
-
-void Session::ResponseSide::OnBody(const char* data, std::size_t size) {
-  s_.ForwardResponseBody(data, size);
-}
-
-void Session::ResponseSide::OnMessageComplete() {
-  if (!s_.response_started_ || s_.upgrading_) return;  // 1xx: the final one follows
-  if (s_.response_chunked_) s_.Write(Leg::kClient, "0\r\n\r\n");
-  // Finished by OnResponseBytes once the parser has returned: never tear it down from
-  // inside its own callback.
-  s_.response_complete_ = true;
 }
 
 // Counts this connection against server.max_connections and max_connections_per_client;
@@ -136,23 +87,14 @@ bool Session::Admit() {
   return false;
 }
 
-void Session::NewRequestParser() {
-  request_parser_ = std::make_unique<HttpParser>(HttpParser::Kind::kRequest, *request_side_);
-}
-
 void Session::ReadRequest() {
   // Between requests a connection keeps no more than a small buffer: what a large read left
   // behind is given back (10,000 idle keep-alive clients must not hold 10,000 of them).
   if (client_in_.empty() && client_in_.capacity() > 1024) std::string().swap(client_in_);
   head_timer_armed_ = false;
-  request_ = HttpHead{};
+  request_.Next();
+  response_.Reset();
   if (!decrypting_) url_ = HttpUrl{};  // decrypted requests all go to the CONNECT's origin
-  request_complete_ = false;
-  response_started_ = false;
-  response_complete_ = false;
-  response_chunked_ = false;
-  response_close_delimited_ = false;
-  upstream_backlog_.clear();
   Enter(Phase::kReadRequest,
         client_in_.empty() ? timeouts().client_idle_ms : timeouts().request_head_ms);
   if (!client_in_.empty()) ProcessClientInput();
@@ -160,7 +102,7 @@ void Session::ReadRequest() {
 
 // Between requests (or after a partial head) the client closed.
 void Session::ClientEndBetweenRequests() {
-  if (client_in_.empty() && !request_parser_->in_message()) {
+  if (client_in_.empty() && !request_.in_message()) {
     Close();  // the client is done
   } else {
     ClientEndInExchange();
@@ -169,7 +111,7 @@ void Session::ClientEndBetweenRequests() {
 
 // client_idle between requests, request_head from a head's first byte.
 void Session::RequestHeadTimeout() {
-  if (client_in_.empty() && !request_parser_->in_message()) {
+  if (client_in_.empty() && !request_.in_message()) {
     Close();  // an idle keep-alive connection: nothing to answer
     return;
   }
@@ -178,16 +120,14 @@ void Session::RequestHeadTimeout() {
 }
 
 void Session::ProcessClientInput() {
-  while (!client_in_.empty() && !request_paused_ && !Ending()) {
-    HttpParser::FeedResult r = request_parser_->Feed(client_in_.data(), client_in_.size());
-    client_in_.erase(0, r.consumed);
+  while (!client_in_.empty() && !request_.paused() && !Ending()) {
+    HttpParser::FeedResult r = request_.Feed(client_in_);
     if (r.error) {
       if (Ending()) return;
       Fail({net::ErrorSource::kDownstream, net::ErrorKind::kMalformed, r.error->reason,
             r.error->status});
       return;
     }
-    if (r.paused) request_paused_ = true;
     if (r.consumed == 0 && !r.paused) break;
   }
   if (phase_ == Phase::kPeek && !client_in_.empty()) {
@@ -198,17 +138,15 @@ void Session::ProcessClientInput() {
   }
   // The 10 s for a head run from its first byte, once: trickling bytes do not extend them.
   if (phase_ == Phase::kReadRequest && !head_timer_armed_ &&
-      (!client_in_.empty() || request_parser_->in_message())) {
+      (!client_in_.empty() || request_.in_message())) {
     head_timer_armed_ = true;
     ArmTimeout(timeouts().request_head_ms);
   }
   UpdateReading();
 }
 
-void Session::OnRequestHead(HttpHead& parsed) {
+void Session::OnRequestHead(HttpHead& head) {
   timer_->Stop();
-  request_ = std::move(parsed);  // the parser starts the next head afresh
-  const HttpHead& head = request_;
   BeginRecord(head.method, head.target);
   keep_client_alive_ = head.keep_alive && !draining_;
   if (head.method == "CONNECT") {
@@ -341,99 +279,61 @@ void Session::SendRequestUpstream() {
   Touch();
   Enter(Phase::kRelay, timeouts().origin_first_byte_ms);
   upstream_idle_ = false;
-  if (const HttpHeader* auth = request_.Find("Authorization");
+  const HttpHead& request = request_.head();
+  if (const HttpHeader* auth = request.Find("Authorization");
       auth != nullptr && IsConnectionAuth(auth->value)) {
     upstream_pinned_ = true;
   }
-  response_parser_ = std::make_unique<HttpParser>(HttpParser::Kind::kResponse, *response_side_);
-  response_parser_->SetNextResponseHasNoBody(request_.method == "HEAD");
+  response_.Begin(request.method == "HEAD", request.upgrade);
   const std::string& name = decrypting_ ? tls_host_ : url_.host;
   std::string host = name.find(':') != std::string::npos ? "[" + name + "]" : name;
   const std::uint16_t default_port = decrypting_ ? 443 : 80;
   if (url_.port != default_port) host += ":" + std::to_string(url_.port);
-  Write(Leg::kUpstream, SerializeRequestHead(request_, url_.path, host, request_.upgrade, {}));
-  if (!upstream_backlog_.empty()) Write(Leg::kUpstream, std::move(upstream_backlog_));
-  upstream_backlog_.clear();
+  request_.SendHead(url_.path, host);
   UpdateReading();
-}
-
-void Session::ForwardRequestBody(const char* data, std::size_t size) {
-  if (!request_.chunked && phase_ == Phase::kRelay) {
-    WriteBody(Leg::kUpstream, data, size);
-    return;
-  }
-  std::string out;
-  if (request_.chunked) {
-    if (size == 0) {
-      out = "0\r\n\r\n";
-    } else {
-      out = HexChunkHeader(size);
-      out.append(data, size);
-      out += "\r\n";
-    }
-  } else {
-    out.assign(data, size);
-  }
-  if (phase_ == Phase::kRelay) {
-    Write(Leg::kUpstream, std::move(out));
-  } else {
-    upstream_backlog_ += out;
-  }
 }
 
 // The origin's bytes (plaintext on a decrypted leg) while a response is relayed.
 void Session::OnResponseBytes(const char* data, std::size_t size) {
-  if (!response_parser_) return;
+  if (!response_.active()) return;
   std::size_t offset = 0;
   while (offset < size && phase_ == Phase::kRelay) {
-    HttpParser::FeedResult r = response_parser_->Feed(data + offset, size - offset);
+    HttpParser::FeedResult r = response_.Feed(data + offset, size - offset);
     offset += r.consumed;
     if (r.error) {
       Fail({net::ErrorSource::kUpstream, net::ErrorKind::kMalformed,
             "invalid response from " + url_.host + ": " + r.error->reason,
-            response_started_ ? 0 : 502});
+            response_.started() ? 0 : 502});
       return;
     }
-    if (r.paused && upgrading_) {
+    if (r.paused && response_.upgrading()) {
       BeginUpgradedRelay(data + offset, size - offset);
       return;
     }
     if (r.paused) {
-      if (response_complete_) {
+      if (response_.complete()) {
         if (offset < size) upstream_reusable_ = false;  // bytes after the response: not clean
         FinishExchange();
         return;
       }
-      response_parser_->Resume();  // after an interim 1xx response
+      response_.Resume();  // after an interim 1xx response
       continue;
     }
     if (r.consumed == 0) break;
   }
 }
 
-void Session::ForwardResponseBody(const char* data, std::size_t size) {
-  if (size == 0) return;
-  if (response_chunked_) {
-    std::string out = HexChunkHeader(size);
-    out.append(data, size);
-    out += "\r\n";
-    Write(Leg::kClient, std::move(out));
-  } else {
-    WriteBody(Leg::kClient, data, size);
-  }
-}
-
 // The origin closed while a response was relayed: the end of a close-delimited body, a
 // stale pooled connection (retried once), or a response that will never come whole.
 void Session::OriginEndInRelay() {
-  if (!response_parser_) return;
+  if (!response_.active()) return;
   upstream_reusable_ = false;
   up_->stream->StopReading();
-  std::optional<HttpError> error = response_parser_->FeedEof();
-  if (!response_complete_ && RetryStaleUpstream()) return;
-  if (response_complete_) {
+  std::optional<HttpError> error = response_.FeedEof();
+  if (!response_.complete() && RetryStaleUpstream()) return;
+  if (response_.complete()) {
     FinishExchange();
-  } else if (!response_started_) {
+  } else if (!response_.started()) {
     Fail({net::ErrorSource::kUpstream, net::ErrorKind::kClosed,
           url_.host + " closed the connection without answering" +
               (error ? ": " + error->reason : std::string()),
@@ -449,9 +349,9 @@ void Session::OriginEndInRelay() {
 
 void Session::RelayTimeout() {
   const std::uint64_t limit =
-      response_started_ ? timeouts().origin_idle_ms : timeouts().origin_first_byte_ms;
+      response_.started() ? timeouts().origin_idle_ms : timeouts().origin_first_byte_ms;
   if (StillActive(limit)) return;
-  if (!response_started_) {
+  if (!response_.started()) {
     Fail({net::ErrorSource::kUpstream, net::ErrorKind::kTimeout,
           url_.host + " did not answer within " + Seconds(limit) + " (timeouts.origin_first_byte)",
           504});
@@ -465,13 +365,13 @@ void Session::RelayTimeout() {
 void Session::FinishExchange() {
   timer_->Stop();
   LogExchange();
-  if (!request_complete_) {
+  if (!request_.complete()) {
     // The origin answered before the request body ended (e.g. an error): the rest of the
     // body cannot be told apart from a next request, so this connection ends here.
     keep_client_alive_ = false;
   }
-  const bool clean = upstream_reusable_ && request_complete_ && response_complete_ &&
-                     !response_close_delimited_ && PendingWrites(Leg::kUpstream) == 0 &&
+  const bool clean = upstream_reusable_ && request_.complete() && response_.complete() &&
+                     !response_.close_delimited() && PendingWrites(Leg::kUpstream) == 0 &&
                      (!decrypting_ || upstream_verified_);
   if ((decrypting_ || upstream_pinned_) && clean) {
     // Kept for this client's next request; a decrypted one is pooled when the client leaves,
@@ -481,13 +381,12 @@ void Session::FinishExchange() {
     ReleaseUpstream(clean);  // plain HTTP: back to the pool for any client
   }
   upstream_retried_ = false;
-  response_parser_.reset();
+  response_.End();
   if (!keep_client_alive_ || client_eof_ || draining_) {
     CloseWhenFlushed();
     return;
   }
-  request_paused_ = false;
-  request_parser_->Resume();
+  request_.Resume();
   ReadRequest();
 }
 
@@ -495,17 +394,17 @@ void Session::FinishExchange() {
 // bytes are spliced like a tunnel, through the TLS engines when decrypting.
 void Session::BeginUpgradedRelay(const char* rest, std::size_t size) {
   timer_->Stop();
-  upgrading_ = false;
   upstream_reusable_ = false;
   keep_client_alive_ = false;
   LogExchange();
   Touch();
   Enter(Phase::kTunnel, timeouts().tunnel_idle_ms);
-  response_parser_.reset();
-  if (size > 0) Write(Leg::kClient, std::string(rest, size));
+  response_.End();
+  request_.Hold();
+  if (size > 0) response_.Splice(rest, size);
   std::string early;
   early.swap(client_in_);
-  if (!early.empty()) Write(Leg::kUpstream, std::move(early));
+  if (!early.empty()) request_.Splice(early.data(), early.size());
   UpdateReading();
 }
 

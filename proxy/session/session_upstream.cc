@@ -8,7 +8,7 @@
 
 #include "proxy/session/session.h"
 #include "proxy/session/session_context.h"
-#include "proxy/session/session_sides.h"
+#include "proxy/session/session_leg_events.h"
 
 namespace mintgate::proxy {
 
@@ -176,12 +176,15 @@ bool Session::TakePooledUpstream(const std::string& key) {
 // A pooled connection the origin had already given up on fails before any answer: a request
 // without a body is sent again, once, on a fresh connection.
 bool Session::RetryStaleUpstream() {
-  if (!upstream_was_pooled_ || upstream_retried_ || response_started_ || !request_complete_ ||
-      request_.chunked || request_.content_length.value_or(0) != 0) {
+  const HttpHead& request = request_.head();
+  if (!upstream_was_pooled_ || upstream_retried_ || response_.started() || !request_.complete() ||
+      request.chunked || request.content_length.value_or(0) != 0) {
     return false;
   }
   upstream_retried_ = true;
   ReleaseUpstream(false);
+  request_.Hold();
+  response_.Reset();
   ResolveUpstream(decrypting_ ? AfterConnect::kDecryptTls : AfterConnect::kRequest);
   return true;
 }

@@ -690,6 +690,22 @@ TEST(HttpSerialize, LineBreaksNeverPassThrough) {
   EXPECT_EQ(out, "GET / HTTP/1.1\r\nHost: h\r\nX-Ok: fine\r\n\r\n");
 }
 
+// A relayed chunked body is chunked again piece by piece: hex size, data, CRLF; the empty
+// piece is the last chunk. What it produces parses back to the same body.
+TEST(HttpSerialize, ChunksRoundTrip) {
+  EXPECT_EQ(SerializeChunk("hello"), "5\r\nhello\r\n");
+  EXPECT_EQ(SerializeChunk(std::string(300, 'x')).substr(0, 5), "12c\r\n");
+  EXPECT_EQ(SerializeChunk(""), "0\r\n\r\n");
+  const std::string wire = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                           SerializeChunk("abc") + SerializeChunk(std::string(17, 'z')) +
+                           SerializeChunk("");
+  const Outcome run = Parse(Kind::kResponse, wire);
+  ASSERT_EQ(run.messages.size(), 1u);
+  EXPECT_EQ(run.messages[0].body, "abc" + std::string(17, 'z'));
+  EXPECT_TRUE(run.messages[0].complete);
+  EXPECT_FALSE(run.error);
+}
+
 TEST(HttpUrlParsing, AbsoluteUrls) {
   auto u = ParseAbsoluteHttpUrl("http://Example.COM/a/b?c=d");
   ASSERT_TRUE(u);
