@@ -65,10 +65,9 @@ Session::Session(SessionContext& context, std::unique_ptr<net::Stream> client)
       clock_(context.clock()),
       client_events_(std::make_unique<LegEvents>(*this, Leg::kClient)),
       upstream_events_(std::make_unique<LegEvents>(*this, Leg::kUpstream)),
-      client_(std::move(client)),
-      timer_(clock_.NewTimer()) {
-  client_->set_delegate(client_events_.get());
-  client_leg_.Attach(client_.get());
+      timer_(clock_.NewTimer()),
+      client_(std::move(client), cork_, *this) {
+  client_.stream->set_delegate(client_events_.get());
 }
 
 Session::~Session() {
@@ -76,11 +75,11 @@ Session::~Session() {
 }
 
 void Session::Start() {
-  client_->SetNoDelay();
+  client_.stream->SetNoDelay();
   // A client that vanished without a FIN (a laptop closed, a NAT entry dropped) is found.
-  client_->SetKeepAlive(timeouts().tcp_keepalive_ms);
-  client_address_ = client_->PeerAddress();
-  local_address_ = client_->LocalAddress(&local_port_);
+  client_.stream->SetKeepAlive(timeouts().tcp_keepalive_ms);
+  client_address_ = client_.stream->PeerAddress();
+  local_address_ = client_.stream->LocalAddress(&local_port_);
   client_ip_ = rules::IpAddress::Parse(client_address_);
   if (client_ip_ && runtime().connections && !Admit()) return;
   if (!client_ip_ || !runtime().ClientAllowed(*client_ip_)) {
@@ -121,8 +120,8 @@ void Session::OnLegRead(Leg leg, ssize_t nread, const char* data) {
   const bool client = leg == Leg::kClient;
   if (nread < 0) {
     if (client) {
-      client_eof_ = true;
-      client_->StopReading();
+      client_.ended = true;
+      client_.stream->StopReading();
     }
     (this->*(client ? phase.client_end : phase.origin_end))();
     return;
@@ -139,10 +138,10 @@ void Session::OnLegRead(Leg leg, ssize_t nread, const char* data) {
           {net::ErrorSource::kClientTls, net::ErrorKind::kMalformed, "client TLS: " + in.error, 0});
       return;
     }
-    client_eof_ = true;
-    client_->StopReading();
+    client_.ended = true;
+    client_.stream->StopReading();
     (this->*spec().client_end)();
-  } else if (upstream_open_) {
+  } else if (origin_.open) {
     // The origin's close_notify (or a broken record) ends its side like a TCP close.
     (this->*spec().origin_end)();
   }
@@ -150,17 +149,17 @@ void Session::OnLegRead(Leg leg, ssize_t nread, const char* data) {
 
 // Client bytes a phase does not act on yet: kept until the request parser runs again.
 void Session::BufferClientBytes(const char* data, std::size_t size) {
-  client_in_.append(data, size);
+  client_.in.append(data, size);
   ProcessClientInput();
 }
 
 // Origin bytes outside a response (an idle connection that spoke): it is not clean anymore.
-void Session::IgnoreOriginBytes(const char*, std::size_t) { upstream_reusable_ = false; }
+void Session::IgnoreOriginBytes(const char*, std::size_t) { origin_.reusable = false; }
 
 // The client closed before an exchange could start: before its ClientHello, during the
 // handshakes, or before the origin was reached.
 void Session::ClientEndEarly() {
-  if (is_connect_ && !client_leg_.encrypted()) {
+  if (is_connect_ && !client_.transport.encrypted()) {
     Fail({hello_seen_ ? net::ErrorSource::kClientTls : net::ErrorSource::kDownstream,
           net::ErrorKind::kClosed,
           hello_seen_ ? "the client closed the connection during the TLS handshake"
@@ -175,7 +174,7 @@ void Session::ClientEndEarly() {
 // The client closed while its exchange was under way: a half-close after a whole request
 // still gets the response; before that, the exchange is lost.
 void Session::ClientEndInExchange() {
-  if (is_connect_ && !client_leg_.encrypted()) {
+  if (is_connect_ && !client_.transport.encrypted()) {
     ClientEndEarly();
   } else if (!request_.complete()) {
     Fail({net::ErrorSource::kDownstream, net::ErrorKind::kClosed,
@@ -185,8 +184,8 @@ void Session::ClientEndInExchange() {
 
 // The origin closed while it had nothing to say: the connection is not reused.
 void Session::OriginGone() {
-  upstream_reusable_ = false;
-  if (upstream_open_) up_->stream->StopReading();
+  origin_.reusable = false;
+  if (origin_.open) origin_.conn->stream->StopReading();
 }
 
 void Session::FlushCorked() {
@@ -195,8 +194,8 @@ void Session::FlushCorked() {
 }
 
 bool Session::Reading(Leg leg) const {
-  if (leg == Leg::kClient) return client_->reading();
-  return upstream_open_ && up_->stream->reading();
+  if (leg == Leg::kClient) return client_.stream->reading();
+  return origin_.open && origin_.conn->stream->reading();
 }
 
 void Session::OnWritten(Leg leg, int status) {
@@ -220,24 +219,24 @@ void Session::UpdateReading() {
   if (closing_) return;
   const PhaseSpec& phase = spec();
   const bool client_allowed =
-      !client_eof_ && client_in_.size() < kMaxPipelined &&
+      !client_.ended && client_.in.size() < kMaxPipelined &&
       (phase.client_reads == Reads::kYes ||
        (phase.client_reads == Reads::kRequestBody && (!request_.paused() || request_.complete())));
-  const bool want_client = client_allowed && request_.SourceReads(client_->reading());
-  if (want_client != client_->reading()) {
+  const bool want_client = client_allowed && request_.SourceReads(client_.stream->reading());
+  if (want_client != client_.stream->reading()) {
     if (want_client) {
-      client_->StartReading();
+      client_.stream->StartReading();
     } else {
-      client_->StopReading();
+      client_.stream->StopReading();
     }
   }
-  const bool upstream_allowed = upstream_open_ && phase.origin_reads;
+  const bool upstream_allowed = origin_.open && phase.origin_reads;
   const bool want_upstream = upstream_allowed && response_.SourceReads(Reading(Leg::kUpstream));
   if (want_upstream != Reading(Leg::kUpstream)) {
     if (want_upstream) {
-      up_->stream->StartReading();
+      origin_.conn->stream->StartReading();
     } else {
-      up_->stream->StopReading();
+      origin_.conn->stream->StopReading();
     }
   }
 }
@@ -259,7 +258,8 @@ void Session::Fail(const net::ConnError& error) {
       record_.note = record_.note.empty() ? error.reason : error.reason + "; " + record_.note;
     }
   }
-  if (error.status == 0 || response_.started() || (connect_answered_ && !client_leg_.encrypted())) {
+  if (error.status == 0 || response_.started() ||
+      (connect_answered_ && !client_.transport.encrypted())) {
     // No answer wanted; or part of a response is already out, or the client now speaks TLS
     // to us without a finished handshake, and an HTTP page would be garbage to it: closing
     // is the only honest signal left.
@@ -280,8 +280,8 @@ void Session::CloseWhenFlushed() {
     context_.resolver().Cancel(resolve_id_);
     resolve_id_ = 0;
   }
-  client_->StopReading();
-  ReleaseUpstream(upstream_idle_);
+  client_.stream->StopReading();
+  ReleaseUpstream(origin_.idle);
   // A client that does not read its answer does not hold the socket and the answer forever.
   Enter(Phase::kDrain, timeouts().linger_ms);
   if (PendingWrites(Leg::kClient) == 0) Linger();
@@ -292,11 +292,11 @@ void Session::CloseWhenFlushed() {
 // what the client still sends for up to timeouts.linger, then close.
 void Session::Linger() {
   if (closing_ || phase_ == Phase::kLinger) return;
-  if (client_eof_ || !client_->Shutdown()) {
+  if (client_.ended || !client_.stream->Shutdown()) {
     Close();  // the client already ended its side: nothing of it is left unread
     return;
   }
-  std::string().swap(client_in_);
+  std::string().swap(client_.in);
   Enter(Phase::kLinger, timeouts().linger_ms);
 }
 
@@ -306,14 +306,14 @@ void Session::Close() {
   cork_.closing = true;
   FlushCorked();  // an answer written just before closing still goes out
   LogExchange();
-  ReleaseUpstream(upstream_idle_);  // a clean idle origin connection outlives its client
+  ReleaseUpstream(origin_.idle);  // a clean idle origin connection outlives its client
   phase_ = Phase::kClosed;
   if (resolve_id_ != 0) {
     context_.resolver().Cancel(resolve_id_);
     resolve_id_ = 0;
   }
   ReleaseUpstream(false);
-  client_->Close();
+  client_.stream->Close();
   timer_->Stop();
   // The handles free themselves once libuv is done with them; the worker destroys this
   // session later on its loop, never inside the callback that is running now.
@@ -357,10 +357,10 @@ void Session::LogExchange() {
   record_.duration_ms = clock_.NowMs() - record_start_ms_;
   // Everything since the previous record: the head of a request arrives before it is known
   // to be one.
-  record_.bytes_from_client = client_->bytes_read() - client_bytes_in_logged_;
-  record_.bytes_to_client = client_->bytes_written() - client_bytes_out_logged_;
-  client_bytes_in_logged_ = client_->bytes_read();
-  client_bytes_out_logged_ = client_->bytes_written();
+  record_.bytes_from_client = client_.stream->bytes_read() - client_.bytes_in_logged;
+  record_.bytes_to_client = client_.stream->bytes_written() - client_.bytes_out_logged;
+  client_.bytes_in_logged = client_.stream->bytes_read();
+  client_.bytes_out_logged = client_.stream->bytes_written();
   if (const auto& log = runtime().access_log) {
     log->Write(record_);
     context_.LogQueued();
@@ -370,7 +370,7 @@ void Session::LogExchange() {
 void Session::Drain() {
   draining_ = true;
   keep_client_alive_ = false;
-  if (phase_ == Phase::kReadRequest && client_in_.empty() && !request_.in_message()) {
+  if (phase_ == Phase::kReadRequest && client_.in.empty() && !request_.in_message()) {
     Close();
   }
 }

@@ -32,9 +32,11 @@
 #include "proxy/runtime/mint_service.h"
 #include "proxy/runtime/readiness.h"
 #include "proxy/runtime/runtime.h"
+#include "proxy/session/downstream.h"
 #include "proxy/session/request_relay.h"
 #include "proxy/session/response_relay.h"
 #include "proxy/session/transport.h"
+#include "proxy/session/upstream.h"
 #include "proxy/upstream/upstream_pool.h"
 #include "rules/rule.h"
 #include "tls/tls_engine.h"
@@ -227,10 +229,7 @@ class Session final : private Transport::Events,
   net::Clock& clock_;
   std::unique_ptr<LegEvents> client_events_;
   std::unique_ptr<LegEvents> upstream_events_;
-  std::unique_ptr<net::Stream> client_;
-  UpstreamConn* up_ = nullptr;  // owned while upstream_open_ (closed or pooled after)
   std::unique_ptr<net::Timer> timer_;
-  bool upstream_open_ = false;
   bool closing_ = false;
   bool draining_ = false;
   bool admitted_ = false;  // counted by runtime().connections until destroyed
@@ -240,22 +239,22 @@ class Session final : private Transport::Events,
   std::optional<rules::IpAddress> client_ip_;  // client_address_ parsed once, at Start
   std::string local_address_;                  // the proxy address the client connected to
   std::uint16_t local_port_ = 0;
-  std::string client_in_;          // client bytes not yet consumed by the request parser
   bool head_timer_armed_ = false;  // request_head runs from a head's first byte
-  bool client_eof_ = false;
-  // The two legs' transports (output through TLS once a leg is decrypted, corked while one
-  // read is handled: see Transport).
+  // The two legs (each with its transport: output through TLS once a leg is decrypted,
+  // corked while one read is handled, see Transport).
   Transport::Cork cork_;
-  Transport client_leg_{net::ErrorSource::kDownstream, cork_, *this};
-  Transport origin_leg_{net::ErrorSource::kUpstream, cork_, *this};
-  Transport& LegOf(Leg leg) { return leg == Leg::kClient ? client_leg_ : origin_leg_; }
-  const Transport& LegOf(Leg leg) const { return leg == Leg::kClient ? client_leg_ : origin_leg_; }
+  Downstream client_;
+  Upstream origin_{cork_, *this};
+  Transport& LegOf(Leg leg) { return leg == Leg::kClient ? client_.transport : origin_.transport; }
+  const Transport& LegOf(Leg leg) const {
+    return leg == Leg::kClient ? client_.transport : origin_.transport;
+  }
   std::size_t PendingWrites(Leg leg) const { return LegOf(leg).pending_writes(); }
   std::size_t QueuedBytes(Leg leg) const { return LegOf(leg).queued_bytes(); }
   bool Reading(Leg leg) const;
   // The two directions of an exchange (HTTP messages, or a tunnel's bytes).
-  RequestRelay request_{*this, origin_leg_};
-  ResponseRelay response_{*this, client_leg_};
+  RequestRelay request_{*this, origin_.transport};
+  ResponseRelay response_{*this, client_.transport};
 
   // The exchange in progress.
   HttpUrl url_;
@@ -267,15 +266,6 @@ class Session final : private Transport::Events,
   bool decrypting_ = false;
   std::string tls_host_;  // the name the leaf is minted for and the origin is verified against
   std::string profile_;   // the CA profile that signs
-  bool upstream_verified_ = false;
-  std::string upstream_problem_;  // why the origin cannot be trusted, for the block page
-  net::ErrorKind upstream_problem_kind_ = net::ErrorKind::kVerify;  // and its kind
-  bool upstream_reusable_ = true;
-  bool upstream_was_pooled_ = false;  // the current upstream came from the pool: a stale one
-                                      // is retried once for a request without a body
-  bool upstream_retried_ = false;
-  bool upstream_idle_ = false;    // attached between requests (decrypt, or pinned), clean
-  bool upstream_pinned_ = false;  // carried NTLM/Negotiate: this client's only, closed with it
   AfterConnect after_connect_ = AfterConnect::kRequest;
   rules::Decision connect_decision_;  // CONNECT: the decision on the CONNECT host
   rules::Decision sni_decision_;      // and on the SNI, when it names another host
@@ -287,9 +277,7 @@ class Session final : private Transport::Events,
   bool leaf_prefetched_ = false;      // this connection started its leaf's mint early (Prefetch)
   AccessRecord record_;
   std::uint64_t record_start_ms_ = 0;
-  bool record_open_ = false;                  // an exchange is being recorded and not yet logged
-  std::uint64_t client_bytes_in_logged_ = 0;  // client_'s byte counts at the last record
-  std::uint64_t client_bytes_out_logged_ = 0;
+  bool record_open_ = false;  // an exchange is being recorded and not yet logged
 };
 
 }  // namespace mintgate::proxy

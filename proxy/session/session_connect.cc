@@ -77,7 +77,7 @@ void Session::AnswerConnect() {
 }
 
 void Session::OnHelloBytes(const char* data, std::size_t size) {
-  client_in_.append(data, size);
+  client_.in.append(data, size);
   PeekClientHello();
 }
 
@@ -89,10 +89,10 @@ void Session::HelloTimeout() {
 void Session::PeekClientHello() {
   tls::ClientHelloPeek peek;
   const tls::ClientHelloPeek::Status status =
-      peek.Examine(reinterpret_cast<const std::uint8_t*>(client_in_.data()), client_in_.size());
+      peek.Examine(reinterpret_cast<const std::uint8_t*>(client_.in.data()), client_.in.size());
   switch (status) {
     case tls::ClientHelloPeek::Status::kNeedMore:
-      if (client_in_.size() > tls::ClientHelloPeek::kMaxHelloBytes) {
+      if (client_.in.size() > tls::ClientHelloPeek::kMaxHelloBytes) {
         Fail(
             {net::ErrorSource::kDownstream, net::ErrorKind::kTooLarge, "ClientHello too large", 0});
       }
@@ -150,7 +150,7 @@ void Session::Decide(const std::string& sni) {
     Apply(rules::CombineConnectDecisions(connect_decision_, sni_decision_, false));
     return;
   }
-  if (upstream_open_) {
+  if (origin_.open) {
     ResolveSni();
   } else {
     ResolveUpstream(AfterConnect::kBindSni);
@@ -163,14 +163,14 @@ void Session::ResolveSni() {
   resolve_id_ = context_.resolver().Resolve(sni_, [this](const ResolveResult& result) {
     resolve_id_ = 0;
     if (phase_ != Phase::kBindSni) return;
-    const rules::IpAddress destination = rules::Unmapped(up_->address.ip());
+    const rules::IpAddress destination = rules::Unmapped(origin_.conn->address.ip());
     bool bound = false;
     for (const IpEndpointAddress& a :
          result.ok ? result.addresses : std::vector<IpEndpointAddress>{}) {
       bound = bound || rules::Unmapped(a.ip()) == destination;
     }
     if (!bound) {
-      record_.note = "SNI " + sni_ + " does not resolve to " + up_->peer +
+      record_.note = "SNI " + sni_ + " does not resolve to " + origin_.conn->peer +
                      ": its tunnel rule does not apply; decided by the CONNECT host";
     }
     Apply(rules::CombineConnectDecisions(connect_decision_, sni_decision_, bound));
@@ -184,7 +184,7 @@ void Session::Apply(const rules::Decision& decision) {
   record_.rule = decision.rule;
   record_.action = std::string(rules::ToString(decision.action));
   if (decision.action == rules::Action::kTunnel) {
-    if (upstream_open_) {
+    if (origin_.open) {
       Tunnel();
     } else {
       ResolveUpstream(AfterConnect::kTunnel);
@@ -198,7 +198,7 @@ void Session::Apply(const rules::Decision& decision) {
     if (runtime().config.inspection.on_ca_expired == OnCaExpired::kTunnel) {
       record_.action = "tunnel";
       record_.note += ": tunnelled (inspection.on_ca_expired)";
-      if (upstream_open_) {
+      if (origin_.open) {
         Tunnel();
       } else {
         ResolveUpstream(AfterConnect::kTunnel);
@@ -237,7 +237,7 @@ void Session::Apply(const rules::Decision& decision) {
       block_signer->not_after() > std::time(nullptr)) {
     // Decided by the SNI after the 200: the refusal has to be a page over TLS.
     blocking_ = true;
-    upstream_problem_ = "blocked by rule \"" + decision.rule + "\"";
+    origin_.problem = "blocked by rule \"" + decision.rule + "\"";
     profile_ = block_ca;
     record_.ca = block_ca;
     tls_host_ = sni.empty() ? url_.host : sni;
@@ -258,7 +258,7 @@ void Session::Tunnel() {
   Touch();
   Enter(Phase::kTunnel, timeouts().tunnel_idle_ms);
   std::string peeked;
-  peeked.swap(client_in_);
+  peeked.swap(client_.in);
   request_.Splice(peeked.data(), peeked.size());
   UpdateReading();
 }
@@ -271,7 +271,7 @@ void Session::TunnelToClient(const char* data, std::size_t size) { response_.Spl
 // The client is done sending: the end is passed on and the other way keeps relaying.
 void Session::ClientEndInTunnel() {
   FlushLeg(Leg::kUpstream);  // what the client sent before its end goes first
-  if (!upstream_open_ || !up_->stream->Shutdown()) CloseWhenFlushed();
+  if (!origin_.open || !origin_.conn->stream->Shutdown()) CloseWhenFlushed();
 }
 
 // The origin is done: what it sent is flushed, then both close.

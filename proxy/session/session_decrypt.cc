@@ -62,10 +62,9 @@ void Session::StartDecrypt(const std::string& sni, const std::string& profile) {
   record_.ca = profile;
   tls_host_ = sni.empty() ? url_.host : sni;
   for (char& c : tls_host_) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (!upstream_open_ &&
-      TakePooledUpstream(UpstreamPool::TlsKey(url_.host, url_.port, tls_host_))) {
+  if (!origin_.open && TakePooledUpstream(UpstreamPool::TlsKey(url_.host, url_.port, tls_host_))) {
     // Only verified connections are pooled, under the name they were verified for.
-    upstream_verified_ = true;
+    origin_.verified = true;
     UpstreamTlsFinished();
     return;
   }
@@ -76,7 +75,7 @@ void Session::StartDecrypt(const std::string& sni, const std::string& profile) {
   if (!runtime().config.mint.mirror_wildcards || WildcardFor(tls_host_).empty()) {
     leaf_prefetched_ = runtime().mint->Prefetch(profile_, tls_host_);
   }
-  if (upstream_open_) {
+  if (origin_.open) {
     StartUpstreamTls();
   } else {
     ResolveUpstream(AfterConnect::kDecryptTls);
@@ -84,43 +83,43 @@ void Session::StartDecrypt(const std::string& sni, const std::string& profile) {
 }
 
 void Session::StartUpstreamTls() {
-  up_->key = UpstreamPool::TlsKey(url_.host, url_.port, tls_host_);
-  upstream_verified_ = false;
-  upstream_problem_.clear();
-  origin_leg_.tls.emplace(
+  origin_.conn->key = UpstreamPool::TlsKey(url_.host, url_.port, tls_host_);
+  origin_.verified = false;
+  origin_.problem.clear();
+  origin_.transport.tls.emplace(
       tls::TlsEngine::Client(context_.tls().client(), tls_host_, tls_host_, ResumableTlsSession()));
   Enter(Phase::kOriginHandshake, timeouts().tls_handshake_ms);
   UpstreamHandshakeStep();
 }
 
 void Session::OriginHandshakeTimeout() {
-  upstream_problem_ = "the TLS handshake with the origin timed out";
-  upstream_problem_kind_ = net::ErrorKind::kTimeout;
+  origin_.problem = "the TLS handshake with the origin timed out";
+  origin_.problem_kind = net::ErrorKind::kTimeout;
   UpstreamTlsFinished();
 }
 
 void Session::OriginEndInHandshake() {
   OriginGone();
-  upstream_problem_ = "the origin closed the connection during the TLS handshake";
-  upstream_problem_kind_ = net::ErrorKind::kClosed;
+  origin_.problem = "the origin closed the connection during the TLS handshake";
+  origin_.problem_kind = net::ErrorKind::kClosed;
   UpstreamTlsFinished();
 }
 
 void Session::UpstreamHandshakeStep() {
-  const tls::TlsEngine::Status status = origin_leg_.tls->Handshake();
-  RawWrite(Leg::kUpstream, origin_leg_.tls->TakeCiphertext());
+  const tls::TlsEngine::Status status = origin_.transport.tls->Handshake();
+  RawWrite(Leg::kUpstream, origin_.transport.tls->TakeCiphertext());
   if (status == tls::TlsEngine::Status::kWantMore) return;
   if (status == tls::TlsEngine::Status::kError) {
-    upstream_problem_ = "TLS with the origin failed: " + origin_leg_.tls->error();
-    upstream_problem_kind_ = net::ErrorKind::kRefused;
-  } else if (origin_leg_.tls->verify_result() != X509_V_OK) {
-    upstream_problem_ =
-        "the origin's certificate failed verification: " + origin_leg_.tls->verify_reason();
-    upstream_problem_kind_ = net::ErrorKind::kVerify;
+    origin_.problem = "TLS with the origin failed: " + origin_.transport.tls->error();
+    origin_.problem_kind = net::ErrorKind::kRefused;
+  } else if (origin_.transport.tls->verify_result() != X509_V_OK) {
+    origin_.problem =
+        "the origin's certificate failed verification: " + origin_.transport.tls->verify_reason();
+    origin_.problem_kind = net::ErrorKind::kVerify;
   } else {
-    upstream_verified_ = true;
+    origin_.verified = true;
     // Only a full handshake showed this name's own certificate (see ResumableTlsSession).
-    if (SSL_session_reused(origin_leg_.tls->ssl()) == 0) {
+    if (SSL_session_reused(origin_.transport.tls->ssl()) == 0) {
       context_.pool().NoteVerified(tls_host_ + ":" + std::to_string(url_.port));
     }
   }
@@ -131,12 +130,12 @@ void Session::UpstreamHandshakeStep() {
 // leaf comes next; between two decrypted requests the waiting request goes out, or a page.
 void Session::UpstreamTlsFinished() {
   timer_->Stop();
-  record_.upstream_verify = upstream_verified_ ? "ok" : upstream_problem_;
-  if (client_leg_.tls && client_leg_.tls->handshake_done()) {
-    if (upstream_verified_) {
+  record_.upstream_verify = origin_.verified ? "ok" : origin_.problem;
+  if (client_.transport.tls && client_.transport.tls->handshake_done()) {
+    if (origin_.verified) {
       SendRequestUpstream();
     } else {
-      Fail({net::ErrorSource::kOriginTls, upstream_problem_kind_, upstream_problem_, 502});
+      Fail({net::ErrorSource::kOriginTls, origin_.problem_kind, origin_.problem, 502});
     }
     return;
   }
@@ -147,8 +146,8 @@ void Session::UpstreamTlsFinished() {
 // what its verified certificate covers the host with (so the client sees the names the server
 // has, and one cached leaf serves every host under it), else the host.
 std::string Session::MirroredName() const {
-  if (!origin_leg_.tls || origin_leg_.tls->ssl() == nullptr) return tls_host_;
-  X509* origin = SSL_get0_peer_certificate(origin_leg_.tls->ssl());
+  if (!origin_.transport.tls || origin_.transport.tls->ssl() == nullptr) return tls_host_;
+  X509* origin = SSL_get0_peer_certificate(origin_.transport.tls->ssl());
   const std::string wildcard = WildcardFor(tls_host_);
   if (origin == nullptr || wildcard.empty()) return tls_host_;
   const DnsNameMatch match = MatchDnsNames(origin, tls_host_, wildcard);
@@ -163,7 +162,8 @@ std::string Session::MirroredName() const {
 std::string Session::TlsSessionKey(const std::string& peer) const {
   const std::string port = ":" + std::to_string(url_.port);
   const std::string wildcard = WildcardFor(tls_host_);
-  X509* origin = origin_leg_.tls ? SSL_get0_peer_certificate(origin_leg_.tls->ssl()) : nullptr;
+  X509* origin =
+      origin_.transport.tls ? SSL_get0_peer_certificate(origin_.transport.tls->ssl()) : nullptr;
   if (origin != nullptr && !wildcard.empty() &&
       MatchDnsNames(origin, tls_host_, wildcard).wildcard) {
     return wildcard + port + "@" + peer;
@@ -180,10 +180,11 @@ SSL_SESSION* Session::ResumableTlsSession() const {
   const std::string port = ":" + std::to_string(url_.port);
   if (SSL_SESSION* own = context_.pool().TlsSession(tls_host_ + port)) return own;
   const std::string wildcard = WildcardFor(tls_host_);
-  if (wildcard.empty() || up_ == nullptr || !context_.pool().VerifiedRecently(tls_host_ + port)) {
+  if (wildcard.empty() || origin_.conn == nullptr ||
+      !context_.pool().VerifiedRecently(tls_host_ + port)) {
     return nullptr;
   }
-  SSL_SESSION* shared = context_.pool().TlsSession(wildcard + port + "@" + up_->peer);
+  SSL_SESSION* shared = context_.pool().TlsSession(wildcard + port + "@" + origin_.conn->peer);
   X509* cert = shared != nullptr ? SSL_SESSION_get0_peer(shared) : nullptr;
   if (cert == nullptr ||
       X509_check_host(cert, tls_host_.data(), tls_host_.size(),
@@ -201,15 +202,15 @@ void Session::RequestLeaf() {
   // An origin that failed verification, in "untrusted" mode, gets a leaf no client trusts,
   // so the browser shows its own warning; everything else a leaf from the rule's profile.
   const bool untrusted =
-      !blocking_ && !upstream_verified_ &&
+      !blocking_ && !origin_.verified &&
       runtime().config.inspection.upstream_cert_errors == UpstreamCertErrors::kUntrusted &&
-      origin_leg_.tls && origin_leg_.tls->handshake_done();
+      origin_.transport.tls && origin_.transport.tls->handshake_done();
   if (untrusted) record_.ca = "untrusted";
   untrusted_leaf_ = untrusted;
   runtime().mint->GetLeaf(
       profile_,
-      untrusted || !upstream_verified_ || !runtime().config.mint.mirror_wildcards ? tls_host_
-                                                                                  : MirroredName(),
+      untrusted || !origin_.verified || !runtime().config.mint.mirror_wildcards ? tls_host_
+                                                                                : MirroredName(),
       untrusted ? tls::TrustMode::kUntrusted : tls::TrustMode::kTrusted,
       [context](std::function<void()> fn) { context->Post(std::move(fn)); },
       // A cached leaf answers inside GetLeaf: deferred, so that OnLeaf never runs inside
@@ -236,9 +237,9 @@ void Session::OnLeaf(const MintService::Outcome& outcome) {
           "no leaf for " + tls_host_ + ": " + outcome.leaf.error(), 0});
     return;
   }
-  client_leg_.tls.emplace(tls::TlsEngine::Server(context_.tls().server(), **outcome.leaf));
-  client_leg_.tls->FeedCiphertext(client_in_.data(), client_in_.size());
-  client_in_.clear();
+  client_.transport.tls.emplace(tls::TlsEngine::Server(context_.tls().server(), **outcome.leaf));
+  client_.transport.tls->FeedCiphertext(client_.in.data(), client_.in.size());
+  client_.in.clear();
   Enter(Phase::kClientHandshake, timeouts().tls_handshake_ms);
   ClientHandshakeStep();
 }
@@ -249,30 +250,30 @@ void Session::ClientHandshakeTimeout() {
 }
 
 void Session::ClientHandshakeStep() {
-  const tls::TlsEngine::Status status = client_leg_.tls->Handshake();
-  RawWrite(Leg::kClient, client_leg_.tls->TakeCiphertext());
+  const tls::TlsEngine::Status status = client_.transport.tls->Handshake();
+  RawWrite(Leg::kClient, client_.transport.tls->TakeCiphertext());
   if (status == tls::TlsEngine::Status::kWantMore) return;
   if (status == tls::TlsEngine::Status::kError) {
     // Typically the client does not trust the CA that signed the leaf (alert unknown_ca).
-    record_.note = "client TLS: " + client_leg_.tls->error();
+    record_.note = "client TLS: " + client_.transport.tls->error();
     record_.error =
         net::ConnError{net::ErrorSource::kClientTls, net::ErrorKind::kRefused, "", 0}.Tag();
-    const std::string_view alert = PeerCertificateAlert(client_leg_.tls->error());
+    const std::string_view alert = PeerCertificateAlert(client_.transport.tls->error());
     if (!alert.empty()) NoteReadiness(HandshakeOutcome::kRejected, alert);
     CloseWhenFlushed();
     return;
   }
   timer_->Stop();
   NoteReadiness(HandshakeOutcome::kTrusted, "");
-  std::string early = client_leg_.tls->ReadPlaintext();
+  std::string early = client_.transport.tls->ReadPlaintext();
   if (blocking_) {
-    Fail({net::ErrorSource::kPolicy, net::ErrorKind::kRefused, upstream_problem_, 403});
+    Fail({net::ErrorSource::kPolicy, net::ErrorKind::kRefused, origin_.problem, 403});
     return;
   }
-  if (!upstream_verified_ && !untrusted_leaf_) {
+  if (!origin_.verified && !untrusted_leaf_) {
     // Never show the client a trusted certificate for content the origin could not prove
     // it owns: answer with a page that names the reason instead of relaying anything.
-    Fail({net::ErrorSource::kOriginTls, upstream_problem_kind_, upstream_problem_, 502});
+    Fail({net::ErrorSource::kOriginTls, origin_.problem_kind, origin_.problem, 502});
     return;
   }
   request_.NewParser();

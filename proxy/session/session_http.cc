@@ -41,11 +41,11 @@ bool IsConnectionAuth(std::string_view value) {
 // stays open after it.
 bool Session::OnResponseHead(const HttpHead& head, bool close_delimited) {
   record_.status = head.status;
-  if (!head.keep_alive) upstream_reusable_ = false;
+  if (!head.keep_alive) origin_.reusable = false;
   if (head.status == 401) {
     for (const HttpHeader& h : head.headers) {
       if (strcasecmp(h.name.c_str(), "WWW-Authenticate") == 0 && IsConnectionAuth(h.value)) {
-        upstream_pinned_ = true;
+        origin_.pinned = true;
       }
     }
   }
@@ -57,7 +57,7 @@ bool Session::OnResponseHead(const HttpHead& head, bool close_delimited) {
 void Session::OnSwitch(bool asked) {
   record_.status = 101;
   if (!asked) {
-    upstream_reusable_ = false;
+    origin_.reusable = false;
     Close();  // switching protocols nobody asked for: nothing sane can follow
   }
 }
@@ -79,7 +79,7 @@ bool Session::Admit() {
                                     std::to_string(server.max_connections_per_client) + ")";
   // One try: a refused client gets no buffer. (Written, the answer is in the socket before
   // the close; queued, the close cancels it.)
-  client_->Write(ErrorResponse(503, why, true));
+  client_.stream->Write(ErrorResponse(503, why, true));
   BeginRecord("-", "-");
   record_.status = 503;
   record_.note = why;
@@ -90,19 +90,19 @@ bool Session::Admit() {
 void Session::ReadRequest() {
   // Between requests a connection keeps no more than a small buffer: what a large read left
   // behind is given back (10,000 idle keep-alive clients must not hold 10,000 of them).
-  if (client_in_.empty() && client_in_.capacity() > 1024) std::string().swap(client_in_);
+  if (client_.in.empty() && client_.in.capacity() > 1024) std::string().swap(client_.in);
   head_timer_armed_ = false;
   request_.Next();
   response_.Reset();
   if (!decrypting_) url_ = HttpUrl{};  // decrypted requests all go to the CONNECT's origin
   Enter(Phase::kReadRequest,
-        client_in_.empty() ? timeouts().client_idle_ms : timeouts().request_head_ms);
-  if (!client_in_.empty()) ProcessClientInput();
+        client_.in.empty() ? timeouts().client_idle_ms : timeouts().request_head_ms);
+  if (!client_.in.empty()) ProcessClientInput();
 }
 
 // Between requests (or after a partial head) the client closed.
 void Session::ClientEndBetweenRequests() {
-  if (client_in_.empty() && !request_.in_message()) {
+  if (client_.in.empty() && !request_.in_message()) {
     Close();  // the client is done
   } else {
     ClientEndInExchange();
@@ -111,7 +111,7 @@ void Session::ClientEndBetweenRequests() {
 
 // client_idle between requests, request_head from a head's first byte.
 void Session::RequestHeadTimeout() {
-  if (client_in_.empty() && !request_.in_message()) {
+  if (client_.in.empty() && !request_.in_message()) {
     Close();  // an idle keep-alive connection: nothing to answer
     return;
   }
@@ -120,8 +120,8 @@ void Session::RequestHeadTimeout() {
 }
 
 void Session::ProcessClientInput() {
-  while (!client_in_.empty() && !request_.paused() && !Ending()) {
-    HttpParser::FeedResult r = request_.Feed(client_in_);
+  while (!client_.in.empty() && !request_.paused() && !Ending()) {
+    HttpParser::FeedResult r = request_.Feed(client_.in);
     if (r.error) {
       if (Ending()) return;
       Fail({net::ErrorSource::kDownstream, net::ErrorKind::kMalformed, r.error->reason,
@@ -130,7 +130,7 @@ void Session::ProcessClientInput() {
     }
     if (r.consumed == 0 && !r.paused) break;
   }
-  if (phase_ == Phase::kPeek && !client_in_.empty()) {
+  if (phase_ == Phase::kPeek && !client_.in.empty()) {
     // A CONNECT answered at once (a pooled origin connection): what followed its head is
     // the ClientHello.
     PeekClientHello();
@@ -138,7 +138,7 @@ void Session::ProcessClientInput() {
   }
   // The 10 s for a head run from its first byte, once: trickling bytes do not extend them.
   if (phase_ == Phase::kReadRequest && !head_timer_armed_ &&
-      (!client_in_.empty() || request_.in_message())) {
+      (!client_.in.empty() || request_.in_message())) {
     head_timer_armed_ = true;
     ArmTimeout(timeouts().request_head_ms);
   }
@@ -172,13 +172,12 @@ void Session::OnRequestHead(HttpHead& head) {
                   head.target;
     record_.action = "decrypt";
     record_.ca = untrusted_leaf_ ? "untrusted" : profile_;
-    record_.upstream_verify = upstream_verified_ ? "ok" : upstream_problem_;
-    if (upstream_open_ && upstream_reusable_) {
-      record_.upstream = up_->peer;
+    record_.upstream_verify = origin_.verified ? "ok" : origin_.problem;
+    if (origin_.open && origin_.reusable) {
+      record_.upstream = origin_.conn->peer;
       SendRequestUpstream();
-    } else if (ReleaseUpstream(false),
-               upstream_verified_ &&
-                   TakePooledUpstream(UpstreamPool::TlsKey(url_.host, url_.port, tls_host_))) {
+    } else if (ReleaseUpstream(false), origin_.verified && TakePooledUpstream(UpstreamPool::TlsKey(
+                                                               url_.host, url_.port, tls_host_))) {
       SendRequestUpstream();
     } else {
       // The origin closed the connection this client used: a fresh one, verified again.
@@ -213,11 +212,11 @@ void Session::OnRequestHead(HttpHead& head) {
     return;
   }
   const std::string key = UpstreamPool::HttpKey(url_.host, url_.port);
-  if (upstream_open_ && upstream_idle_) {
+  if (origin_.open && origin_.idle) {
     // A connection pinned to this client (connection-oriented authentication) serves its
     // requests to the same origin; for another origin it is closed, never shared.
-    if (up_->key == key) {
-      record_.upstream = up_->peer;
+    if (origin_.conn->key == key) {
+      record_.upstream = origin_.conn->peer;
       SendRequestUpstream();
       return;
     }
@@ -278,11 +277,11 @@ bool Session::ServePortal(const HttpHead& head, const std::optional<HttpUrl>& ur
 void Session::SendRequestUpstream() {
   Touch();
   Enter(Phase::kRelay, timeouts().origin_first_byte_ms);
-  upstream_idle_ = false;
+  origin_.idle = false;
   const HttpHead& request = request_.head();
   if (const HttpHeader* auth = request.Find("Authorization");
       auth != nullptr && IsConnectionAuth(auth->value)) {
-    upstream_pinned_ = true;
+    origin_.pinned = true;
   }
   response_.Begin(request.method == "HEAD", request.upgrade);
   const std::string& name = decrypting_ ? tls_host_ : url_.host;
@@ -312,7 +311,7 @@ void Session::OnResponseBytes(const char* data, std::size_t size) {
     }
     if (r.paused) {
       if (response_.complete()) {
-        if (offset < size) upstream_reusable_ = false;  // bytes after the response: not clean
+        if (offset < size) origin_.reusable = false;  // bytes after the response: not clean
         FinishExchange();
         return;
       }
@@ -327,8 +326,8 @@ void Session::OnResponseBytes(const char* data, std::size_t size) {
 // stale pooled connection (retried once), or a response that will never come whole.
 void Session::OriginEndInRelay() {
   if (!response_.active()) return;
-  upstream_reusable_ = false;
-  up_->stream->StopReading();
+  origin_.reusable = false;
+  origin_.conn->stream->StopReading();
   std::optional<HttpError> error = response_.FeedEof();
   if (!response_.complete() && RetryStaleUpstream()) return;
   if (response_.complete()) {
@@ -370,19 +369,19 @@ void Session::FinishExchange() {
     // body cannot be told apart from a next request, so this connection ends here.
     keep_client_alive_ = false;
   }
-  const bool clean = upstream_reusable_ && request_.complete() && response_.complete() &&
+  const bool clean = origin_.reusable && request_.complete() && response_.complete() &&
                      !response_.close_delimited() && PendingWrites(Leg::kUpstream) == 0 &&
-                     (!decrypting_ || upstream_verified_);
-  if ((decrypting_ || upstream_pinned_) && clean) {
+                     (!decrypting_ || origin_.verified);
+  if ((decrypting_ || origin_.pinned) && clean) {
     // Kept for this client's next request; a decrypted one is pooled when the client leaves,
     // a pinned one closed.
-    upstream_idle_ = true;
+    origin_.idle = true;
   } else {
     ReleaseUpstream(clean);  // plain HTTP: back to the pool for any client
   }
-  upstream_retried_ = false;
+  origin_.retried = false;
   response_.End();
-  if (!keep_client_alive_ || client_eof_ || draining_) {
+  if (!keep_client_alive_ || client_.ended || draining_) {
     CloseWhenFlushed();
     return;
   }
@@ -394,7 +393,7 @@ void Session::FinishExchange() {
 // bytes are spliced like a tunnel, through the TLS engines when decrypting.
 void Session::BeginUpgradedRelay(const char* rest, std::size_t size) {
   timer_->Stop();
-  upstream_reusable_ = false;
+  origin_.reusable = false;
   keep_client_alive_ = false;
   LogExchange();
   Touch();
@@ -403,7 +402,7 @@ void Session::BeginUpgradedRelay(const char* rest, std::size_t size) {
   request_.Hold();
   if (size > 0) response_.Splice(rest, size);
   std::string early;
-  early.swap(client_in_);
+  early.swap(client_.in);
   if (!early.empty()) request_.Splice(early.data(), early.size());
   UpdateReading();
 }

@@ -64,15 +64,15 @@ void Session::ConnectUpstream() {
     std::memcpy(&v6->sin6_addr, a.bytes.data(), 16);
   }
   ReleaseUpstream(false);
-  up_ = context_.pool().Create(upstream_events_.get());
-  up_->peer = a.ToString();
-  up_->address = a;
-  upstream_open_ = true;
-  origin_leg_.Attach(up_->stream.get());
-  upstream_was_pooled_ = false;
+  origin_.conn = context_.pool().Create(upstream_events_.get());
+  origin_.conn->peer = a.ToString();
+  origin_.conn->address = a;
+  origin_.open = true;
+  origin_.transport.Attach(origin_.conn->stream.get());
+  origin_.was_pooled = false;
   Enter(Phase::kConnect, timeouts().connect_ms);
-  int rc = up_->stream->Connect(reinterpret_cast<sockaddr*>(&ss),
-                                [this](int status) { OnUpstreamConnected(status); });
+  int rc = origin_.conn->stream->Connect(reinterpret_cast<sockaddr*>(&ss),
+                                         [this](int status) { OnUpstreamConnected(status); });
   if (rc != 0) {
     Fail({net::ErrorSource::kUpstream, net::ErrorKind::kRefused,
           "cannot connect to " + url_.host + ": " + uv_strerror(rc), 502});
@@ -93,15 +93,15 @@ void Session::OnUpstreamConnected(int status) {
           "cannot connect to " + url_.host + ": " + uv_strerror(status), 502});
     return;
   }
-  up_->stream->SetNoDelay();
-  up_->stream->SetKeepAlive(timeouts().tcp_keepalive_ms);
-  upstream_reusable_ = true;
-  record_.upstream = up_->peer;
-  up_->key = UpstreamPool::HttpKey(url_.host, url_.port);
+  origin_.conn->stream->SetNoDelay();
+  origin_.conn->stream->SetKeepAlive(timeouts().tcp_keepalive_ms);
+  origin_.reusable = true;
+  record_.upstream = origin_.conn->peer;
+  origin_.conn->key = UpstreamPool::HttpKey(url_.host, url_.port);
   switch (after_connect_) {
     case AfterConnect::kConnectReply:
       AnswerConnect();
-      if (!client_in_.empty()) PeekClientHello();
+      if (!client_.in.empty()) PeekClientHello();
       return;
     case AfterConnect::kTunnel:
       Tunnel();
@@ -121,36 +121,36 @@ void Session::OnUpstreamConnected(int status) {
 // The origin closed the connection kept for this client between requests: its next request
 // gets a fresh one.
 void Session::OriginEndWhileIdle() {
-  upstream_reusable_ = false;
+  origin_.reusable = false;
   ReleaseUpstream(false);
 }
 
 void Session::ReleaseUpstream(bool reuse) {
-  if (!upstream_open_) return;
+  if (!origin_.open) return;
   FlushLeg(Leg::kUpstream);
-  if (!upstream_open_) return;  // the flush failed, and closing released it
-  upstream_open_ = false;
-  upstream_idle_ = false;
-  UpstreamConn* conn = up_;
+  if (!origin_.open) return;  // the flush failed, and closing released it
+  origin_.open = false;
+  origin_.idle = false;
+  UpstreamConn* conn = origin_.conn;
   conn->stream->StopReading();
-  if (origin_leg_.tls && upstream_verified_ && origin_leg_.tls->handshake_done()) {
-    context_.pool().SaveSession(TlsSessionKey(conn->peer), origin_leg_.tls->ssl());
+  if (origin_.transport.tls && origin_.verified && origin_.transport.tls->handshake_done()) {
+    context_.pool().SaveSession(TlsSessionKey(conn->peer), origin_.transport.tls->ssl());
   }
   // A connection that carried NTLM or Negotiate authentication is authenticated as this
   // client's user: it dies with this client's connection, never reaching another (Squid pins
   // the same way).
-  reuse = reuse && !upstream_pinned_ && PendingWrites(Leg::kUpstream) == 0 && !context_.stopping();
-  up_ = nullptr;
-  origin_leg_.Attach(nullptr);
-  upstream_pinned_ = false;
+  reuse = reuse && !origin_.pinned && PendingWrites(Leg::kUpstream) == 0 && !context_.stopping();
+  origin_.conn = nullptr;
+  origin_.transport.Attach(nullptr);
+  origin_.pinned = false;
   if (reuse) {
-    conn->tls = std::move(origin_leg_.tls);
-    origin_leg_.tls.reset();
+    conn->tls = std::move(origin_.transport.tls);
+    origin_.transport.tls.reset();
     ++conn->exchanges;
     context_.pool().Put(conn);
     return;
   }
-  origin_leg_.tls.reset();
+  origin_.transport.tls.reset();
   UpstreamPool::Close(conn);
 }
 
@@ -162,12 +162,12 @@ bool Session::TakePooledUpstream(const std::string& key) {
     UpstreamPool::Close(conn);
     return false;
   }
-  up_ = conn;
-  upstream_open_ = true;
-  origin_leg_.Attach(up_->stream.get());
-  upstream_was_pooled_ = true;
-  upstream_reusable_ = true;
-  origin_leg_.tls = std::move(conn->tls);
+  origin_.conn = conn;
+  origin_.open = true;
+  origin_.transport.Attach(origin_.conn->stream.get());
+  origin_.was_pooled = true;
+  origin_.reusable = true;
+  origin_.transport.tls = std::move(conn->tls);
   conn->tls.reset();
   record_.upstream = conn->peer;
   return true;
@@ -177,11 +177,11 @@ bool Session::TakePooledUpstream(const std::string& key) {
 // without a body is sent again, once, on a fresh connection.
 bool Session::RetryStaleUpstream() {
   const HttpHead& request = request_.head();
-  if (!upstream_was_pooled_ || upstream_retried_ || response_.started() || !request_.complete() ||
+  if (!origin_.was_pooled || origin_.retried || response_.started() || !request_.complete() ||
       request.chunked || request.content_length.value_or(0) != 0) {
     return false;
   }
-  upstream_retried_ = true;
+  origin_.retried = true;
   ReleaseUpstream(false);
   request_.Hold();
   response_.Reset();
