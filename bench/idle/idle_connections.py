@@ -23,6 +23,9 @@ import time
 
 class Origin(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # The head and the body are two writes: without this, Nagle's algorithm and the
+    # gateway's delayed ACK hold each response for 40 ms, and 10,000 clients take minutes.
+    disable_nagle_algorithm = True
 
     def do_GET(self):  # noqa: N802 (the stdlib's name)
         body = b"ok\n"
