@@ -39,7 +39,7 @@ const Session::PhaseSpec Session::kPhases[] = {
   {"client_handshake",   Reads::kYes,         false, &Session::OnClientHandshakeBytes,  &Session::ClientEndEarly,           &Session::IgnoreOriginBytes,         &Session::OriginGone,             &Session::ClientHandshakeTimeout},
   {"relay",              Reads::kRequestBody, true,  &Session::BufferClientBytes,       &Session::ClientEndInExchange,      &Session::OnResponseBytes,           &Session::OriginEndInRelay,       &Session::RelayTimeout},
   {"drain",              Reads::kNo,          false, &Session::DropBytes,               &Session::CloseNow,                 &Session::IgnoreOriginBytes,         &Session::OriginGone,             &Session::CloseNow},
-  {"linger",             Reads::kYes,         false, &Session::DropBytes,               &Session::CloseNow,                 &Session::IgnoreOriginBytes,         &Session::OriginGone,             &Session::CloseNow},
+  {"linger",             Reads::kDrop,        false, &Session::DropBytes,               &Session::CloseNow,                 &Session::IgnoreOriginBytes,         &Session::OriginGone,             &Session::CloseNow},
   {"closed",             Reads::kNo,          false, &Session::DropBytes,               &Session::NoTimeout,                &Session::IgnoreOriginBytes,         &Session::NoTimeout,              &Session::NoTimeout},
 };
 // clang-format on
@@ -219,9 +219,11 @@ void Session::UpdateReading() {
   if (closing_) return;
   const PhaseSpec& phase = spec();
   const bool client_allowed =
-      !client_.ended && client_.in.size() < kMaxPipelined &&
-      (phase.client_reads == Reads::kYes ||
-       (phase.client_reads == Reads::kRequestBody && (!request_.paused() || request_.complete())));
+      !client_.ended &&
+      (phase.client_reads == Reads::kDrop ||
+       (client_.in.size() < kMaxPipelined &&
+        (phase.client_reads == Reads::kYes || (phase.client_reads == Reads::kRequestBody &&
+                                               (!request_.paused() || request_.complete())))));
   const bool want_client = client_allowed && request_.SourceReads(client_.stream->reading());
   if (want_client != client_.stream->reading()) {
     if (want_client) {
@@ -296,7 +298,8 @@ void Session::Linger() {
     Close();  // the client already ended its side: nothing of it is left unread
     return;
   }
-  std::string().swap(client_.in);
+  // (client_.in is left alone: this may run inside the request parser's callback, which is
+  // still reading it.)
   Enter(Phase::kLinger, timeouts().linger_ms);
 }
 

@@ -85,8 +85,10 @@ class Session final : private Transport::Events,
     kLinger,           // FIN sent; what the client still sends is dropped
     kClosed,
   };
-  // When a phase lets the client's leg read.
-  enum class Reads : std::uint8_t { kNo, kYes, kRequestBody };
+  // When a phase lets the client's leg read: never; while less than kMaxPipelined waits to be
+  // parsed; only while a request's body flows (and within kMaxPipelined); always, dropping
+  // what arrives.
+  enum class Reads : std::uint8_t { kNo, kYes, kRequestBody, kDrop };
   // A phase's handlers: bytes (plaintext on a decrypted leg) and end of stream from either
   // leg, and its timeout (armed by Enter or ArmTimeout).
   struct PhaseSpec {
