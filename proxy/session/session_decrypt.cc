@@ -131,7 +131,7 @@ void Session::UpstreamHandshakeStep() {
 void Session::UpstreamTlsFinished() {
   timer_->Stop();
   record_.upstream_verify = origin_.verified ? "ok" : origin_.problem;
-  if (client_.transport.tls && client_.transport.tls->handshake_done()) {
+  if (client_.transport.encrypted()) {
     if (origin_.verified) {
       SendRequestUpstream();
     } else {

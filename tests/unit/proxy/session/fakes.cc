@@ -3,7 +3,9 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <thread>
 
 namespace mintgate::proxy::testing {
 
@@ -231,10 +233,21 @@ void FakeContext::Post(std::function<void()> fn) {
   posted_.push_back(std::move(fn));
 }
 
+bool FakeContext::WaitForPosted(int seconds) {
+  for (int i = 0; i < seconds * 100; ++i) {
+    {
+      std::lock_guard<std::mutex> lock(posted_mutex_);
+      if (!posted_.empty()) return true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
 void FakeContext::Pump() {
   for (int i = 0; i < 100000; ++i) {
     std::vector<std::function<void()>> posted;
-    {
+    if (!hold_posted) {
       std::lock_guard<std::mutex> lock(posted_mutex_);
       posted.swap(posted_);
     }

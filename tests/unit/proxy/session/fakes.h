@@ -189,6 +189,11 @@ class FakeContext final : public SessionContext {
   // Advances the fake clock, pumping after each timer.
   void Advance(std::uint64_t ms);
   std::size_t open_sessions() const { return sessions_.size(); }
+  // While set, what other threads post (a minted leaf) is kept back: a loop that never gets
+  // to it, for the timeouts that wait for one.
+  bool hold_posted = false;
+  // Waits (up to `seconds`, on the real clock) until another thread has posted something.
+  bool WaitForPosted(int seconds);
 
   FakeClock clock_;
   MemoryNet net_;

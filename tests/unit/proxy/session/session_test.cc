@@ -373,5 +373,61 @@ TEST_F(SessionTest, BlockedHostIs403AndNeverConnects) {
   EXPECT_EQ(records.at(0)["rule"], "no-www");
 }
 
+// A client that does not read its answer does not hold the connection: the 403 stays queued
+// for timeouts.linger (2 s by default), then the connection closes. One that reads it gets a
+// FIN and, once it ends its side too, is closed at once.
+TEST_F(SessionTest, AnswerNobodyReadsIsDroppedAfterLinger) {
+  Start("[[rule]]\nname = \"no-www\"\naction = \"block\"\nhosts = [\"www.lab.test\"]\n");
+  MemoryStream* client = context_->Connect();
+  auto peer = client->shared_peer();
+  peer->accepts = false;
+  client->Send(Get("/"));
+  context_->Pump();
+  EXPECT_TRUE(peer->received.empty());
+  context_->Advance(1999);
+  EXPECT_EQ(context_->open_sessions(), 1u) << "closed before timeouts.linger";
+  context_->Advance(1);
+  EXPECT_EQ(context_->open_sessions(), 0u) << "still open after timeouts.linger";
+  EXPECT_TRUE(peer->ended);
+
+  MemoryStream* reader = context_->Connect();
+  auto reader_peer = reader->shared_peer();
+  reader->Send(Get("/"));
+  context_->Pump();
+  EXPECT_EQ(reader_peer->received.rfind("HTTP/1.1 403", 0), 0u);
+  EXPECT_TRUE(reader_peer->ended) << "no FIN after the answer";
+  EXPECT_EQ(context_->open_sessions(), 1u) << "lingering: what the client still sends is read";
+  reader->Send("late bytes are dropped");
+  reader->SendEnd();
+  context_->Pump();
+  EXPECT_EQ(context_->open_sessions(), 0u) << "the client's end did not close the lingering one";
+}
+
+// An upgraded connection is a tunnel: closed after timeouts.tunnel_idle with no byte either
+// way, and every byte starts the period again.
+TEST_F(SessionTest, IdleTunnelIsClosedAfterTunnelIdle) {
+  Start();
+  MemoryStream* client = context_->Connect();
+  auto peer = client->shared_peer();
+  client->Send(Get("/ws", "Connection: Upgrade\r\nUpgrade: websocket\r\n"));
+  context_->Pump();
+  Origin().Send(
+      "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+      "Upgrade: websocket\r\n\r\n");
+  context_->Pump();
+  context_->Advance(599'000);
+  client->Send("ping");
+  context_->Pump();
+  context_->Advance(599'000);
+  EXPECT_FALSE(peer->ended) << "activity did not restart timeouts.tunnel_idle";
+  context_->Advance(1'000);
+  EXPECT_TRUE(peer->ended);
+  const auto records = Records();
+  ASSERT_EQ(records.size(), 2u);  // the upgrade, then the tunnel's end
+  EXPECT_EQ(records[1]["error"], "downstream/timeout");
+  EXPECT_NE(records[1]["note"].get<std::string>().find("tunnel idle for 600 s"), std::string::npos)
+      << records[1];
+}
+
 }  // namespace
 }  // namespace mintgate::proxy::testing

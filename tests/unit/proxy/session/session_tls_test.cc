@@ -44,6 +44,7 @@ using Status = tls::TlsEngine::Status;
 
 constexpr char kConnected[] = "HTTP/1.1 200 Connection established\r\n\r\n";
 constexpr std::uint64_t kTlsHandshakeMs = 7'000;  // timeouts.tls_handshake below
+constexpr std::uint64_t kLeafWaitMs = 9'000;      // timeouts.leaf_wait below
 
 // One TLS end the test plays (the client, or an origin): what the gateway sent it is fed to
 // its engine, and what the engine writes is sent to the gateway while the stream is open.
@@ -601,6 +602,54 @@ TEST_F(SessionTlsTest, ClientRejectingTheLeafIsRecordedForReadiness) {
   EXPECT_EQ(records[0]["ca"], "default");
   EXPECT_EQ(records[0]["sni"], "www.lab.test");
   EXPECT_EQ(records[0]["upstream_verify"], "ok");
+}
+
+// The origin closes in the middle of its handshake: the client still gets a trusted leaf
+// and then a 502 page naming the reason, recorded as origin_tls/closed.
+TEST_F(SessionTlsTest, OriginClosingDuringItsHandshakeIsA502Page) {
+  Start();
+  auto client = TrustingClient("www.lab.test");
+  SendHello(*client);
+  ASSERT_EQ(OriginConnections(), 1u);
+  EXPECT_FALSE(context_->net_.connections()[0]->peer().received.empty()) << "no ClientHello";
+  context_->net_.connections()[0]->SendEnd();
+  context_->Pump();
+  Exchange(client.get());
+  ASSERT_EQ(client->status, Status::kDone) << client->engine.error();
+  EXPECT_NE(client->plaintext.find("HTTP/1.1 502"), std::string::npos) << client->plaintext;
+  const auto records = Records();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0]["error"], "origin_tls/closed") << records[0];
+  EXPECT_NE(records[0]["upstream_verify"].get<std::string>().find("closed the connection"),
+            std::string::npos)
+      << records[0];
+}
+
+// A leaf that never comes (the mint's answer never reaches the loop): closed after
+// timeouts.leaf_wait, recorded as internal/timeout.
+TEST_F(SessionTlsTest, LeafThatNeverComesIsClosedAfterLeafWait) {
+  Start();
+  context_->hold_posted = true;  // no Premint: the leaf is minted on a mint thread
+  trusting_ = ClientContext(gateway_ca_.get());
+  auto client = Connect("www.lab.test", "www.lab.test", trusting_.get());
+  SendHello(*client);
+  auto origin = OriginEnd(OriginLeaf("origin", "www.lab.test"));
+  Exchange(client.get(), origin.get());
+  ASSERT_TRUE(origin->engine.handshake_done()) << origin->engine.error();
+  EXPECT_FALSE(client->peer->ended);
+  context_->Advance(kLeafWaitMs - 1);
+  EXPECT_FALSE(client->peer->ended) << "closed before timeouts.leaf_wait";
+  context_->Advance(1);
+  EXPECT_TRUE(client->peer->ended) << "still open after timeouts.leaf_wait";
+  const auto records = Records();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0]["error"], "internal/timeout") << records[0];
+  EXPECT_NE(records[0]["note"].get<std::string>().find("no leaf certificate within 9 s"),
+            std::string::npos)
+      << records[0];
+  // The mint thread still answers (to a session that is gone); the context it posts to must
+  // outlive that.
+  EXPECT_TRUE(context_->WaitForPosted(5));
 }
 
 }  // namespace
