@@ -28,6 +28,7 @@ struct ProfileFacts {
   std::string name;
   std::optional<tls::CertInfo> info;  // unset when the certificate could not be read
   std::string error;
+  bool pending = false;  // the generated CA, made at the gateway's first start: not an error
   std::optional<rules::Instant> retire_at;
   std::string successor;
   std::vector<std::string> used_by;
@@ -40,7 +41,7 @@ struct RuleRow {
   std::string profile;     // the profile that signs at --at
   std::string subject_cn;  // 発行先
   std::string issuer_cn;   // 発行元
-  std::string status;      // ok | migrate | expiring | error
+  std::string status;      // ok | migrate | expiring | pending | error
   std::string switches;    // when a migrate rule switches (or switched), and to what
 };
 
@@ -87,6 +88,7 @@ int RunCaAudit(const CaAuditArgs& args, std::ostream& out, std::ostream& err) {
     if (!profiles[kGeneratedCaName].info) {
       profiles[kGeneratedCaName].error =
           "generated at the gateway's first start in " + g.generated_ca_dir;
+      profiles[kGeneratedCaName].pending = true;
     }
   }
 
@@ -119,7 +121,7 @@ int RunCaAudit(const CaAuditArgs& args, std::ostream& out, std::ostream& err) {
       row.switches = rules::FormatInstant(*configured.retire_at) + " -> " + target;
     }
     if (!signing.info) {
-      row.status = "error";
+      row.status = signing.pending ? "pending" : "error";
     } else if (retires) {
       row.status = "migrate";
       needs_migration = true;
@@ -131,11 +133,27 @@ int RunCaAudit(const CaAuditArgs& args, std::ostream& out, std::ostream& err) {
     rows.push_back(row);
   }
 
+  // A profile that cannot be read is an error whether a rule uses it or not (the gateway
+  // would not start with it), and it makes the audit fail: nothing about the rules that use
+  // it can be known, least of all that they are migrated.
+  std::vector<std::string> errors;
+  for (const auto& [name, p] : profiles) {
+    if (p.info || p.pending) continue;
+    std::string used;
+    for (const std::string& u : p.used_by) used += (used.empty() ? "" : ", ") + u;
+    errors.push_back("CA profile \"" + name + "\" cannot be read: " +
+                     (p.error.empty() ? std::string("no such profile") : p.error) +
+                     (used.empty() ? std::string() : " (used by " + used + ")"));
+  }
+  const int exit_code = !errors.empty() ? kConfigError : needs_migration ? kNeedsMigration : kClean;
+
   if (args.json) {
     nlohmann::json j;
     j["config"] = args.config;
     j["at"] = rules::FormatInstant(at);
     j["needs_migration"] = needs_migration;
+    j["ok"] = errors.empty();
+    j["errors"] = errors;
     j["rules"] = nlohmann::json::array();
     for (const RuleRow& r : rows) {
       auto opt = [](const std::string& s) {
@@ -163,14 +181,14 @@ int RunCaAudit(const CaAuditArgs& args, std::ostream& out, std::ostream& err) {
         pj["days_left"] = DaysLeft(*p.info, at);
         pj["sha256"] = p.info->sha256;
       } else {
-        pj["error"] = p.error;
+        pj[p.pending ? "pending" : "error"] = p.error;
       }
       if (p.retire_at) pj["retire_at"] = rules::FormatInstant(*p.retire_at);
       if (!p.successor.empty()) pj["successor"] = p.successor;
       j["profiles"].push_back(pj);
     }
     out << j.dump(2) << "\n";
-    return needs_migration ? kNeedsMigration : kClean;
+    return exit_code;
   }
 
   out << "CA migration audit of " << args.config << " at " << rules::FormatInstant(at) << "\n\n";
@@ -194,15 +212,22 @@ int RunCaAudit(const CaAuditArgs& args, std::ostream& out, std::ostream& err) {
                         tls::FormatTime(p.info->not_after), std::to_string(DaysLeft(*p.info, at)),
                         p.info->sha256, Cell(used)});
     } else {
-      ptable.push_back({name, "error: " + p.error, "-", "-", "-", "-", "-", Cell(used)});
+      ptable.push_back({name, (p.pending ? "pending: " : "error: ") + p.error, "-", "-", "-", "-",
+                        "-", Cell(used)});
     }
   }
   PrintTable(out, ptable);
-  out << "\n"
-      << (needs_migration ? "Some rules still need migration (exit 1)."
+  out << "\n";
+  if (!errors.empty()) {
+    for (const std::string& e : errors) err << "error: " << e << "\n";
+    out << errors.size() << (errors.size() == 1 ? " error" : " errors")
+        << ": the audit is incomplete and says nothing about the rules involved (exit 2).\n";
+    return exit_code;
+  }
+  out << (needs_migration ? "Some rules still need migration (exit 1)."
                           : "No rule needs migration.")
       << "\n";
-  return needs_migration ? kNeedsMigration : kClean;
+  return exit_code;
 }
 
 }  // namespace mintgate::proxy

@@ -29,6 +29,20 @@ grep -q "3 categories with 9 pattern(s)" "$work/out" || fail "categories not cou
 expect_exit 2 "$MINTGATE" check -c migration.toml
 grep -q "migration.toml:15: \[ca.legacy\]: .*ca/legacy/ca.pem: cannot read" "$work/err" ||
   fail "missing CA file not reported with its line: $(cat "$work/err")"
+# ... and the audit fails too (exit 2), naming each unreadable profile, instead of calling the
+# rules that use them migrated.
+expect_exit 2 "$MINTGATE" ca audit -c migration.toml
+grep -q "No rule needs migration" "$work/out" && fail "audit without CA files passed: $(cat "$work/out")"
+grep -q "errors: the audit is incomplete" "$work/out" || fail "no error summary: $(cat "$work/out")"
+grep -q 'CA profile "legacy" cannot be read: .*ca/legacy/ca.pem.*(used by ' "$work/err" ||
+  fail "unreadable profile not named: $(cat "$work/err")"
+expect_exit 2 "$MINTGATE" ca audit -c migration.toml --json
+python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["ok"] is False and len(j["errors"]) == 2, j["errors"]' \
+  "$work/out" || fail "audit JSON without CA files: $(cat "$work/out")"
+# The generated CA of the shipped sample does not exist before the first start: pending, not
+# an error.
+expect_exit 0 "$MINTGATE" ca audit -c ../mintgate.toml
+grep -Eq "^default +decrypt .* pending" "$work/out" || fail "generated CA not pending: $(cat "$work/out")"
 "$MINTGATE" ca init --out ca/legacy --name "TREND.IWS.2" >/dev/null
 "$MINTGATE" ca init --out ca/new --name "Web Security Cloud Root CA" >/dev/null
 expect_exit 0 "$MINTGATE" check -c migration.toml
