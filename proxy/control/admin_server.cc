@@ -379,8 +379,10 @@ std::string AdminServer::Serve(const std::string& method, const std::string& pat
     args.config = config_path_;
     args.json = true;
     const int rc = RunCaAudit(args, out, err);
-    if (rc == 2) return Response(500, "text/plain", err.str());
-    return Response(200, "application/json", out.str());
+    if (rc == 2 && out.str().empty()) return Response(500, "text/plain", err.str());
+    // A profile that cannot be read fails the audit: the report still comes, with "ok": false
+    // and its errors, under a status a monitor notices.
+    return Response(rc == 2 ? 500 : 200, "application/json", out.str());
   }
   if (path == "/reload") return RespondReload(method);
   return Response(404, "text/plain", "unknown admin endpoint " + path + "\n");

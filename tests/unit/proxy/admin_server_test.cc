@@ -1,7 +1,10 @@
 #include "proxy/control/admin_server.h"
 
 #include <gtest/gtest.h>
+#include <stdlib.h>
 
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,8 +28,9 @@ const HttpHeader kBearer{"Authorization", std::string("Bearer ") + kToken};
 class AdminServerTest : public ::testing::Test {
  protected:
   AdminServerTest() : runtime_(std::make_shared<Runtime>()) { runtime_->admin_token = kToken; }
-  std::string Get(const std::string& path, std::vector<HttpHeader> headers) const {
-    const AdminServer admin(nullptr, runtime_, "");
+  std::string Get(const std::string& path, std::vector<HttpHeader> headers,
+                  const std::string& config = "") const {
+    const AdminServer admin(nullptr, runtime_, config);
     return admin.Respond("GET", path, headers);
   }
   std::shared_ptr<Runtime> runtime_;  // admin.listen 127.0.0.1:9090
@@ -119,6 +123,24 @@ TEST_F(AdminServerTest, NoTokenRefusesEverything) {
   runtime_->admin_token.clear();
   EXPECT_EQ(Status(Get("/metrics", {kHost, {"Authorization", "Bearer "}})), 401);
   EXPECT_EQ(Status(Get("/metrics", {kHost, kBearer})), 401);
+}
+
+// /audit is the `ca audit --json` report; a CA profile whose certificate cannot be read fails
+// it (500) and the report says which, with "ok": false.
+TEST_F(AdminServerTest, AuditWithAnUnreadableProfileIsA500WithItsErrors) {
+  std::string dir = (std::filesystem::temp_directory_path() / "mgauditXXXXXX").string();
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  std::ofstream(dir + "/m.toml") << "[server]\nstate_dir = \"" << dir << "/state\"\n"
+                                 << "[inspection]\ndefault_ca = \"legacy\"\n"
+                                 << "[ca.legacy]\ncert = \"" << dir << "/missing.pem\"\nkey = \""
+                                 << dir << "/missing.key\"\n";
+  const std::string response = Get("/audit", {kHost, kBearer}, dir + "/m.toml");
+  std::filesystem::remove_all(dir);
+  EXPECT_EQ(Status(response), 500) << response;
+  EXPECT_NE(response.find("application/json"), std::string::npos) << response;
+  EXPECT_NE(Body(response).find("\"ok\": false"), std::string::npos) << response;
+  EXPECT_NE(Body(response).find("CA profile \\\"legacy\\\" cannot be read"), std::string::npos)
+      << response;
 }
 
 }  // namespace
