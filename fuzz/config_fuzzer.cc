@@ -1,7 +1,7 @@
 // Fuzzes the configuration path of `mintgate check` and `run`: the TOML text through
 // ConfigLoader::Parse (proxy/config/config_loader.h) into Config, then the rules compiled by
-// rules::RuleSet::Compile as proxy/config/gateway_config.cc does it, and for a rule set that compiles,
-// decisions on a few targets derived from the rules themselves.
+// rules::RuleSet::Compile as proxy/config/gateway_config.cc does it, and for a rule set that
+// compiles, decisions on a few targets derived from the rules themselves.
 //
 // Category files are read from a folder this process creates once in /tmp; a configuration
 // naming a file outside it (an absolute path, "..") is skipped, so that the fuzzer never reads

@@ -2,11 +2,11 @@
 #include <CLI/CLI.hpp>
 #include <iostream>
 
-#include "proxy/control/audit_command.h"
 #include "proxy/cli/ca_commands.h"
 #include "proxy/cli/config_commands.h"
 #include "proxy/cli/readiness_command.h"
 #include "proxy/cli/run_command.h"
+#include "proxy/control/audit_command.h"
 
 namespace {
 

@@ -176,8 +176,8 @@ class Reader {
       TypeError(*node, where, key, "a number of seconds");
     } else if (!(*seconds >= min_seconds && *seconds <= max_seconds)) {
       std::ostringstream message;
-      message << where << "." << key << " must be between " << min_seconds << " and "
-              << max_seconds << " seconds";
+      message << where << "." << key << " must be between " << min_seconds << " and " << max_seconds
+              << " seconds";
       Error(node->source(), message.str());
     } else {
       out_ms = static_cast<std::uint64_t>(*seconds * 1000.0 + 0.5);
@@ -324,11 +324,11 @@ std::optional<rules::Instant> ToInstant(const toml::date_time& dt) {
 }
 
 void ReadServer(Reader& r, const toml::table& t, ServerConfig& out) {
-  r.CheckKeys(t,
-              {"listen"sv, "workers"sv, "allow_clients"sv, "state_dir"sv,
-               "allow_loopback_upstreams"sv, "deny_destinations"sv, "http_ports"sv,
-               "max_connections"sv, "max_connections_per_client"sv},
-              "server");
+  r.CheckKeys(
+      t,
+      {"listen"sv, "workers"sv, "allow_clients"sv, "state_dir"sv, "allow_loopback_upstreams"sv,
+       "deny_destinations"sv, "http_ports"sv, "max_connections"sv, "max_connections_per_client"sv},
+      "server");
   if (const toml::node* node = t.get("listen")) {
     if (const toml::array* array = node->as_array()) {
       out.listen.clear();
@@ -366,11 +366,11 @@ void ReadServer(Reader& r, const toml::table& t, ServerConfig& out) {
 }
 
 void ReadTimeouts(Reader& r, const toml::table& t, TimeoutsConfig& out) {
-  r.CheckKeys(t,
-              {"request_head"sv, "client_idle"sv, "connect"sv, "tls_handshake"sv,
-               "origin_first_byte"sv, "origin_idle"sv, "tunnel_idle"sv, "leaf_wait"sv,
-               "linger"sv, "tcp_keepalive"sv},
-              "timeouts");
+  r.CheckKeys(
+      t,
+      {"request_head"sv, "client_idle"sv, "connect"sv, "tls_handshake"sv, "origin_first_byte"sv,
+       "origin_idle"sv, "tunnel_idle"sv, "leaf_wait"sv, "linger"sv, "tcp_keepalive"sv},
+      "timeouts");
   constexpr double kDay = 86400;
   r.Seconds(t, "request_head", "timeouts", 0.1, kDay, out.request_head_ms);
   r.Seconds(t, "client_idle", "timeouts", 0.1, kDay, out.client_idle_ms);

@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "proxy/control/admin_server.h"
+#include "proxy/control/runtime_builder.h"
 #include "proxy/runtime/mint_service.h"
 #include "proxy/runtime/runtime.h"
-#include "proxy/control/runtime_builder.h"
 
 namespace mintgate::proxy {
 

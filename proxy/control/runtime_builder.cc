@@ -9,10 +9,10 @@
 #include <exception>
 #include <variant>
 
-#include "proxy/log/access_log.h"
 #include "proxy/config/admin_token.h"
 #include "proxy/config/config_loader.h"
 #include "proxy/config/gateway_config.h"
+#include "proxy/log/access_log.h"
 #include "proxy/runtime/portal.h"
 #include "proxy/runtime/readiness.h"
 #include "tls/ca_generator.h"

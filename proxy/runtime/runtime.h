@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "proxy/log/access_log.h"
 #include "proxy/config/config.h"
+#include "proxy/log/access_log.h"
 #include "proxy/runtime/connection_limiter.h"
 #include "proxy/runtime/destination_policy.h"
 #include "proxy/runtime/mint_service.h"

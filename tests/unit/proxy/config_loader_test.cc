@@ -45,8 +45,7 @@ TEST(ConfigLoader, EmptyFileGivesEveryDefault) {
   EXPECT_EQ(c.log.access, "-");
   EXPECT_EQ(c.log.format, LogFormat::kJson);
   EXPECT_TRUE(c.server.deny_destinations.empty());
-  EXPECT_EQ(c.server.http_ports,
-            (std::vector<PortRange>{{80, 80}, {443, 443}, {1025, 65535}}));
+  EXPECT_EQ(c.server.http_ports, (std::vector<PortRange>{{80, 80}, {443, 443}, {1025, 65535}}));
   EXPECT_EQ(c.server.max_connections, 10000u);
   EXPECT_EQ(c.server.max_connections_per_client, 1000u);
   EXPECT_EQ(c.admin.token_file, "");
@@ -268,8 +267,8 @@ max_pending = 7
             "server.http_ports: expected a port 1-65535 or a range \"low-high\"");
   EXPECT_EQ(OnlyError("[server]\nhttp_ports = [0]\n").message,
             "server.http_ports: expected a port 1-65535 or a range \"low-high\"");
-  EXPECT_NE(OnlyError("[server]\ndeny_destinations = [\"10.0.0.1/8\"]\n").message.find(
-                "did you mean \"10.0.0.0/8\""),
+  EXPECT_NE(OnlyError("[server]\ndeny_destinations = [\"10.0.0.1/8\"]\n")
+                .message.find("did you mean \"10.0.0.0/8\""),
             std::string::npos);
   EXPECT_EQ(OnlyError("[timeouts]\nconnect = 0\n").message,
             "timeouts.connect must be between 0.1 and 86400 seconds");

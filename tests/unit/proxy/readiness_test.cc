@@ -17,8 +17,8 @@
 #include <sstream>
 #include <thread>
 
-#include "proxy/control/admin_server.h"
 #include "proxy/cli/readiness_command.h"
+#include "proxy/control/admin_server.h"
 
 namespace mintgate::proxy {
 namespace {
