@@ -141,6 +141,25 @@ std::string Text(const nlohmann::json& j, const char* key) {
   return it->get<std::string>();
 }
 
+// When a verdict of one kind was last reached ("" when never).
+std::string SeenAt(const nlohmann::json& client, const char* key) {
+  const auto it = client.find(key);
+  return it != client.end() && it->is_object() ? Text(*it, "at") : "";
+}
+
+// How the latest verdict was reached, as the access log writes it: "application_data",
+// "alert:unknown_ca", "closed_after_handshake".
+std::string Evidence(const nlohmann::json& client) {
+  std::string evidence = Text(client, "evidence");
+  const std::string status = Text(client, "status");
+  const auto seen = client.find(status == "trusts" ? "last_trusted" : "last_rejected");
+  if (!evidence.empty() && seen != client.end() && seen->is_object()) {
+    const std::string alert = Text(*seen, "alert");
+    if (!alert.empty()) evidence += ":" + alert;
+  }
+  return evidence;
+}
+
 void PrintReport(const nlohmann::json& doc, const std::string& where, std::ostream& out) {
   out << "Client readiness reported by mintgate at " << where << ", "
       << Cell(Text(doc, "generated_at")) << "\n"
@@ -149,7 +168,7 @@ void PrintReport(const nlohmann::json& doc, const std::string& where, std::ostre
       << " forgotten as least recently seen)\n";
   const auto profiles = doc.find("profiles");
   if (profiles == doc.end() || !profiles->is_array() || profiles->empty()) {
-    out << "\nNo client handshakes recorded yet: clients appear after their first decrypted "
+    out << "\nNo client verdicts recorded yet: clients appear after their first decrypted "
            "connection.\n";
     return;
   }
@@ -157,20 +176,24 @@ void PrintReport(const nlohmann::json& doc, const std::string& where, std::ostre
     if (!p.is_object()) continue;
     const auto trusting = p.value("trusting", std::uint64_t{0});
     const auto rejecting = p.value("rejecting", std::uint64_t{0});
+    const auto unknown = p.value("unknown", std::uint64_t{0});
     const std::uint64_t total = trusting + rejecting;
     out << "\nProfile \"" << Text(p, "profile") << "\": " << trusting << " of " << total
         << " clients trust it";
     if (total > 0) out << " (" << (trusting * 100 / total) << "%)";
-    out << ", " << rejecting << " reject it\n";
-    std::vector<std::vector<std::string>> table = {
-        {"CLIENT", "STATUS", "TRUSTED", "REJECTED", "LAST ALERT", "LAST SEEN"}};
+    out << ", " << rejecting << " reject it";
+    if (unknown > 0) out << ", " << unknown << " never used it (unknown)";
+    out << "\n";
+    std::vector<std::vector<std::string>> table = {{"CLIENT", "STATUS", "EVIDENCE", "TRUSTED",
+                                                    "REJECTED", "UNUSED", "LAST TRUSTED",
+                                                    "LAST REJECTED"}};
     std::size_t shown = 0;
     if (const auto clients = p.find("clients"); clients != p.end() && clients->is_array()) {
       for (const nlohmann::json& c : *clients) {
         if (!c.is_object()) continue;
-        table.push_back({Cell(Text(c, "client")), Cell(Text(c, "status")), Number(c, "trusted"),
-                         Number(c, "rejected"), Cell(Text(c, "last_alert")),
-                         Cell(Text(c, "last_seen"))});
+        table.push_back({Cell(Text(c, "client")), Cell(Text(c, "status")), Cell(Evidence(c)),
+                         Number(c, "trusted"), Number(c, "rejected"), Number(c, "unused"),
+                         Cell(SeenAt(c, "last_trusted")), Cell(SeenAt(c, "last_rejected"))});
         ++shown;
       }
     }

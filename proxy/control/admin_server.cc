@@ -365,8 +365,14 @@ std::string AdminServer::Serve(const std::string& method, const std::string& pat
   }
   if (path == "/readiness") {
     const std::time_t now = std::time(nullptr);
-    const nlohmann::json doc =
-        runtime_->readiness ? runtime_->readiness->ToJson(now) : ReadinessTracker::EmptyJson(now);
+    // Every profile a leaf can come from is listed, even before any client used it.
+    std::vector<std::string> profiles;
+    for (const CaProfileConfig& ca : runtime_->config.cas) profiles.push_back(ca.spec.name);
+    if (runtime_->config.inspection.enabled) {
+      profiles.push_back(runtime_->config.inspection.default_ca);
+    }
+    const nlohmann::json doc = runtime_->readiness ? runtime_->readiness->ToJson(now, profiles)
+                                                   : ReadinessTracker::EmptyJson(now);
     return Response(200, "application/json", doc.dump(2) + "\n");
   }
   if (path == "/audit") {

@@ -116,11 +116,19 @@ std::string AccessLog::Format(const AccessRecord& r) const {
       out += ",\"error\":";
       AppendJsonString(out, r.error);
     }
+    if (!r.evidence.empty()) {
+      out += ",\"evidence\":";
+      AppendJsonString(out, r.evidence);
+    }
     out += ",\"method\":";
     AppendJsonString(out, r.method);
     if (!r.note.empty()) {
       out += ",\"note\":";
       AppendJsonString(out, r.note);
+    }
+    if (!r.readiness.empty()) {
+      out += ",\"readiness\":";
+      AppendJsonString(out, r.readiness);
     }
     out += ",\"rule\":";
     AppendJsonStringOrNull(out, r.rule);

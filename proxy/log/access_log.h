@@ -31,6 +31,11 @@ struct AccessRecord {
   std::string upstream;         // the origin address, or why there was none
   std::string upstream_verify;  // "ok", or why the origin's certificate was not trusted
   std::string note;             // a short reason when the gateway refused or failed
+  // Decrypted CONNECTs: the client's verdict on its leaf (client readiness): "trusts",
+  // "rejects", "unused" (a spare connection), or "" when there was none; and how it was seen
+  // ("application_data", "alert:unknown_ca", "closed_after_handshake", ...).
+  std::string readiness;
+  std::string evidence;
   // Why the exchange failed, as "source/kind" (net::ConnError::Tag, "upstream/timeout"); ""
   // when it did not. The reason in words is the note.
   std::string error;

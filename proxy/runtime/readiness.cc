@@ -1,6 +1,7 @@
 #include "proxy/runtime/readiness.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <nlohmann/json.hpp>
 
@@ -11,6 +12,12 @@ namespace {
 
 std::string Rfc3339(std::time_t t) {
   return rules::FormatInstant(rules::Instant{std::chrono::seconds{t}});
+}
+
+std::string Rfc3339Ms(std::int64_t ms) { return Rfc3339(static_cast<std::time_t>(ms / 1000)); }
+
+bool AfterHandshake(Evidence e) {
+  return e == Evidence::kClosedAfterHandshake || e == Evidence::kResetAfterHandshake;
 }
 
 // FNV-1a over the bytes, then a 64-bit finaliser (splitmix64) so that neighbouring addresses
@@ -56,18 +63,54 @@ std::string_view CertificateAlertName(int alert) {
   }
 }
 
-std::string_view PeerCertificateAlert(std::string_view engine_error) {
+namespace {
+
+// The text of the alert the peer sent, as tls::TlsEngine::error() words it ("...; peer sent
+// alert: unknown CA; ..."): "unknown CA"; "" when it sent none.
+std::string_view PeerAlertText(std::string_view engine_error) {
   constexpr std::string_view kMarker = "peer sent alert: ";
   const std::size_t at = engine_error.find(kMarker);
   if (at == std::string_view::npos) return "";
-  std::string_view text = engine_error.substr(at + kMarker.size());
-  text = text.substr(0, text.find(';'));
+  const std::string_view text = engine_error.substr(at + kMarker.size());
+  return text.substr(0, text.find(';'));
+}
+
+}  // namespace
+
+std::string_view PeerCertificateAlert(std::string_view engine_error) {
+  const std::string_view text = PeerAlertText(engine_error);
   // OpenSSL's SSL_alert_desc_string_long texts of the certificate alerts.
   static constexpr std::pair<std::string_view, int> kTexts[] = {
       {"bad certificate", 42},     {"unsupported certificate", 43}, {"certificate revoked", 44},
       {"certificate expired", 45}, {"certificate unknown", 46},     {"unknown CA", 48}};
   for (const auto& [name, code] : kTexts) {
     if (text == name) return CertificateAlertName(code);
+  }
+  return "";
+}
+
+std::string PeerAlert(std::string_view engine_error) {
+  std::string name;
+  for (const char c : PeerAlertText(engine_error)) {
+    name += c == ' ' ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  return name;
+}
+
+std::string_view EvidenceName(Evidence evidence) {
+  switch (evidence) {
+    case Evidence::kApplicationData:
+      return "application_data";
+    case Evidence::kAlert:
+      return "alert";
+    case Evidence::kClosedDuringHandshake:
+      return "closed_during_handshake";
+    case Evidence::kClosedAfterHandshake:
+      return "closed_after_handshake";
+    case Evidence::kResetDuringHandshake:
+      return "reset_during_handshake";
+    case Evidence::kResetAfterHandshake:
+      return "reset_after_handshake";
   }
   return "";
 }
@@ -117,8 +160,8 @@ void ReadinessTracker::EvictLocked() {
   }
 }
 
-void ReadinessTracker::Record(const rules::IpAddress& client, const std::string& profile,
-                              HandshakeOutcome outcome, std::string_view alert, std::time_t now) {
+bool ReadinessTracker::Record(const rules::IpAddress& client, const std::string& profile,
+                              const Verdict& verdict) {
   const Key key = KeyOf(client);
   std::lock_guard lock(mutex_);
   auto found = index_.find(key);
@@ -130,16 +173,29 @@ void ReadinessTracker::Record(const rules::IpAddress& client, const std::string&
   }
   auto [it, inserted] = lru_.front().profiles.try_emplace(profile);
   Entry& e = it->second;
-  if (inserted) e.first_seen = now;
-  e.last_seen = now;
-  e.outcome = outcome;
-  if (outcome == HandshakeOutcome::kTrusted) {
+  if (inserted) e.first_seen_ms = verdict.at_ms;
+  e.last_seen_ms = std::max(e.last_seen_ms, verdict.at_ms);
+  bool counted = true;
+  if (verdict.outcome == HandshakeOutcome::kTrusted) {
     ++e.trusted;
+    e.outcome = verdict.outcome;
+    e.last_trust =
+        Seen{verdict.at_ms, verdict.evidence, std::string(verdict.alert), std::string(verdict.sni)};
+    e.last_trust_steady_ms = verdict.steady_ms;
+  } else if (AfterHandshake(verdict.evidence) && e.last_trust.at_ms != 0 &&
+             e.last_trust_steady_ms + kSpareWindowMs >= verdict.handshake_steady_ms) {
+    // The client used another connection with this profile meanwhile: this one was spare.
+    ++e.unused;
+    counted = false;
   } else {
     ++e.rejected;
+    e.outcome = verdict.outcome;
+    e.last_reject =
+        Seen{verdict.at_ms, verdict.evidence, std::string(verdict.alert), std::string(verdict.sni)};
+    if (!verdict.alert.empty()) e.last_alert = verdict.alert;
   }
-  if (!alert.empty()) e.last_alert = alert;
   if (found == index_.end()) EvictLocked();
+  return counted;
 }
 
 std::optional<HandshakeOutcome> ReadinessTracker::Latest(const rules::IpAddress& client,
@@ -162,14 +218,23 @@ nlohmann::json ReadinessTracker::EmptyJson(std::time_t now) {
           {"profiles", nlohmann::json::array()}};
 }
 
-nlohmann::json ReadinessTracker::ToJson(std::time_t now) const {
+namespace {
+
+nlohmann::json SeenJson(std::int64_t at_ms, Evidence evidence, const std::string& alert,
+                        const std::string& sni) {
+  if (at_ms == 0) return nullptr;
+  return {{"at", Rfc3339Ms(at_ms)},
+          {"evidence", EvidenceName(evidence)},
+          {"alert", alert.empty() ? nlohmann::json(nullptr) : nlohmann::json(alert)},
+          {"sni", sni.empty() ? nlohmann::json(nullptr) : nlohmann::json(sni)}};
+}
+
+}  // namespace
+
+nlohmann::json ReadinessTracker::ToJson(std::time_t now,
+                                        const std::vector<std::string>& profiles) const {
   // A copy under the lock; sorting and the JSON itself after it, so workers wait only for
   // the copy.
-  struct Row {
-    const std::string* profile;
-    rules::IpAddress address;
-    Entry entry;
-  };
   std::vector<Client> clients;
   std::size_t max_clients = 0;
   std::uint64_t evicted = 0;
@@ -179,44 +244,72 @@ nlohmann::json ReadinessTracker::ToJson(std::time_t now) const {
     max_clients = max_clients_;
     evicted = evicted_;
   }
-  std::vector<Row> rows;
+  std::sort(clients.begin(), clients.end(),
+            [](const Client& a, const Client& b) { return AddressLess(a.address, b.address); });
+  std::vector<std::string> names = profiles;
   for (const Client& c : clients) {
-    for (const auto& [profile, entry] : c.profiles) rows.push_back({&profile, c.address, entry});
+    for (const auto& entry : c.profiles) names.push_back(entry.first);
   }
-  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
-    if (*a.profile != *b.profile) return *a.profile < *b.profile;
-    return AddressLess(a.address, b.address);
-  });
+  std::sort(names.begin(), names.end());
+  names.erase(std::unique(names.begin(), names.end()), names.end());
 
   nlohmann::json doc = {{"generated_at", Rfc3339(now)},
                         {"clients_tracked", clients.size()},
                         {"max_clients", max_clients},
                         {"evicted", evicted},
                         {"profiles", nlohmann::json::array()}};
-  for (std::size_t i = 0; i < rows.size();) {
-    const std::string& profile = *rows[i].profile;
+  for (const std::string& profile : names) {
     nlohmann::json list = nlohmann::json::array();
-    std::uint64_t trusting = 0, rejecting = 0;
-    std::size_t count = 0;
-    for (; i < rows.size() && *rows[i].profile == profile; ++i, ++count) {
-      const Entry& e = rows[i].entry;
+    std::uint64_t trusting = 0, rejecting = 0, unknown = 0;
+    for (const Client& c : clients) {
+      const auto it = c.profiles.find(profile);
+      const bool listed = list.size() < kMaxClientsPerProfile;
+      if (it == c.profiles.end()) {
+        ++unknown;
+        if (listed) {
+          list.push_back({{"client", c.address.ToString()},
+                          {"status", "unknown"},
+                          {"trusted", 0},
+                          {"rejected", 0},
+                          {"unused", 0},
+                          {"evidence", nullptr},
+                          {"last_alert", nullptr},
+                          {"last_trusted", nullptr},
+                          {"last_rejected", nullptr},
+                          {"first_seen", nullptr},
+                          {"last_seen", nullptr}});
+        }
+        continue;
+      }
+      const Entry& e = it->second;
       const bool trusts = e.outcome == HandshakeOutcome::kTrusted;
       (trusts ? trusting : rejecting)++;
-      if (count >= kMaxClientsPerProfile) continue;
-      list.push_back({{"client", rows[i].address.ToString()},
-                      {"status", trusts ? "trusts" : "rejects"},
-                      {"trusted", e.trusted},
-                      {"rejected", e.rejected},
-                      {"last_alert", e.last_alert.empty() ? nlohmann::json(nullptr)
-                                                          : nlohmann::json(e.last_alert)},
-                      {"first_seen", Rfc3339(e.first_seen)},
-                      {"last_seen", Rfc3339(e.last_seen)}});
+      if (!listed) continue;
+      const Seen& latest = trusts ? e.last_trust : e.last_reject;
+      list.push_back(
+          {{"client", c.address.ToString()},
+           {"status", trusts ? "trusts" : "rejects"},
+           {"trusted", e.trusted},
+           {"rejected", e.rejected},
+           {"unused", e.unused},
+           {"evidence", latest.at_ms == 0 ? nlohmann::json(nullptr)
+                                          : nlohmann::json(EvidenceName(latest.evidence))},
+           {"last_alert",
+            e.last_alert.empty() ? nlohmann::json(nullptr) : nlohmann::json(e.last_alert)},
+           {"last_trusted", SeenJson(e.last_trust.at_ms, e.last_trust.evidence, e.last_trust.alert,
+                                     e.last_trust.sni)},
+           {"last_rejected", SeenJson(e.last_reject.at_ms, e.last_reject.evidence,
+                                      e.last_reject.alert, e.last_reject.sni)},
+           {"first_seen", Rfc3339Ms(e.first_seen_ms)},
+           {"last_seen", Rfc3339Ms(e.last_seen_ms)}});
     }
+    const bool truncated = trusting + rejecting + unknown > list.size();
     doc["profiles"].push_back({{"profile", profile},
                                {"trusting", trusting},
                                {"rejecting", rejecting},
+                               {"unknown", unknown},
                                {"clients", std::move(list)},
-                               {"clients_truncated", count > kMaxClientsPerProfile}});
+                               {"clients_truncated", truncated}});
   }
   return doc;
 }

@@ -1,7 +1,10 @@
 // Client readiness for a CA cutover: which clients already trust which CA profile, learnt from
-// real handshakes (a finished handshake with a leaf from profile X: the client trusts X; an
-// abort with a certificate alert right after our certificate: it does not), and the canary
-// routing that sends a share of the clients to the successor CA before the cutover.
+// real connections, and the canary routing that sends a share of the clients to the successor
+// CA before the cutover. A client trusts a leaf only when it sends application data over the
+// decrypted connection: many clients (GnuTLS programs such as wget, Node, several language
+// runtimes) finish the handshake and check the certificate afterwards, then close. A
+// rejection is a certificate alert, or a close or reset after our certificate with no
+// application data, during the handshake or after it.
 #pragma once
 
 #include <array>
@@ -25,6 +28,34 @@ namespace mintgate::proxy {
 
 enum class HandshakeOutcome { kTrusted, kRejected };
 
+// How a verdict was reached.
+enum class Evidence : std::uint8_t {
+  kApplicationData,        // trusts: the client sent data over the decrypted connection
+  kAlert,                  // rejects: a certificate alert in the handshake, or any fatal
+                           // alert after it before any data
+  kClosedDuringHandshake,  // rejects: closed after our certificate, before its Finished
+  kClosedAfterHandshake,   // rejects: finished the handshake, then closed without sending data
+  kResetDuringHandshake,   // rejects: reset after our certificate, before its Finished
+  kResetAfterHandshake,    // rejects: finished the handshake, then reset without sending data
+};
+
+// "application_data", "alert", "closed_during_handshake", "closed_after_handshake",
+// "reset_during_handshake", "reset_after_handshake".
+std::string_view EvidenceName(Evidence evidence);
+
+// One connection's verdict on a leaf from one profile.
+struct Verdict {
+  HandshakeOutcome outcome = HandshakeOutcome::kTrusted;
+  Evidence evidence = Evidence::kApplicationData;
+  std::string_view alert;  // kAlert: its name ("unknown_ca")
+  std::string_view sni;    // the server name the client asked for; "" when none
+  std::int64_t at_ms = 0;  // wall clock, milliseconds since the epoch
+  // A monotonic clock shared by the workers (milliseconds): now, and for a rejection after
+  // the handshake, when that handshake finished (see Record).
+  std::uint64_t steady_ms = 0;
+  std::uint64_t handshake_steady_ms = 0;
+};
+
 // The RFC 8446 name of a certificate-related TLS alert description: 42 "bad_certificate",
 // 43 "unsupported_certificate", 44 "certificate_revoked", 45 "certificate_expired",
 // 46 "certificate_unknown", 48 "unknown_ca"; "" for any other (also with the level byte,
@@ -35,6 +66,10 @@ std::string_view CertificateAlertName(int alert);
 // ("...; peer sent alert: unknown CA; ..."), as CertificateAlertName names it; "" when the
 // peer sent none or another alert.
 std::string_view PeerCertificateAlert(std::string_view engine_error);
+
+// Any alert the peer sent, from the same text, in RFC 8446 spelling ("unknown CA" ->
+// "unknown_ca", "handshake failure" -> "handshake_failure"); "" when it sent none.
+std::string PeerAlert(std::string_view engine_error);
 
 // What the gateway has seen of clients' handshakes, per client address and CA profile.
 // Thread-safe (one short-held mutex); bounded: at most max_clients addresses, the least
@@ -49,34 +84,53 @@ class ReadinessTracker {
   std::size_t clients_tracked() const;
   std::uint64_t evicted() const;
 
-  // One handshake of `client` with a leaf from `profile`. `alert`: the certificate alert of a
-  // rejection ("unknown_ca"), or "".
-  void Record(const rules::IpAddress& client, const std::string& profile, HandshakeOutcome outcome,
-              std::string_view alert, std::time_t now);
+  // One connection's verdict for `client` on a leaf from `profile`. The status becomes the
+  // verdict, except for a connection that closed or reset unused after its handshake when the
+  // same client sent application data under the same profile on another connection within
+  // kSpareWindowMs before that handshake, or since: a browser's spare connection (opened ahead
+  // and closed unused), not a rejection. That one is only counted as unused, and Record
+  // returns false.
+  bool Record(const rules::IpAddress& client, const std::string& profile, const Verdict& verdict);
 
   // The latest outcome of this client with this profile: nullopt when never seen (or evicted).
   std::optional<HandshakeOutcome> Latest(const rules::IpAddress& client,
                                          const std::string& profile) const;
 
   // The /readiness document: {"generated_at", "clients_tracked", "max_clients", "evicted",
-  // "profiles": [{"profile", "trusting", "rejecting", "clients": [{"client", "status",
-  // "trusted", "rejected", "last_alert", "first_seen", "last_seen"}], "clients_truncated"}]},
-  // profiles by name, clients by address, at most kMaxClientsPerProfile clients per profile
-  // (trusting/rejecting always count all of them).
-  nlohmann::json ToJson(std::time_t now) const;
+  // "profiles": [{"profile", "trusting", "rejecting", "unknown", "clients": [{"client",
+  // "status", "trusted", "rejected", "unused", "evidence", "last_alert", "last_trusted",
+  // "last_rejected", "first_seen", "last_seen"}], "clients_truncated"}]}. "status" is
+  // "trusts", "rejects" (the latest verdict) or "unknown": a client tracked for another
+  // profile that never made a decrypted connection with this one. "last_trusted" and
+  // "last_rejected" are null or {"at", "evidence", "alert", "sni"}. Profiles by name: those
+  // seen and `profiles` (the configured ones, listed even before any client); clients by
+  // address, at most kMaxClientsPerProfile per profile (the counts always count all).
+  nlohmann::json ToJson(std::time_t now, const std::vector<std::string>& profiles = {}) const;
   // The same document for a gateway without a tracker: nothing tracked.
   static nlohmann::json EmptyJson(std::time_t now);
 
   static constexpr std::size_t kMaxClientsPerProfile = 1000;
+  static constexpr std::uint64_t kSpareWindowMs = 60'000;
 
  private:
+  // The latest verdict of one kind: at_ms 0 when never.
+  struct Seen {
+    std::int64_t at_ms = 0;
+    Evidence evidence = Evidence::kApplicationData;
+    std::string alert;
+    std::string sni;
+  };
   struct Entry {
     HandshakeOutcome outcome = HandshakeOutcome::kTrusted;
     std::uint64_t trusted = 0;
     std::uint64_t rejected = 0;
+    std::uint64_t unused = 0;  // spare connections closed unused (see Record)
+    Seen last_trust;
+    std::uint64_t last_trust_steady_ms = 0;
+    Seen last_reject;
     std::string last_alert;  // "" when none was ever seen
-    std::time_t first_seen = 0;
-    std::time_t last_seen = 0;
+    std::int64_t first_seen_ms = 0;
+    std::int64_t last_seen_ms = 0;
   };
   struct Client {
     rules::IpAddress address;

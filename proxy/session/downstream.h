@@ -26,6 +26,7 @@ struct Downstream {
   // between requests when it grew: an idle connection holds no buffer.
   std::string in;
   bool ended = false;                 // FIN, or close_notify on a decrypted connection
+  bool reset = false;                 // ... and that end was a TCP reset
   std::uint64_t bytes_in_logged = 0;  // the stream's counts at the last access record
   std::uint64_t bytes_out_logged = 0;
 };

@@ -36,7 +36,8 @@ const Session::PhaseSpec Session::kPhases[] = {
   {"tunnel",             Reads::kYes,         true,  &Session::TunnelToOrigin,          &Session::ClientEndInTunnel,        &Session::TunnelToClient,            &Session::OriginEndInTunnel,      &Session::TunnelTimeout},
   {"origin_handshake",   Reads::kNo,          true,  &Session::BufferClientBytes,       &Session::ClientEndInExchange,      &Session::OnOriginHandshakeBytes,    &Session::OriginEndInHandshake,   &Session::OriginHandshakeTimeout},
   {"leaf",               Reads::kNo,          false, &Session::BufferClientBytes,       &Session::ClientEndEarly,           &Session::IgnoreOriginBytes,         &Session::OriginGone,             &Session::LeafTimeout},
-  {"client_handshake",   Reads::kYes,         false, &Session::OnClientHandshakeBytes,  &Session::ClientEndEarly,           &Session::IgnoreOriginBytes,         &Session::OriginGone,             &Session::ClientHandshakeTimeout},
+  {"client_handshake",   Reads::kYes,         false, &Session::OnClientHandshakeBytes,  &Session::ClientEndInHandshake,     &Session::IgnoreOriginBytes,         &Session::OriginGone,             &Session::ClientHandshakeTimeout},
+  {"first_record",       Reads::kYes,         true,  &Session::OnFirstRecord,           &Session::ClientEndAfterHandshake,  &Session::IgnoreOriginBytes,         &Session::OriginEndWhileIdle,     &Session::FirstRecordTimeout},
   {"relay",              Reads::kRequestBody, true,  &Session::BufferClientBytes,       &Session::ClientEndInExchange,      &Session::OnResponseBytes,           &Session::OriginEndInRelay,       &Session::RelayTimeout},
   {"drain",              Reads::kNo,          false, &Session::DropBytes,               &Session::CloseNow,                 &Session::IgnoreOriginBytes,         &Session::OriginGone,             &Session::CloseNow},
   {"linger",             Reads::kDrop,        false, &Session::DropBytes,               &Session::CloseNow,                 &Session::IgnoreOriginBytes,         &Session::OriginGone,             &Session::CloseNow},
@@ -121,6 +122,7 @@ void Session::OnLegRead(Leg leg, ssize_t nread, const char* data) {
   if (nread < 0) {
     if (client) {
       client_.ended = true;
+      client_.reset = nread == UV_ECONNRESET;
       client_.stream->StopReading();
     }
     (this->*(client ? phase.client_end : phase.origin_end))();
@@ -134,6 +136,11 @@ void Session::OnLegRead(Leg leg, ssize_t nread, const char* data) {
   if (!in.ended || closing_) return;
   if (client) {
     if (!in.error.empty()) {
+      // A fatal alert after the handshake and before any data: the client checked the
+      // certificate late, and refused it.
+      if (const std::string alert = PeerAlert(in.error); !alert.empty() && verdict_pending_) {
+        SettleReadiness(HandshakeOutcome::kRejected, Evidence::kAlert, alert);
+      }
       Fail(
           {net::ErrorSource::kClientTls, net::ErrorKind::kMalformed, "client TLS: " + in.error, 0});
       return;
@@ -254,6 +261,12 @@ void Session::Fail(const net::ConnError& error) {
     return;
   }
   if (!record_open_) BeginRecord("-", "-");
+  if (verdict_pending_ && phase_ == Phase::kFirstRecord && error.kind == net::ErrorKind::kIo &&
+      (error.source == net::ErrorSource::kDownstream ||
+       error.source == net::ErrorSource::kClientTls)) {
+    // Writing after the handshake failed: the client reset the connection without a word.
+    SettleReadiness(HandshakeOutcome::kRejected, Evidence::kResetAfterHandshake, "");
+  }
   if (record_.error.empty()) {
     record_.error = error.Tag();
     if (!error.reason.empty()) {

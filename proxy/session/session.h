@@ -5,7 +5,8 @@
 //
 //   plain HTTP: ReadRequest -> Resolve -> Connect -> Relay -> ReadRequest (keep-alive) ...
 //   CONNECT:    ReadRequest -> Resolve -> Connect -> (200) Peek -> [BindSni] ->
-//               Tunnel | OriginHandshake -> Leaf -> ClientHandshake -> ReadRequest -> Relay ...
+//               Tunnel | OriginHandshake -> Leaf -> ClientHandshake -> FirstRecord ->
+//               ReadRequest -> Relay ...
 //   the end:    Drain (the last answer leaves) -> Linger (FIN, input dropped) -> Closed
 //
 // The phases' code is split by subject: session.cc (the machine, flow control, failure and
@@ -80,6 +81,8 @@ class Session final : private Transport::Events,
     kOriginHandshake,  // decrypt: TLS to the origin first, verifying it
     kLeaf,             // decrypt: waiting for the leaf (cache or mint pool)
     kClientHandshake,  // decrypt: TLS with the client, the peeked ClientHello fed first
+    kFirstRecord,      // decrypt: handshake done; the client's first data shows it accepted
+                       // the leaf, a close or an alert that it did not (readiness)
     kRelay,            // request and/or response in flight
     kDrain,            // the last answer is leaving; then Linger
     kLinger,           // FIN sent; what the client still sends is dropped
@@ -219,7 +222,13 @@ class Session final : private Transport::Events,
   void OnClientHandshakeBytes(const char*, std::size_t) { ClientHandshakeStep(); }
   void ClientHandshakeTimeout();
   void ClientHandshakeStep();
-  void NoteReadiness(HandshakeOutcome outcome, std::string_view alert);
+  void ClientEndInHandshake();
+  void OnFirstRecord(const char* data, std::size_t size);
+  void ClientEndAfterHandshake();
+  void FirstRecordTimeout();
+  // The client's verdict on its leaf (readiness), once per decrypted connection: recorded in
+  // the tracker and in the CONNECT's access record.
+  void SettleReadiness(HandshakeOutcome outcome, Evidence evidence, std::string_view alert);
   std::string MirroredName() const;
   std::string TlsSessionKey(const std::string& peer) const;
   SSL_SESSION* ResumableTlsSession() const;
@@ -277,6 +286,8 @@ class Session final : private Transport::Events,
   bool blocking_ = false;             // a block decided by SNI: a page over TLS, then close
   bool untrusted_leaf_ = false;       // the origin failed verification; the client gets a warning
   bool leaf_prefetched_ = false;      // this connection started its leaf's mint early (Prefetch)
+  bool verdict_pending_ = false;      // the client has the leaf; its verdict is not known yet
+  std::uint64_t handshake_steady_ms_ = 0;  // clock_ when the client's handshake finished
   AccessRecord record_;
   std::uint64_t record_start_ms_ = 0;
   bool record_open_ = false;  // an exchange is being recorded and not yet logged

@@ -5,7 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
-#include <ctime>
+#include <chrono>
 
 #include "proxy/http/error_page.h"
 #include "proxy/runtime/readiness.h"
@@ -238,6 +238,8 @@ void Session::OnLeaf(const MintService::Outcome& outcome) {
     return;
   }
   client_.transport.tls.emplace(tls::TlsEngine::Server(context_.tls().server(), **outcome.leaf));
+  // Untrusted leaves are meant to be rejected and say nothing about the client.
+  verdict_pending_ = runtime().readiness && !untrusted_leaf_ && client_ip_;
   client_.transport.tls->FeedCiphertext(client_.in.data(), client_.in.size());
   client_.in.clear();
   Enter(Phase::kClientHandshake, timeouts().tls_handshake_ms);
@@ -255,17 +257,50 @@ void Session::ClientHandshakeStep() {
   if (status == tls::TlsEngine::Status::kWantMore) return;
   if (status == tls::TlsEngine::Status::kError) {
     // Typically the client does not trust the CA that signed the leaf (alert unknown_ca).
+    // Other alerts (no common cipher, a protocol version) say nothing about the leaf.
     record_.note = "client TLS: " + client_.transport.tls->error();
     record_.error =
         net::ConnError{net::ErrorSource::kClientTls, net::ErrorKind::kRefused, "", 0}.Tag();
     const std::string_view alert = PeerCertificateAlert(client_.transport.tls->error());
-    if (!alert.empty()) NoteReadiness(HandshakeOutcome::kRejected, alert);
+    if (!alert.empty()) SettleReadiness(HandshakeOutcome::kRejected, Evidence::kAlert, alert);
     CloseWhenFlushed();
     return;
   }
-  timer_->Stop();
-  NoteReadiness(HandshakeOutcome::kTrusted, "");
+  handshake_steady_ms_ = clock_.NowMs();
+  // The handshake alone proves nothing: many clients check the certificate after it and
+  // then close. The first record the client sends decides.
+  Enter(Phase::kFirstRecord, timeouts().client_idle_ms);
   std::string early = client_.transport.tls->ReadPlaintext();
+  RawWrite(Leg::kClient, client_.transport.tls->TakeCiphertext());
+  if (!early.empty()) OnFirstRecord(early.data(), early.size());
+  if (phase_ != Phase::kFirstRecord || !client_.transport.tls->closed()) return;
+  // Finished, then at once close_notify or an alert, in the same read.
+  const std::string error = client_.transport.tls->error();
+  if (const std::string alert = PeerAlert(error); !alert.empty()) {
+    SettleReadiness(HandshakeOutcome::kRejected, Evidence::kAlert, alert);
+  }
+  client_.ended = true;
+  client_.stream->StopReading();
+  ClientEndAfterHandshake();
+}
+
+// The client closed before finishing its handshake, after our certificate and without an
+// alert: it refused the leaf without saying why (Java, Node).
+void Session::ClientEndInHandshake() {
+  SettleReadiness(
+      HandshakeOutcome::kRejected,
+      client_.reset ? Evidence::kResetDuringHandshake : Evidence::kClosedDuringHandshake, "");
+  Fail({net::ErrorSource::kClientTls, net::ErrorKind::kClosed,
+        client_.reset ? "the client reset the connection during the TLS handshake"
+                      : "the client closed the connection during the TLS handshake",
+        0});
+}
+
+// The first application data: the client accepted the leaf. Then the CONNECT is logged and
+// requests are read (or, for a block by SNI or an origin that failed verification, the page
+// answers the first request).
+void Session::OnFirstRecord(const char* data, std::size_t size) {
+  SettleReadiness(HandshakeOutcome::kTrusted, Evidence::kApplicationData, "");
   if (blocking_) {
     Fail({net::ErrorSource::kPolicy, net::ErrorKind::kRefused, origin_.problem, 403});
     return;
@@ -280,15 +315,53 @@ void Session::ClientHandshakeStep() {
   keep_client_alive_ = !draining_;
   LogExchange();  // the CONNECT itself
   ReadRequest();
-  if (!early.empty()) BufferClientBytes(early.data(), early.size());
+  BufferClientBytes(data, size);
 }
 
-// Client readiness: which clients accept leaves from which profile. Untrusted leaves are
-// meant to be rejected and say nothing about the client.
-void Session::NoteReadiness(HandshakeOutcome outcome, std::string_view alert) {
-  const auto& tracker = runtime().readiness;
-  if (!tracker || untrusted_leaf_ || !client_ip_) return;
-  tracker->Record(*client_ip_, profile_, outcome, alert, std::time(nullptr));
+// Handshake finished, then a close (FIN or close_notify) or a reset with nothing sent: the
+// client checked the certificate after the handshake and refused it (wget and other GnuTLS
+// programs). Logged with the CONNECT.
+void Session::ClientEndAfterHandshake() {
+  SettleReadiness(HandshakeOutcome::kRejected,
+                  client_.reset ? Evidence::kResetAfterHandshake : Evidence::kClosedAfterHandshake,
+                  "");
+  Fail({net::ErrorSource::kClientTls, net::ErrorKind::kClosed,
+        std::string("the client ") + (client_.reset ? "reset" : "closed") +
+            " the connection after the TLS handshake without sending a request",
+        0});
+}
+
+// No data within client_idle after the handshake: no verdict (the client neither used nor
+// refused the leaf); the connection ends like an idle keep-alive one, logged.
+void Session::FirstRecordTimeout() {
+  Fail({net::ErrorSource::kDownstream, net::ErrorKind::kTimeout,
+        "no request within " + Seconds(timeouts().client_idle_ms) +
+            " of the TLS handshake (timeouts.client_idle)",
+        0});
+}
+
+void Session::SettleReadiness(HandshakeOutcome outcome, Evidence evidence, std::string_view alert) {
+  if (!verdict_pending_) return;
+  verdict_pending_ = false;
+  Verdict verdict;
+  verdict.outcome = outcome;
+  verdict.evidence = evidence;
+  verdict.alert = alert;
+  verdict.sni = sni_;
+  verdict.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  verdict.steady_ms = clock_.NowMs();
+  verdict.handshake_steady_ms = handshake_steady_ms_;
+  const bool counted = runtime().readiness->Record(*client_ip_, profile_, verdict);
+  std::string text(EvidenceName(evidence));
+  if (!alert.empty()) text += ":" + std::string(alert);
+  if (counted) {
+    record_.readiness = outcome == HandshakeOutcome::kTrusted ? "trusts" : "rejects";
+  } else {
+    record_.readiness = "unused";  // a spare connection: the client used another one
+  }
+  record_.evidence = std::move(text);
 }
 
 }  // namespace mintgate::proxy

@@ -55,10 +55,17 @@ assert status[("new", "127.0.0.2")] == ("rejects", "unknown_ca"), status
 assert status[("new", "127.0.0.3")][0] == "trusts", status
 assert status[("legacy", "127.0.0.2")][0] == "trusts", status
 assert status[("legacy", "127.0.0.1")][0] == "trusts", status
-assert ("new", "127.0.0.1") not in status, status
+# Seen with legacy only: unknown for new, never "trusts".
+assert status[("new", "127.0.0.1")] == ("unknown", None), status
+# Trust is on the evidence of a request; a rejection says how it was seen.
+entry = {(p["profile"], c["client"]): c for p in doc["profiles"] for c in p["clients"]}
+assert entry[("new", "127.0.0.3")]["last_trusted"]["evidence"] == "application_data", entry
+rejected = entry[("new", "127.0.0.2")]["last_rejected"]
+assert (rejected["evidence"], rejected["alert"], rejected["sni"]) == \
+    ("alert", "unknown_ca", "www.lab.test"), rejected
 PY
 "$MINTGATE" ca readiness -c "$work/mintgate.toml" >"$work/ready.txt" || fail "ca readiness (text)"
-grep -q "127.0.0.2" "$work/ready.txt" && grep -q "unknown_ca" "$work/ready.txt" ||
+grep -q "127.0.0.2" "$work/ready.txt" && grep -q "alert:unknown_ca" "$work/ready.txt" ||
   fail "readiness table: $(cat "$work/ready.txt")"
 admin_curl "http://127.0.0.1:$admin/readiness" | grep -q '"rejecting"' || fail "/readiness"
 wait_for_line "$work/access.log" '"note":"canary: new instead of legacy"' || fail "canary not logged"

@@ -31,6 +31,21 @@ rules::IpAddress Ip(const std::string& text) {
   return *ip;
 }
 
+// A verdict at `when` (seconds): trust on application data, a rejection by `alert`, or by a
+// close during the handshake when no alert is given.
+bool Rec(ReadinessTracker& t, const rules::IpAddress& ip, const std::string& profile,
+         HandshakeOutcome outcome, std::string_view alert, std::time_t when) {
+  Verdict v;
+  v.outcome = outcome;
+  v.evidence = outcome == HandshakeOutcome::kTrusted ? Evidence::kApplicationData
+               : alert.empty()                       ? Evidence::kClosedDuringHandshake
+                                                     : Evidence::kAlert;
+  v.alert = alert;
+  v.sni = "www.example.com";
+  v.at_ms = static_cast<std::int64_t>(when) * 1000;
+  return t.Record(ip, profile, v);
+}
+
 rules::IpAddress V4(std::uint32_t n) {
   return Ip(std::to_string(n >> 24) + "." + std::to_string((n >> 16) & 255) + "." +
             std::to_string((n >> 8) & 255) + "." + std::to_string(n & 255));
@@ -72,11 +87,11 @@ TEST(CertificateAlert, ReadsThePeerAlertFromTheEngineError) {
 TEST(ReadinessTracker, EvictsTheLeastRecentlySeen) {
   ReadinessTracker t(3);
   const auto a = Ip("10.0.0.1"), b = Ip("10.0.0.2"), c = Ip("10.0.0.3"), d = Ip("10.0.0.4");
-  t.Record(a, "new", HandshakeOutcome::kTrusted, "", kNow);
-  t.Record(b, "new", HandshakeOutcome::kTrusted, "", kNow + 1);
-  t.Record(c, "new", HandshakeOutcome::kTrusted, "", kNow + 2);
-  t.Record(a, "old", HandshakeOutcome::kTrusted, "", kNow + 3);  // a is the most recent now
-  t.Record(d, "new", HandshakeOutcome::kTrusted, "", kNow + 4);
+  Rec(t, a, "new", HandshakeOutcome::kTrusted, "", kNow);
+  Rec(t, b, "new", HandshakeOutcome::kTrusted, "", kNow + 1);
+  Rec(t, c, "new", HandshakeOutcome::kTrusted, "", kNow + 2);
+  Rec(t, a, "old", HandshakeOutcome::kTrusted, "", kNow + 3);  // a is the most recent now
+  Rec(t, d, "new", HandshakeOutcome::kTrusted, "", kNow + 4);
   EXPECT_EQ(t.clients_tracked(), 3u);
   EXPECT_EQ(t.evicted(), 1u);
   EXPECT_FALSE(t.Latest(b, "new").has_value());
@@ -86,7 +101,7 @@ TEST(ReadinessTracker, EvictsTheLeastRecentlySeen) {
 
   // Latest() is a look-up, not a sighting: c stays the least recently seen.
   EXPECT_TRUE(t.Latest(c, "new").has_value());
-  t.Record(Ip("::1"), "new", HandshakeOutcome::kTrusted, "", kNow + 5);
+  Rec(t, Ip("::1"), "new", HandshakeOutcome::kTrusted, "", kNow + 5);
   EXPECT_FALSE(t.Latest(c, "new").has_value());
   EXPECT_EQ(t.evicted(), 2u);
 
@@ -97,7 +112,7 @@ TEST(ReadinessTracker, EvictsTheLeastRecentlySeen) {
   EXPECT_EQ(t.evicted(), 4u);
   EXPECT_TRUE(t.Latest(Ip("::1"), "new").has_value());
   t.set_max_clients(10);
-  t.Record(a, "new", HandshakeOutcome::kTrusted, "", kNow + 6);
+  Rec(t, a, "new", HandshakeOutcome::kTrusted, "", kNow + 6);
   EXPECT_EQ(t.clients_tracked(), 2u);
 }
 
@@ -105,14 +120,14 @@ TEST(ReadinessTracker, TheLatestOutcomeWinsPerProfile) {
   ReadinessTracker t(100);
   const auto ip = Ip("192.0.2.7");
   EXPECT_FALSE(t.Latest(ip, "new").has_value());
-  t.Record(ip, "new", HandshakeOutcome::kRejected, "unknown_ca", kNow);
-  t.Record(ip, "old", HandshakeOutcome::kTrusted, "", kNow);
+  Rec(t, ip, "new", HandshakeOutcome::kRejected, "unknown_ca", kNow);
+  Rec(t, ip, "old", HandshakeOutcome::kTrusted, "", kNow);
   EXPECT_EQ(t.Latest(ip, "new"), HandshakeOutcome::kRejected);
   EXPECT_EQ(t.Latest(ip, "old"), HandshakeOutcome::kTrusted);
   EXPECT_FALSE(t.Latest(ip, "other").has_value());
   EXPECT_FALSE(t.Latest(Ip("192.0.2.8"), "new").has_value());
   // The operator installed the new root.
-  t.Record(ip, "new", HandshakeOutcome::kTrusted, "", kNow + 60);
+  Rec(t, ip, "new", HandshakeOutcome::kTrusted, "", kNow + 60);
   EXPECT_EQ(t.Latest(ip, "new"), HandshakeOutcome::kTrusted);
 
   const nlohmann::json j = t.ToJson(kNow + 120);
@@ -128,10 +143,10 @@ TEST(ReadinessTracker, TheLatestOutcomeWinsPerProfile) {
 
 TEST(ReadinessTracker, JsonShapeIsSortedAndStable) {
   ReadinessTracker t(50);
-  t.Record(Ip("10.0.0.10"), "new", HandshakeOutcome::kTrusted, "", kNow);
-  t.Record(Ip("2001:db8::1"), "new", HandshakeOutcome::kRejected, "bad_certificate", kNow);
-  t.Record(Ip("10.0.0.2"), "new", HandshakeOutcome::kRejected, "unknown_ca", kNow);
-  t.Record(Ip("10.0.0.2"), "legacy", HandshakeOutcome::kTrusted, "", kNow);
+  Rec(t, Ip("10.0.0.10"), "new", HandshakeOutcome::kTrusted, "", kNow);
+  Rec(t, Ip("2001:db8::1"), "new", HandshakeOutcome::kRejected, "bad_certificate", kNow);
+  Rec(t, Ip("10.0.0.2"), "new", HandshakeOutcome::kRejected, "unknown_ca", kNow);
+  Rec(t, Ip("10.0.0.2"), "legacy", HandshakeOutcome::kTrusted, "", kNow);
 
   const nlohmann::json j = t.ToJson(kNow);
   EXPECT_EQ(j["generated_at"], "2026-01-01T00:00:00Z");
@@ -172,7 +187,7 @@ TEST(ReadinessTracker, CapsTheClientListPerProfile) {
   const std::size_t n = ReadinessTracker::kMaxClientsPerProfile + 5;
   ReadinessTracker t(10000);
   for (std::uint32_t i = 0; i < n; ++i) {
-    t.Record(V4(0x0a000000 + i), "new", HandshakeOutcome::kTrusted, "", kNow);
+    Rec(t, V4(0x0a000000 + i), "new", HandshakeOutcome::kTrusted, "", kNow);
   }
   const nlohmann::json j = t.ToJson(kNow);
   const nlohmann::json& p = j["profiles"][0];
@@ -189,9 +204,9 @@ TEST(ReadinessTracker, SurvivesConcurrentWorkers) {
     for (std::uint32_t i = 0; i < 20000; ++i) {
       const auto ip = V4(0x0a000000 + (i * 7 + seed) % 500);
       const bool reject = (i + seed) % 3 == 0;
-      t.Record(ip, (i & 1) != 0 ? "new" : "old",
-               reject ? HandshakeOutcome::kRejected : HandshakeOutcome::kTrusted,
-               reject ? "unknown_ca" : "", kNow + i);
+      Rec(t, ip, (i & 1) != 0 ? "new" : "old",
+          reject ? HandshakeOutcome::kRejected : HandshakeOutcome::kTrusted,
+          reject ? "unknown_ca" : "", kNow + i);
       (void)t.Latest(ip, "new");
     }
   };
@@ -211,6 +226,98 @@ TEST(ReadinessTracker, SurvivesConcurrentWorkers) {
   for (const auto& p : j["profiles"]) listed += p["clients"].size();
   EXPECT_GE(listed, 100u);
   EXPECT_LE(listed, 200u);
+}
+
+TEST(ReadinessAlerts, PeerAlertNamesAnyAlertInRfcSpelling) {
+  EXPECT_EQ(PeerAlert("handshake failed; peer sent alert: unknown CA; error:0A000418"),
+            "unknown_ca");
+  EXPECT_EQ(PeerAlert("x; peer sent alert: handshake failure"), "handshake_failure");
+  EXPECT_EQ(PeerAlert("x; peer sent alert: certificate unknown; y"), "certificate_unknown");
+  EXPECT_EQ(PeerAlert("connection reset"), "");
+  EXPECT_EQ(EvidenceName(Evidence::kApplicationData), "application_data");
+  EXPECT_EQ(EvidenceName(Evidence::kClosedAfterHandshake), "closed_after_handshake");
+  EXPECT_EQ(EvidenceName(Evidence::kResetDuringHandshake), "reset_during_handshake");
+}
+
+// A rejection after the handshake from a client that used another connection with the same
+// profile within a minute before (or during) it is a spare connection: counted as unused,
+// the status unchanged. Beyond the minute, it is a rejection. Alerts and closes during the
+// handshake are rejections whatever came before.
+TEST(ReadinessTracker, SpareConnectionsWithinTheWindowAreUnused) {
+  ReadinessTracker t(10);
+  const auto ip = Ip("10.0.0.1");
+  Verdict trust;
+  trust.outcome = HandshakeOutcome::kTrusted;
+  trust.evidence = Evidence::kApplicationData;
+  trust.sni = "a.example";
+  trust.at_ms = kNow * 1000;
+  trust.steady_ms = 100'000;
+  EXPECT_TRUE(t.Record(ip, "new", trust));
+
+  Verdict closed;
+  closed.outcome = HandshakeOutcome::kRejected;
+  closed.evidence = Evidence::kClosedAfterHandshake;
+  closed.sni = "b.example";
+  closed.at_ms = kNow * 1000 + 70'000;
+  closed.handshake_steady_ms = 100'000 + ReadinessTracker::kSpareWindowMs;  // just within
+  closed.steady_ms = closed.handshake_steady_ms + 10'000;
+  EXPECT_FALSE(t.Record(ip, "new", closed));
+  EXPECT_EQ(t.Latest(ip, "new"), HandshakeOutcome::kTrusted);
+
+  Verdict during = closed;
+  during.evidence = Evidence::kClosedDuringHandshake;
+  EXPECT_TRUE(t.Record(Ip("10.0.0.2"), "new", trust));
+  EXPECT_TRUE(t.Record(Ip("10.0.0.2"), "new", during)) << "only closes after the handshake";
+
+  closed.handshake_steady_ms += 1;  // a minute and a millisecond after the request
+  EXPECT_TRUE(t.Record(ip, "new", closed));
+  EXPECT_EQ(t.Latest(ip, "new"), HandshakeOutcome::kRejected);
+
+  const nlohmann::json j = t.ToJson(kNow + 100);
+  const nlohmann::json& c = j["profiles"][0]["clients"][0];
+  EXPECT_EQ(c["client"], "10.0.0.1");
+  EXPECT_EQ(c["status"], "rejects");
+  EXPECT_EQ(c["trusted"], 1);
+  EXPECT_EQ(c["rejected"], 1);
+  EXPECT_EQ(c["unused"], 1);
+  EXPECT_EQ(c["evidence"], "closed_after_handshake");
+  // Both verdicts, with their times and what the client asked for.
+  EXPECT_EQ(c["last_trusted"]["at"], "2026-01-01T00:00:00Z");
+  EXPECT_EQ(c["last_trusted"]["evidence"], "application_data");
+  EXPECT_EQ(c["last_trusted"]["sni"], "a.example");
+  EXPECT_EQ(c["last_rejected"]["at"], "2026-01-01T00:01:10Z");
+  EXPECT_EQ(c["last_rejected"]["sni"], "b.example");
+  EXPECT_TRUE(c["last_rejected"]["alert"].is_null());
+  EXPECT_TRUE(c["last_alert"].is_null());
+}
+
+// Configured profiles are listed before any client used them, and a client seen with one
+// profile but never with another is "unknown" for that one, never "trusts".
+TEST(ReadinessTracker, ClientsNeverSeenWithAProfileAreUnknown) {
+  ReadinessTracker t(10);
+  Rec(t, Ip("10.0.0.1"), "legacy", HandshakeOutcome::kTrusted, "", kNow);
+  Rec(t, Ip("10.0.0.2"), "legacy", HandshakeOutcome::kTrusted, "", kNow);
+  Rec(t, Ip("10.0.0.2"), "new", HandshakeOutcome::kTrusted, "", kNow);
+  const nlohmann::json j = t.ToJson(kNow, {"new", "legacy", "spare"});
+  ASSERT_EQ(j["profiles"].size(), 3u) << j;
+  const nlohmann::json& legacy = j["profiles"][0];
+  EXPECT_EQ(legacy["profile"], "legacy");
+  EXPECT_EQ(legacy["trusting"], 2);
+  EXPECT_EQ(legacy["unknown"], 0);
+  const nlohmann::json& fresh = j["profiles"][1];
+  EXPECT_EQ(fresh["profile"], "new");
+  EXPECT_EQ(fresh["trusting"], 1);
+  EXPECT_EQ(fresh["rejecting"], 0);
+  EXPECT_EQ(fresh["unknown"], 1);
+  ASSERT_EQ(fresh["clients"].size(), 2u);
+  EXPECT_EQ(fresh["clients"][0]["client"], "10.0.0.1");
+  EXPECT_EQ(fresh["clients"][0]["status"], "unknown");
+  EXPECT_TRUE(fresh["clients"][0]["last_seen"].is_null());
+  EXPECT_EQ(fresh["clients"][1]["status"], "trusts");
+  const nlohmann::json& spare = j["profiles"][2];
+  EXPECT_EQ(spare["profile"], "spare");
+  EXPECT_EQ(spare["unknown"], 2);
+  EXPECT_EQ(spare["trusting"], 0);
 }
 
 // ---- CanaryRouter ----
@@ -291,15 +398,15 @@ TEST(CanaryRouter, FallsBackForClientsThatRejectTheCanaryCa) {
   ReadinessTracker t(10);
   const auto ip = Ip("10.9.9.9");
   EXPECT_EQ(router.Choose(ip, "legacy", &t), "new");  // never seen: try the canary
-  t.Record(ip, "new", HandshakeOutcome::kRejected, "unknown_ca", kNow);
+  Rec(t, ip, "new", HandshakeOutcome::kRejected, "unknown_ca", kNow);
   EXPECT_EQ(router.Choose(ip, "legacy", &t), "legacy");
   EXPECT_EQ(stubborn.Choose(ip, "legacy", &t), "new");
   EXPECT_EQ(router.Choose(Ip("10.9.9.8"), "legacy", &t), "new");  // other clients unaffected
   // Rejecting another profile does not matter.
-  t.Record(Ip("10.9.9.8"), "legacy", HandshakeOutcome::kRejected, "unknown_ca", kNow);
+  Rec(t, Ip("10.9.9.8"), "legacy", HandshakeOutcome::kRejected, "unknown_ca", kNow);
   EXPECT_EQ(router.Choose(Ip("10.9.9.8"), "legacy", &t), "new");
   // Once the client trusts it (root installed, a later handshake succeeded) it is back in.
-  t.Record(ip, "new", HandshakeOutcome::kTrusted, "", kNow + 1);
+  Rec(t, ip, "new", HandshakeOutcome::kTrusted, "", kNow + 1);
   EXPECT_EQ(router.Choose(ip, "legacy", &t), "new");
 }
 
@@ -341,7 +448,7 @@ TEST(AdminReadiness, ServesTheTrackerDocument) {
     EXPECT_TRUE(j["profiles"].empty());
   }
   runtime->readiness = std::make_shared<ReadinessTracker>(10);
-  runtime->readiness->Record(Ip("127.0.0.1"), "new", HandshakeOutcome::kTrusted, "", kNow);
+  Rec(*runtime->readiness, Ip("127.0.0.1"), "new", HandshakeOutcome::kTrusted, "", kNow);
   const AdminServer admin(nullptr, runtime, "");
   const auto j = nlohmann::json::parse(Body(admin.Respond("GET", "/readiness", AdminHeaders())));
   EXPECT_EQ(j["clients_tracked"], 1);
@@ -435,9 +542,9 @@ class OneShotServer {
 
 std::string ReadinessResponse() {
   ReadinessTracker t(100);
-  t.Record(Ip("10.0.0.1"), "new", HandshakeOutcome::kTrusted, "", kNow);
-  t.Record(Ip("10.0.0.2"), "new", HandshakeOutcome::kRejected, "unknown_ca", kNow);
-  t.Record(Ip("10.0.0.1"), "legacy", HandshakeOutcome::kTrusted, "", kNow);
+  Rec(t, Ip("10.0.0.1"), "new", HandshakeOutcome::kTrusted, "", kNow);
+  Rec(t, Ip("10.0.0.2"), "new", HandshakeOutcome::kRejected, "unknown_ca", kNow);
+  Rec(t, Ip("10.0.0.1"), "legacy", HandshakeOutcome::kTrusted, "", kNow);
   auto runtime = std::make_shared<Runtime>();
   runtime->readiness = std::make_shared<ReadinessTracker>(100);
   runtime->admin_token = kAdminToken;
@@ -459,17 +566,21 @@ TEST(CaReadinessCommand, PrintsATablePerProfile) {
   EXPECT_EQ(RunCaReadiness(args, out, err), 0) << err.str();
   const std::string text = out.str();
   EXPECT_NE(text.find("2 clients tracked"), std::string::npos) << text;
-  EXPECT_NE(text.find("Profile \"legacy\": 1 of 1 clients trust it (100%)"), std::string::npos)
-      << text;
-  EXPECT_NE(text.find("Profile \"new\": 1 of 2 clients trust it (50%), 1 reject it"),
+  EXPECT_NE(text.find("Profile \"legacy\": 1 of 1 clients trust it (100%), 0 reject it, 1 "
+                      "never used it (unknown)"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("CLIENT    STATUS   TRUSTED  REJECTED  LAST ALERT  LAST SEEN"),
+  EXPECT_NE(text.find("Profile \"new\": 1 of 2 clients trust it (50%), 1 reject it\n"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("10.0.0.2  rejects  0        1         unknown_ca  2026-01-01T00:00:00Z"),
+  EXPECT_NE(text.find("CLIENT    STATUS   EVIDENCE          TRUSTED  REJECTED  UNUSED  LAST "
+                      "TRUSTED          LAST REJECTED"),
             std::string::npos)
       << text;
+  EXPECT_NE(text.find("10.0.0.2  rejects  alert:unknown_ca  0        1         0       -"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("10.0.0.2  unknown  -"), std::string::npos) << text;
   EXPECT_LT(text.find("\"legacy\""), text.find("\"new\""));
   const std::string& request = server.request();
   EXPECT_EQ(request.rfind("GET /readiness HTTP/1.1\r\n", 0), 0u) << request;

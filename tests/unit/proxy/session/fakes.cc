@@ -93,7 +93,7 @@ void MemoryStream::Deliver() {
   }
   if (reading_ && !closed_ && inbox_.empty() && inbox_end_ && !end_delivered_) {
     end_delivered_ = true;
-    delegate_->OnRead(UV_EOF, nullptr);
+    delegate_->OnRead(inbox_reset_ ? UV_ECONNRESET : UV_EOF, nullptr);
   }
 }
 
@@ -138,6 +138,11 @@ void MemoryStream::Send(std::string bytes) {
   net_.Later([this, alive] {
     if (!alive.expired() && *alive.lock()) Deliver();
   });
+}
+
+void MemoryStream::SendReset() {
+  inbox_reset_ = true;
+  SendEnd();
 }
 
 void MemoryStream::SendEnd() {

@@ -100,6 +100,7 @@ class MemoryStream final : public net::Stream {
   std::shared_ptr<Peer> shared_peer() const { return peer_; }
   void Send(std::string bytes);  // delivered while the gateway reads
   void SendEnd();                // FIN after what was sent
+  void SendReset();              // a reset (ECONNRESET) after what was sent
   void Drain();                  // the peer reads what queued while it did not accept
 
  private:
@@ -112,6 +113,7 @@ class MemoryStream final : public net::Stream {
   std::shared_ptr<Peer> peer_ = std::make_shared<Peer>();
   std::string inbox_;
   bool inbox_end_ = false;
+  bool inbox_reset_ = false;
   bool end_delivered_ = false;
   bool reading_ = false;
   bool closed_ = false;

@@ -269,6 +269,36 @@ class SessionTlsTest : public ::testing::Test {
     EXPECT_EQ(client.engine.verify_result(), X509_V_OK) << client.engine.verify_reason();
   }
 
+  // The readiness document's entry of 127.0.0.1 for the profile "default" (null when none).
+  nlohmann::json ReadinessEntry() {
+    const nlohmann::json doc = runtime_->readiness->ToJson(std::time(nullptr));
+    for (const auto& p : doc["profiles"]) {
+      if (p["profile"] != "default") continue;
+      for (const auto& c : p["clients"]) {
+        if (c["client"] == "127.0.0.1") return c;
+      }
+    }
+    return nullptr;
+  }
+
+  // A client whose handshake with the gateway finished (the origin verified). `ctx` decides whether
+  // it checks the leaf in the handshake (a client that checks afterwards uses SSL_VERIFY_NONE, as
+  // wget and Node do).
+  struct Decrypted {
+    std::unique_ptr<TlsEnd> client;
+    std::unique_ptr<TlsEnd> origin;
+  };
+  Decrypted Handshaken(SSL_CTX* ctx) {
+    Decrypted d;
+    d.client = Connect("www.lab.test", "www.lab.test", ctx);
+    SendHello(*d.client);
+    // The CONNECT's own origin connection: the newest (idle ones may have closed since).
+    d.origin = OriginEnd(OriginLeaf("origin", "www.lab.test"), OriginConnections() - 1);
+    Exchange(d.client.get(), d.origin.get());
+    EXPECT_EQ(d.client->status, Status::kDone) << d.client->engine.error();
+    return d;
+  }
+
   std::string dir_;
   uv_loop_t loop_{};
   RuntimePtr runtime_;
@@ -296,10 +326,12 @@ TEST_F(SessionTlsTest, DecryptRelaysRequestsOverOneVerifiedOriginConnection) {
   EXPECT_STREQ(SSL_get_servername(origin->engine.ssl(), TLSEXT_NAMETYPE_host_name), "www.lab.test");
   ASSERT_EQ(client->status, Status::kDone) << client->engine.error();
   ExpectGatewayLeaf(*client, "www.lab.test");
-  EXPECT_EQ(Readiness(*runtime_, "default"), HandshakeOutcome::kTrusted);
+  // A finished handshake alone is no evidence of trust (clients may check afterwards).
+  EXPECT_EQ(Readiness(*runtime_, "default"), std::nullopt);
 
   ASSERT_TRUE(client->Write("GET / HTTP/1.1\r\nHost: www.lab.test\r\n\r\n"));
   Exchange(client.get(), origin.get());
+  EXPECT_EQ(Readiness(*runtime_, "default"), HandshakeOutcome::kTrusted);
   EXPECT_EQ(origin->plaintext.rfind("GET / HTTP/1.1\r\n", 0), 0u) << origin->plaintext;
   EXPECT_NE(origin->plaintext.find("Host: www.lab.test\r\n"), std::string::npos);
   ASSERT_TRUE(origin->Write(Ok("first")));
@@ -331,6 +363,8 @@ TEST_F(SessionTlsTest, DecryptRelaysRequestsOverOneVerifiedOriginConnection) {
   EXPECT_EQ(connect["upstream_verify"], "ok");
   EXPECT_EQ(connect["upstream"], "127.0.0.2");
   EXPECT_EQ(connect["cert_cache"], "hit");
+  EXPECT_EQ(connect["readiness"], "trusts");
+  EXPECT_EQ(connect["evidence"], "application_data");
   EXPECT_FALSE(connect.contains("error")) << connect;
   for (std::size_t i = 1; i < 3; ++i) {
     EXPECT_EQ(records[i]["method"], "GET");
@@ -395,6 +429,10 @@ TEST_F(SessionTlsTest, BlockedSniGetsA403PageOverTls) {
   Exchange(client.get());
   ASSERT_EQ(client->status, Status::kDone) << client->engine.error();
   ExpectGatewayLeaf(*client, "blocked.lab.test");
+  // The page answers the first request (which also shows that the client trusts the leaf).
+  EXPECT_TRUE(client->plaintext.empty()) << client->plaintext;
+  ASSERT_TRUE(client->Write("GET / HTTP/1.1\r\nHost: blocked.lab.test\r\n\r\n"));
+  Exchange(client.get());
   EXPECT_EQ(client->plaintext.rfind("HTTP/1.1 403", 0), 0u) << client->plaintext;
   EXPECT_NE(client->plaintext.find("no-blocked"), std::string::npos) << client->plaintext;
   for (MemoryStream* origin : context_->net_.connections()) {
@@ -414,6 +452,7 @@ TEST_F(SessionTlsTest, BlockedSniGetsA403PageOverTls) {
   // The leaf came from the default profile, and the record says so.
   EXPECT_EQ(records[0]["ca"], "default") << records[0];
   EXPECT_EQ(records[0]["error"], "policy/refused") << records[0];
+  EXPECT_EQ(records[0]["readiness"], "trusts") << records[0];
 }
 
 // An origin whose certificate comes from a CA the gateway does not trust: with
@@ -428,12 +467,12 @@ TEST_F(SessionTlsTest, UntrustedOriginGetsA502PageNotContent) {
   EXPECT_TRUE(origin->engine.handshake_done()) << origin->engine.error();
   ASSERT_EQ(client->status, Status::kDone) << client->engine.error();
   ExpectGatewayLeaf(*client, "www.lab.test");
-  EXPECT_EQ(client->plaintext.rfind("HTTP/1.1 502", 0), 0u) << client->plaintext;
-  EXPECT_NE(client->plaintext.find("verification"), std::string::npos) << client->plaintext;
-  // Whatever the client sends now is never relayed.
+  // The client's request is answered with the page, never relayed.
   client->Write("GET / HTTP/1.1\r\nHost: www.lab.test\r\n\r\n");
   Exchange(client.get(), origin.get());
   EXPECT_TRUE(origin->plaintext.empty()) << origin->plaintext;
+  EXPECT_EQ(client->plaintext.rfind("HTTP/1.1 502", 0), 0u) << client->plaintext;
+  EXPECT_NE(client->plaintext.find("verification"), std::string::npos) << client->plaintext;
   context_->Advance(2'000);
   EXPECT_TRUE(client->peer->ended);
   EXPECT_EQ(context_->open_sessions(), 0u);
@@ -531,6 +570,8 @@ TEST_F(SessionTlsTest, SilentOriginHandshakeIsA502PageAfterTlsHandshakeTimeout) 
   Exchange(client.get());
   ASSERT_EQ(client->status, Status::kDone) << client->engine.error();
   ExpectGatewayLeaf(*client, "www.lab.test");
+  ASSERT_TRUE(client->Write("GET / HTTP/1.1\r\nHost: www.lab.test\r\n\r\n"));
+  Exchange(client.get());
   EXPECT_EQ(client->plaintext.rfind("HTTP/1.1 502", 0), 0u) << client->plaintext;
   EXPECT_NE(client->plaintext.find("timed out"), std::string::npos) << client->plaintext;
   context_->Advance(2'000);
@@ -593,8 +634,13 @@ TEST_F(SessionTlsTest, ClientRejectingTheLeafIsRecordedForReadiness) {
   EXPECT_EQ(readiness["profiles"][0]["profile"], "default");
   EXPECT_EQ(readiness["profiles"][0]["rejecting"], 1);
   EXPECT_EQ(readiness["profiles"][0]["clients"][0]["last_alert"], "unknown_ca");
+  EXPECT_EQ(readiness["profiles"][0]["clients"][0]["evidence"], "alert");
+  EXPECT_EQ(readiness["profiles"][0]["clients"][0]["last_rejected"]["alert"], "unknown_ca");
+  EXPECT_EQ(readiness["profiles"][0]["clients"][0]["last_rejected"]["sni"], "www.lab.test");
   const auto records = Records();
   ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0]["readiness"], "rejects");
+  EXPECT_EQ(records[0]["evidence"], "alert:unknown_ca");
   EXPECT_EQ(records[0]["error"], "client_tls/refused");
   EXPECT_NE(records[0]["note"].get<std::string>().find("unknown CA"), std::string::npos)
       << records[0];
@@ -616,6 +662,8 @@ TEST_F(SessionTlsTest, OriginClosingDuringItsHandshakeIsA502Page) {
   context_->Pump();
   Exchange(client.get());
   ASSERT_EQ(client->status, Status::kDone) << client->engine.error();
+  ASSERT_TRUE(client->Write("GET / HTTP/1.1\r\nHost: www.lab.test\r\n\r\n"));
+  Exchange(client.get());
   EXPECT_NE(client->plaintext.find("HTTP/1.1 502"), std::string::npos) << client->plaintext;
   const auto records = Records();
   ASSERT_EQ(records.size(), 1u);
@@ -650,6 +698,154 @@ TEST_F(SessionTlsTest, LeafThatNeverComesIsClosedAfterLeafWait) {
   // The mint thread still answers (to a session that is gone); the context it posts to must
   // outlive that.
   EXPECT_TRUE(context_->WaitForPosted(5));
+}
+
+// wget (GnuTLS) and other clients that check the certificate after the handshake: the
+// handshake finishes, then the client closes (close_notify, FIN) without a request. That is a
+// rejection, "closed_after_handshake", logged with the CONNECT.
+TEST_F(SessionTlsTest, ClientClosingAfterItsHandshakeRejectsTheLeaf) {
+  Start();
+  Premint("www.lab.test");
+  tls::SslCtxPtr checks_later = ClientContext(nullptr, false);
+  Decrypted d = Handshaken(checks_later.get());
+  EXPECT_EQ(Readiness(*runtime_, "default"), std::nullopt) << "no verdict before the client acts";
+  EXPECT_TRUE(Records().empty()) << "the CONNECT is logged with its verdict";
+  d.client->engine.Shutdown();  // close_notify
+  d.client->Step(true);
+  d.client->stream->SendEnd();
+  context_->Pump();
+  context_->Advance(2'000);
+  EXPECT_EQ(Readiness(*runtime_, "default"), HandshakeOutcome::kRejected);
+  const nlohmann::json entry = ReadinessEntry();
+  EXPECT_EQ(entry["status"], "rejects") << entry;
+  EXPECT_EQ(entry["evidence"], "closed_after_handshake") << entry;
+  EXPECT_EQ(entry["last_rejected"]["evidence"], "closed_after_handshake") << entry;
+  EXPECT_EQ(entry["last_rejected"]["sni"], "www.lab.test") << entry;
+  EXPECT_TRUE(entry["last_trusted"].is_null()) << entry;
+  const auto records = Records();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0]["method"], "CONNECT");
+  EXPECT_EQ(records[0]["action"], "decrypt");
+  EXPECT_EQ(records[0]["rule"], "lab");
+  EXPECT_EQ(records[0]["ca"], "default");
+  EXPECT_EQ(records[0]["readiness"], "rejects");
+  EXPECT_EQ(records[0]["evidence"], "closed_after_handshake");
+  EXPECT_EQ(records[0]["error"], "client_tls/closed");
+  EXPECT_NE(records[0]["note"].get<std::string>().find("after the TLS handshake"),
+            std::string::npos)
+      << records[0];
+  EXPECT_TRUE(d.origin->plaintext.empty());
+}
+
+// The same with a reset instead of a close.
+TEST_F(SessionTlsTest, ClientResettingAfterItsHandshakeRejectsTheLeaf) {
+  Start();
+  Premint("www.lab.test");
+  tls::SslCtxPtr checks_later = ClientContext(nullptr, false);
+  Decrypted d = Handshaken(checks_later.get());
+  d.client->stream->SendReset();
+  context_->Pump();
+  const nlohmann::json entry = ReadinessEntry();
+  EXPECT_EQ(entry["status"], "rejects") << entry;
+  EXPECT_EQ(entry["evidence"], "reset_after_handshake") << entry;
+  const auto records = Records();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0]["readiness"], "rejects");
+  EXPECT_EQ(records[0]["evidence"], "reset_after_handshake");
+}
+
+// Java (JSSE) and Node: our certificate arrives, and the client closes without an alert and
+// without finishing its handshake. A rejection, "closed_during_handshake"; a reset there is
+// "reset_during_handshake".
+TEST_F(SessionTlsTest, ClientClosingDuringItsHandshakeRejectsTheLeaf) {
+  Start();
+  for (const bool reset : {false, true}) {
+    Premint("www.lab.test");
+    trusting_ = ClientContext(gateway_ca_.get());
+    auto client = Connect("www.lab.test", "www.lab.test", trusting_.get());
+    SendHello(*client);
+    auto origin = OriginEnd(OriginLeaf("origin", "www.lab.test"), reset ? 1 : 0);
+    Exchange(nullptr, origin.get());  // the client does not answer the gateway's flight
+    ASSERT_FALSE(client->peer->received.empty()) << "the gateway's certificate never came";
+    if (reset) {
+      client->stream->SendReset();
+    } else {
+      client->stream->SendEnd();
+    }
+    context_->Pump();
+    const nlohmann::json entry = ReadinessEntry();
+    const char* evidence = reset ? "reset_during_handshake" : "closed_during_handshake";
+    EXPECT_EQ(entry["status"], "rejects") << entry;
+    EXPECT_EQ(entry["evidence"], evidence) << entry;
+    EXPECT_EQ(entry["rejected"], reset ? 2 : 1) << entry;
+    const auto records = Records();
+    ASSERT_EQ(records.size(), reset ? 2u : 1u);
+    EXPECT_EQ(records.back()["readiness"], "rejects");
+    EXPECT_EQ(records.back()["evidence"], evidence);
+    EXPECT_EQ(records.back()["error"], "client_tls/closed");
+  }
+}
+
+// A browser's spare connection: its handshake finishes, another connection of the same client
+// carries the requests meanwhile (or did within a minute before), and the spare is closed
+// unused. Not a rejection ("unused"). A connection that closes unused with no request of
+// that client for more than a minute is a rejection again.
+TEST_F(SessionTlsTest, SpareConnectionClosedUnusedIsNotARejection) {
+  Start();
+  Premint("www.lab.test");
+  trusting_ = ClientContext(gateway_ca_.get());
+  Decrypted spare = Handshaken(trusting_.get());
+  Decrypted used = Handshaken(trusting_.get());
+  ASSERT_TRUE(used.client->Write("GET / HTTP/1.1\r\nHost: www.lab.test\r\n\r\n"));
+  Exchange(used.client.get(), used.origin.get());
+  ASSERT_TRUE(used.origin->Write(Ok("page")));
+  Exchange(used.client.get(), used.origin.get());
+  EXPECT_EQ(Readiness(*runtime_, "default"), HandshakeOutcome::kTrusted);
+  spare.client->stream->SendEnd();
+  context_->Pump();
+  nlohmann::json entry = ReadinessEntry();
+  EXPECT_EQ(entry["status"], "trusts") << entry;
+  EXPECT_EQ(entry["trusted"], 1) << entry;
+  EXPECT_EQ(entry["rejected"], 0) << entry;
+  EXPECT_EQ(entry["unused"], 1) << entry;
+  EXPECT_EQ(entry["last_trusted"]["evidence"], "application_data") << entry;
+  auto records = Records();
+  ASSERT_EQ(records.size(), 3u);  // the used CONNECT, its GET, the spare CONNECT
+  EXPECT_EQ(records[2]["readiness"], "unused") << records[2];
+  EXPECT_EQ(records[2]["evidence"], "closed_after_handshake") << records[2];
+
+  // More than a minute later, the client's trust changed (the root was removed): a connection
+  // closes unused.
+  context_->Advance(ReadinessTracker::kSpareWindowMs + 1'000);
+  Decrypted later = Handshaken(trusting_.get());
+  later.client->stream->SendEnd();
+  context_->Pump();
+  entry = ReadinessEntry();
+  EXPECT_EQ(entry["status"], "rejects") << entry;
+  EXPECT_EQ(entry["trusted"], 1) << entry;
+  EXPECT_EQ(entry["rejected"], 1) << entry;
+  EXPECT_FALSE(entry["last_trusted"].is_null()) << "the earlier trust is still shown";
+  EXPECT_EQ(entry["last_rejected"]["evidence"], "closed_after_handshake") << entry;
+}
+
+// A client that finishes its handshake and then sends nothing: closed after
+// timeouts.client_idle, logged, and no verdict either way.
+TEST_F(SessionTlsTest, SilentClientAfterItsHandshakeGivesNoVerdict) {
+  Start();
+  Premint("www.lab.test");
+  trusting_ = ClientContext(gateway_ca_.get());
+  Decrypted d = Handshaken(trusting_.get());
+  context_->Advance(60'000 - 1);
+  EXPECT_FALSE(d.client->peer->ended) << "closed before timeouts.client_idle";
+  context_->Advance(1);
+  Exchange(d.client.get());
+  context_->Advance(2'000);
+  EXPECT_TRUE(d.client->peer->ended);
+  EXPECT_EQ(Readiness(*runtime_, "default"), std::nullopt);
+  const auto records = Records();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0]["error"], "downstream/timeout") << records[0];
+  EXPECT_FALSE(records[0].contains("readiness")) << records[0];
 }
 
 }  // namespace
