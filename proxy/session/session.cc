@@ -289,6 +289,7 @@ void Session::Fail(const net::ConnError& error) {
 
 void Session::CloseWhenFlushed() {
   if (closing_) return;
+  client_.transport.SendCloseNotify();
   FlushCorked();
   if (closing_) return;  // the flush failed and closed
   if (resolve_id_ != 0) {
@@ -320,7 +321,8 @@ void Session::Close() {
   if (closing_) return;
   closing_ = true;
   cork_.closing = true;
-  FlushCorked();  // an answer written just before closing still goes out
+  client_.transport.SendCloseNotify();  // once: a second call sends nothing
+  FlushCorked();                        // an answer written just before closing still goes out
   LogExchange();
   ReleaseUpstream(origin_.idle);  // a clean idle origin connection outlives its client
   phase_ = Phase::kClosed;

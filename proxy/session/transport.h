@@ -61,6 +61,13 @@ class Transport {
   void Flush();
   // The engine's handshake output, if any.
   void SendTlsOutput() { RawWrite(tls->TakeCiphertext()); }
+  // A decrypted leg that ends cleanly says so (close_notify after what was queued), so the
+  // peer can tell the end from a truncation. Nothing before the handshake has finished.
+  void SendCloseNotify() {
+    if (!tls || !tls->handshake_done()) return;
+    tls->Shutdown();
+    SendTlsOutput();
+  }
 
   // What one read from the socket brought, the same on a plain leg and a TLS one.
   struct Input {
