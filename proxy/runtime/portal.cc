@@ -12,6 +12,7 @@
 #include <set>
 
 #include "proxy/http/error_page.h"
+#include "proxy/runtime/install_packages.h"
 #include "rules/ca_resolver.h"
 #include "tls/cert_info.h"
 
@@ -463,6 +464,24 @@ std::shared_ptr<const Portal> Portal::Build(
     for (const std::string& alias : p->certificates_[i].aliases) p->downloads_[alias] = i;
   }
 
+  // --- the install packages: every needed certificate (alternatives are offered to choose
+  // from, not to install all).
+  std::vector<InstallCa> install;
+  for (const Certificate& c : p->certificates_) {
+    if (!c.alternative) install.push_back({c.name, c.subject_cn, c.sha256, c.pem, c.der});
+  }
+  for (InstallPackage package :
+       {AppleProfile(install, config.portal.host), WindowsScript(install, config.portal.host),
+        LinuxScript(install, config.portal.host), FirefoxPolicies(install)}) {
+    PortalResponse r;
+    r.content_type = package.content_type;
+    r.headers = {{"Content-Disposition", "attachment; filename=\"" + package.file_name + "\""},
+                 {"Cache-Control", "no-cache"},
+                 {"X-Content-Type-Options", "nosniff"}};
+    r.body = std::move(package.body);
+    p->packages_[package.file_name] = std::move(r);
+  }
+
   // --- the page
   std::string h;
   h += "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
@@ -521,6 +540,22 @@ std::shared_ptr<const Portal> Portal::Build(
       h += "<li>Profile \"" + EscapeHtml(profile) + "\": " + EscapeHtml(why) + ".</li>\n";
     }
     h += "</ul>\n";
+  }
+  if (!install.empty()) {
+    h += "<h2 id=\"packages\">Install everything at once</h2>\n<p>Each package installs "
+         "every certificate authority above that is not marked as an alternative, and checks "
+         "its SHA-256 first:</p>\n<ul>\n"
+         "<li>macOS, iOS, iPadOS: <a href=\"/install/mintgate-ca.mobileconfig\">"
+         "mintgate-ca.mobileconfig</a> (configuration profile; on iOS also enable full trust "
+         "under <em>Settings &gt; General &gt; About &gt; Certificate Trust Settings</em>)</li>\n"
+         "<li>Windows: <a href=\"/install/mintgate-ca-install.ps1\">mintgate-ca-install.ps1</a> "
+         "(in an administrator PowerShell: <code>powershell -ExecutionPolicy Bypass -File "
+         "mintgate-ca-install.ps1</code>)</li>\n"
+         "<li>Linux (Debian, Ubuntu, Alpine, RHEL, Fedora, and Firefox): "
+         "<a href=\"/install/mintgate-ca-install.sh\">mintgate-ca-install.sh</a> "
+         "(<code>sudo sh mintgate-ca-install.sh</code>)</li>\n"
+         "<li>Firefox, any system: <a href=\"/install/policies.json\">policies.json</a> "
+         "(enterprise policy; on Linux in <code>/etc/firefox/policies/</code>)</li>\n</ul>\n";
   }
   h += "<h2>Automatic proxy configuration</h2>\n<p>Point your browser or system proxy "
        "settings at <a href=\"/proxy.pac\">/proxy.pac</a> (automatic configuration script) "
@@ -742,6 +777,12 @@ PortalResponse Portal::Handle(const std::string& method, const std::string& path
     r.headers = {{"Cache-Control", "no-cache"}, {"X-Content-Type-Options", "nosniff"}};
     r.body = pac_fixed_.empty() ? Pac(local_ip) : pac_fixed_;
     return r;
+  }
+  constexpr std::string_view kInstall = "/install/";
+  if (decoded.compare(0, kInstall.size(), kInstall) == 0) {
+    const auto found = packages_.find(decoded.substr(kInstall.size()));
+    if (found != packages_.end()) return found->second;
+    return ErrorPage(404, "No such install package.");
   }
   constexpr std::string_view kCa = "/ca/";
   if (decoded.compare(0, kCa.size(), kCa) == 0) return Download(decoded.substr(kCa.size()));

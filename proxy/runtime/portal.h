@@ -2,7 +2,8 @@
 // reserved host name (portal.host) and on its own listen addresses. It lists the CA
 // certificates clients must install (every profile a rule or canary signs with now or after a
 // scheduled cutover; for a cross-signed profile the customer root), serves them as PEM and DER
-// with per-OS install steps, and serves /proxy.pac. Built once per configuration from loaded
+// with per-OS install steps and an install package per platform (install_packages.h), and
+// serves /proxy.pac. Built once per configuration from loaded
 // profiles; answering is a pure function of the request's method and path.
 #pragma once
 
@@ -87,6 +88,8 @@ class Portal {
   std::vector<Listen> listen_;
   std::vector<Certificate> certificates_;
   std::map<std::string, std::size_t> downloads_;  // name or alias -> certificates_ index
+  // /install/<file name>: the install packages for every platform (install_packages.h).
+  std::map<std::string, PortalResponse> packages_;
   std::string index_html_;
   std::string pac_head_;  // FindProxyForURL up to the final return
   std::string pac_tail_;

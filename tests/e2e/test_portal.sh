@@ -103,6 +103,99 @@ done
 openssl x509 -in "$work/ca/new/ca.pem" -outform DER -out "$work/new.expected.der"
 cmp -s "$work/new.expected.der" "$work/new.cer" || fail "new.cer differs from the profile's file"
 
+# --- the install packages: each names both needed CAs (legacy now, new after the cutover)
+# and nothing else, with the right type and download name.
+for package in "mintgate-ca.mobileconfig application/x-apple-aspen-config" \
+  "mintgate-ca-install.ps1 text/plain; charset=utf-8" \
+  "mintgate-ca-install.sh application/x-sh" "policies.json application/json"; do
+  file=${package%% *}
+  mime=${package#* }
+  grep -q "href=\"/install/$file\"" "$work/page.html" || fail "the page does not link $file"
+  got=$("${via_proxy[@]}" -D "$work/headers" -o "$work/$file" -w '%{http_code} %{content_type}' \
+    "$portal/install/$file")
+  [[ $got == "200 $mime" ]] || fail "/install/$file: $got, expected 200 $mime"
+  grep -qi "^content-disposition: attachment; filename=\"$file\"" "$work/headers" ||
+    fail "/install/$file: no attachment header: $(cat "$work/headers")"
+  grep -q "PRIVATE" "$work/$file" && fail "$file holds a private key"
+done
+openssl x509 -in "$work/ca/legacy/ca.pem" -outform DER -out "$work/legacy.expected.der"
+# The Apple profile: a Configuration with one com.apple.security.root payload per CA, whose
+# data is the CA's DER; identifiers and UUIDs unique and stable across downloads.
+/usr/bin/python3 - "$work" <<'PY' || fail "mobileconfig: $(cat "$work/mintgate-ca.mobileconfig")"
+import plistlib, re, sys, uuid
+work = sys.argv[1]
+profile = plistlib.load(open(f"{work}/mintgate-ca.mobileconfig", "rb"))
+assert profile["PayloadType"] == "Configuration" and profile["PayloadVersion"] == 1, profile
+assert profile["PayloadIdentifier"] == "mintgate.mintgate.portal", profile["PayloadIdentifier"]
+payloads = profile["PayloadContent"]
+assert [p["PayloadType"] for p in payloads] == ["com.apple.security.root"] * 2, payloads
+wanted = {open(f"{work}/{n}.expected.der", "rb").read() for n in ("legacy", "new")}
+assert {p["PayloadContent"] for p in payloads} == wanted, "payloads are not the two CAs"
+ids = [profile["PayloadUUID"]] + [p["PayloadUUID"] for p in payloads]
+assert len(set(ids)) == 3 and all(str(uuid.UUID(i)).upper() == i for i in ids), ids
+assert len({p["PayloadIdentifier"] for p in payloads}) == 2, payloads
+assert all(p["PayloadIdentifier"].startswith("mintgate.mintgate.portal.ca.") for p in payloads)
+PY
+"${via_proxy[@]}" -o "$work/again.mobileconfig" "$portal/install/mintgate-ca.mobileconfig"
+cmp -s "$work/again.mobileconfig" "$work/mintgate-ca.mobileconfig" ||
+  fail "the profile's identifiers change between downloads"
+# The PowerShell script, by text: each CA's DER and its SHA-256 as the page shows it, and the
+# check that refuses to import on a mismatch before anything is imported.
+/usr/bin/python3 - "$work" "$(fingerprint PEM "$work/ca/legacy/ca.pem")" \
+  "$(fingerprint PEM "$work/ca/new/ca.pem")" <<'PY' || fail "ps1: $(cat "$work/mintgate-ca-install.ps1")"
+import base64, hashlib, re, sys
+work, fps = sys.argv[1], [f.replace(":", "") for f in sys.argv[2:]]
+script = open(f"{work}/mintgate-ca-install.ps1").read()
+entries = re.findall(r"Sha256 = '([0-9A-F]{64})';\s*Der = '([A-Za-z0-9+/=]+)'", script)
+assert sorted(sha for sha, _ in entries) == sorted(fps), entries
+for sha, der in entries:
+    assert hashlib.sha256(base64.b64decode(der)).hexdigest().upper() == sha, sha
+wanted = {open(f"{work}/{n}.expected.der", "rb").read() for n in ("legacy", "new")}
+assert {base64.b64decode(der) for _, der in entries} == wanted
+check = script.index("if ($actual -ne $ca.Sha256)")
+assert script.index("throw", check) < script.index("$store.Open('ReadWrite')"), "imports first"
+assert "X509Store('Root', 'LocalMachine')" in script
+PY
+# The Linux script in a scratch root: the CAs where update-ca-certificates reads them, and
+# Firefox's policy naming them; a root with RHEL's anchors folder gets them there instead.
+mkdir -p "$work/root-debian" "$work/root-rhel/etc/pki/ca-trust/source/anchors"
+sh "$work/mintgate-ca-install.sh" --root "$work/root-debian" >"$work/install.log" 2>&1 ||
+  fail "install script: $(cat "$work/install.log")"
+for name in legacy new; do
+  installed="$work/root-debian/usr/local/share/ca-certificates/mintgate-$name.crt"
+  [[ $(fingerprint PEM "$installed") == $(fingerprint PEM "$work/ca/$name/ca.pem") ]] ||
+    fail "install script: $installed is not the $name CA"
+  [[ $(stat -c %a "$installed") == 644 ]] || fail "$installed is not mode 644"
+done
+/usr/bin/python3 - "$work" <<'PY' || fail "policies: $(cat "$work/policies.json")"
+import json, sys
+work = sys.argv[1]
+wanted = [f"/usr/local/share/ca-certificates/mintgate-{n}.crt" for n in ("legacy", "new")]
+written = json.load(open(f"{work}/root-debian/etc/firefox/policies/policies.json"))
+assert sorted(written["policies"]["Certificates"]["Install"]) == wanted, written
+served = json.load(open(f"{work}/policies.json"))
+assert sorted(served["policies"]["Certificates"]["Install"]) == wanted, served
+assert served["policies"]["Certificates"]["ImportEnterpriseRoots"] is True, served
+PY
+sh "$work/mintgate-ca-install.sh" --root "$work/root-rhel" >"$work/install.log" 2>&1 ||
+  fail "install script (RHEL): $(cat "$work/install.log")"
+[[ -f $work/root-rhel/etc/pki/ca-trust/source/anchors/mintgate-new.crt ]] ||
+  fail "install script (RHEL): $(cat "$work/install.log")"
+# A tampered certificate is refused before anything is installed.
+/usr/bin/python3 - "$work/mintgate-ca-install.sh" "$work/tampered.sh" <<'PY'
+import sys
+lines = open(sys.argv[1]).read().split("\n")
+at = lines.index("-----BEGIN CERTIFICATE-----") + 2  # a line inside the first certificate
+lines[at] = lines[at][:9] + ("B" if lines[at][9] == "A" else "A") + lines[at][10:]
+open(sys.argv[2], "w").write("\n".join(lines))
+PY
+mkdir -p "$work/root-tampered"
+if sh "$work/tampered.sh" --root "$work/root-tampered" >"$work/install.log" 2>&1; then
+  fail "a tampered certificate was installed"
+fi
+grep -q "nothing was installed" "$work/install.log" || fail "tampered: $(cat "$work/install.log")"
+[[ -z $(find "$work/root-tampered" -type f) ]] || fail "the tampered script installed files"
+
 # --- what is not there, and what is not allowed
 code=$("${via_proxy[@]}" -o /dev/null -w '%{http_code}' "$portal/ca/unused.pem")
 [[ $code == 404 ]] || fail "/ca/unused.pem: $code"
