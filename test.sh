@@ -8,25 +8,28 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 jobs=$(nproc)
+started=$SECONDS
+# Each phase is announced with the minutes:seconds since the start, so a slow step shows.
+phase() { printf '== [%d:%02d] %s\n' $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60)) "$1"; }
 scripts/deps.sh --test
 
-echo "== release build"
+phase "release build"
 cmake --preset release >/dev/null
 cmake --build --preset release -j"$jobs"
-echo "== release tests (unit + e2e)"
+phase "release tests (unit + e2e)"
 ctest --preset release -j"$jobs" --timeout 300
 
 if [[ "${MINTGATE_SANITIZERS:-1}" != 0 ]]; then
   for preset in asan tsan; do
-    echo "== $preset build"
+    phase "$preset build"
     cmake --preset "$preset" >/dev/null
     cmake --build --preset "$preset" -j"$jobs"
-    echo "== $preset unit tests"
+    phase "$preset unit tests"
     ctest --preset "$preset" -j"$jobs" --timeout 600
   done
   # Traffic from the network must never crash the gateway: the end-to-end suites once more
   # against the ASan+UBSan binary (which aborts on the first error).
-  echo "== asan end-to-end tests"
+  phase "asan end-to-end tests"
   MINTGATE_SANITIZED=1 ctest --test-dir build/asan -L e2e -j"$jobs" --timeout 600 \
     --output-on-failure
   # The parsers of network input and configuration files under libFuzzer (ASan+UBSan), about
@@ -35,4 +38,5 @@ if [[ "${MINTGATE_SANITIZERS:-1}" != 0 ]]; then
     scripts/fuzz.sh
   fi
 fi
+phase "done"
 echo "mintgate: all tests passed"
