@@ -154,10 +154,40 @@ std::uint64_t ReadinessTracker::evicted() const {
 
 void ReadinessTracker::EvictLocked() {
   while (lru_.size() > max_clients_) {
+    for (const auto& [profile, entry] : lru_.back().profiles) {
+      Counts& counts = counts_[profile];
+      (entry.outcome == HandshakeOutcome::kTrusted ? counts.trusting : counts.rejecting)--;
+    }
     index_.erase(KeyOf(lru_.back().address));
     lru_.pop_back();
     ++evicted_;
   }
+}
+
+void ReadinessTracker::CountLocked(const std::string& profile,
+                                   std::optional<HandshakeOutcome> before, HandshakeOutcome after,
+                                   std::int64_t at_ms) {
+  Counts& counts = counts_[profile];
+  if (before) (*before == HandshakeOutcome::kTrusted ? counts.trusting : counts.rejecting)--;
+  (after == HandshakeOutcome::kTrusted ? counts.trusting : counts.rejecting)++;
+  constexpr std::int64_t kHourMs = 3600 * 1000;
+  const std::int64_t hour_ms = at_ms - ((at_ms % kHourMs) + kHourMs) % kHourMs;
+  // Verdicts from the workers may arrive slightly out of order: an older hour's verdict
+  // updates the newest point rather than going back in time.
+  if (counts.history.empty() || counts.history.back().hour_ms < hour_ms) {
+    counts.history.push_back({hour_ms, 0, 0});
+    if (counts.history.size() > kHistoryPoints) counts.history.pop_front();
+  }
+  counts.history.back().trusting = counts.trusting;
+  counts.history.back().rejecting = counts.rejecting;
+}
+
+std::vector<ReadinessTracker::HistoryPoint> ReadinessTracker::History(
+    const std::string& profile) const {
+  std::lock_guard lock(mutex_);
+  const auto it = counts_.find(profile);
+  if (it == counts_.end()) return {};
+  return {it->second.history.begin(), it->second.history.end()};
 }
 
 bool ReadinessTracker::Record(const rules::IpAddress& client, const std::string& profile,
@@ -173,6 +203,8 @@ bool ReadinessTracker::Record(const rules::IpAddress& client, const std::string&
   }
   auto [it, inserted] = lru_.front().profiles.try_emplace(profile);
   Entry& e = it->second;
+  const std::optional<HandshakeOutcome> before =
+      inserted ? std::nullopt : std::optional<HandshakeOutcome>(e.outcome);
   if (inserted) e.first_seen_ms = verdict.at_ms;
   e.last_seen_ms = std::max(e.last_seen_ms, verdict.at_ms);
   bool counted = true;
@@ -194,7 +226,11 @@ bool ReadinessTracker::Record(const rules::IpAddress& client, const std::string&
         Seen{verdict.at_ms, verdict.evidence, std::string(verdict.alert), std::string(verdict.sni)};
     if (!verdict.alert.empty()) e.last_alert = verdict.alert;
   }
+  const HandshakeOutcome after = e.outcome;
+  // Evicting first (never this client: it is the most recent) makes the point count without
+  // the evicted.
   if (found == index_.end()) EvictLocked();
+  if (counted) CountLocked(profile, before, after, verdict.at_ms);
   return counted;
 }
 
@@ -236,11 +272,13 @@ nlohmann::json ReadinessTracker::ToJson(std::time_t now,
   // A copy under the lock; sorting and the JSON itself after it, so workers wait only for
   // the copy.
   std::vector<Client> clients;
+  std::map<std::string, std::deque<HistoryPoint>, std::less<>> history;
   std::size_t max_clients = 0;
   std::uint64_t evicted = 0;
   {
     std::lock_guard lock(mutex_);
     clients.assign(lru_.begin(), lru_.end());
+    for (const auto& [profile, counts] : counts_) history.emplace(profile, counts.history);
     max_clients = max_clients_;
     evicted = evicted_;
   }
@@ -304,12 +342,20 @@ nlohmann::json ReadinessTracker::ToJson(std::time_t now,
            {"last_seen", Rfc3339Ms(e.last_seen_ms)}});
     }
     const bool truncated = trusting + rejecting + unknown > list.size();
+    nlohmann::json points = nlohmann::json::array();
+    if (const auto h = history.find(profile); h != history.end()) {
+      for (const HistoryPoint& p : h->second) {
+        points.push_back(
+            {{"at", Rfc3339Ms(p.hour_ms)}, {"trusting", p.trusting}, {"rejecting", p.rejecting}});
+      }
+    }
     doc["profiles"].push_back({{"profile", profile},
                                {"trusting", trusting},
                                {"rejecting", rejecting},
                                {"unknown", unknown},
                                {"clients", std::move(list)},
-                               {"clients_truncated", truncated}});
+                               {"clients_truncated", truncated},
+                               {"history", std::move(points)}});
   }
   return doc;
 }

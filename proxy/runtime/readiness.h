@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <ctime>
+#include <deque>
 #include <list>
 #include <map>
 #include <mutex>
@@ -96,15 +97,28 @@ class ReadinessTracker {
   std::optional<HandshakeOutcome> Latest(const rules::IpAddress& client,
                                          const std::string& profile) const;
 
+  // How many clients trusted and rejected one profile over time, for the console's chart: a
+  // point per hour in which a verdict was recorded for the profile (the counts when the
+  // hour's last verdict was recorded), the newest kHistoryPoints hours that had one. The
+  // counts are those of the clients tracked: an evicted client leaves them.
+  struct HistoryPoint {
+    std::int64_t hour_ms = 0;  // wall clock, the hour's start
+    std::uint64_t trusting = 0;
+    std::uint64_t rejecting = 0;
+  };
+  std::vector<HistoryPoint> History(const std::string& profile) const;
+  static constexpr std::size_t kHistoryPoints = 24 * 31;
+
   // The /readiness document: {"generated_at", "clients_tracked", "max_clients", "evicted",
   // "profiles": [{"profile", "trusting", "rejecting", "unknown", "clients": [{"client",
   // "status", "trusted", "rejected", "unused", "evidence", "last_alert", "last_trusted",
-  // "last_rejected", "first_seen", "last_seen"}], "clients_truncated"}]}. "status" is
-  // "trusts", "rejects" (the latest verdict) or "unknown": a client tracked for another
-  // profile that never made a decrypted connection with this one. "last_trusted" and
-  // "last_rejected" are null or {"at", "evidence", "alert", "sni"}. Profiles by name: those
-  // seen and `profiles` (the configured ones, listed even before any client); clients by
-  // address, at most kMaxClientsPerProfile per profile (the counts always count all).
+  // "last_rejected", "first_seen", "last_seen"}], "clients_truncated", "history": [{"at",
+  // "trusting", "rejecting"}]}]}. "status" is "trusts", "rejects" (the latest verdict) or
+  // "unknown": a client tracked for another profile that never made a decrypted connection with
+  // this one. "last_trusted" and "last_rejected" are null or {"at", "evidence", "alert", "sni"}.
+  // Profiles by name: those seen and `profiles` (the configured ones, listed even before any
+  // client); clients by address, at most kMaxClientsPerProfile per profile (the counts always count
+  // all).
   nlohmann::json ToJson(std::time_t now, const std::vector<std::string>& profiles = {}) const;
   // The same document for a gateway without a tracker: nothing tracked.
   static nlohmann::json EmptyJson(std::time_t now);
@@ -141,14 +155,23 @@ class ReadinessTracker {
   struct KeyHash {
     std::size_t operator()(const Key& key) const;
   };
+  // The clients whose latest verdict on a profile is each outcome, and their history.
+  struct Counts {
+    std::uint64_t trusting = 0;
+    std::uint64_t rejecting = 0;
+    std::deque<HistoryPoint> history;
+  };
   static Key KeyOf(const rules::IpAddress& address);
   void EvictLocked();
+  void CountLocked(const std::string& profile, std::optional<HandshakeOutcome> before,
+                   HandshakeOutcome after, std::int64_t at_ms);
 
   mutable std::mutex mutex_;
   std::size_t max_clients_;
   std::uint64_t evicted_ = 0;
   std::list<Client> lru_;  // most recently seen first
   std::unordered_map<Key, std::list<Client>::iterator, KeyHash> index_;
+  std::map<std::string, Counts, std::less<>> counts_;
 };
 
 // Which profile signs for a client, by config.canaries: immutable, built per configuration.

@@ -116,6 +116,49 @@ TEST(ReadinessTracker, EvictsTheLeastRecentlySeen) {
   EXPECT_EQ(t.clients_tracked(), 2u);
 }
 
+TEST(ReadinessTracker, HistoryCountsClientsPerHour) {
+  ReadinessTracker t(2);
+  const auto a = Ip("10.0.0.1"), b = Ip("10.0.0.2"), c = Ip("10.0.0.3");
+  EXPECT_TRUE(t.History("new").empty());
+  Rec(t, a, "new", HandshakeOutcome::kRejected, "unknown_ca", kNow + 10);
+  Rec(t, b, "new", HandshakeOutcome::kRejected, "unknown_ca", kNow + 20);
+  Rec(t, a, "new", HandshakeOutcome::kTrusted, "", kNow + 3600 + 5);  // changes its mind
+  Rec(t, a, "new", HandshakeOutcome::kTrusted, "", kNow + 3600 + 9);  // no change
+  // Two hours later a third client evicts b (bound 2): it leaves the counts.
+  Rec(t, c, "new", HandshakeOutcome::kTrusted, "", kNow + 3 * 3600 + 1);
+  // A late verdict from an earlier hour updates the newest point, never an older one.
+  Rec(t, a, "new", HandshakeOutcome::kRejected, "unknown_ca", kNow + 2 * 3600);
+  const auto h = t.History("new");
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h[0].hour_ms, kNow * 1000);
+  EXPECT_EQ(h[0].trusting, 0u);
+  EXPECT_EQ(h[0].rejecting, 2u);
+  EXPECT_EQ(h[1].hour_ms, (kNow + 3600) * 1000);
+  EXPECT_EQ(h[1].trusting, 1u);
+  EXPECT_EQ(h[1].rejecting, 1u);
+  EXPECT_EQ(h[2].hour_ms, (kNow + 3 * 3600) * 1000);
+  EXPECT_EQ(h[2].trusting, 1u);  // c; a rejects again; b evicted
+  EXPECT_EQ(h[2].rejecting, 1u);
+  EXPECT_TRUE(t.History("old").empty());
+
+  // The JSON carries it per profile.
+  const nlohmann::json doc = t.ToJson(kNow + 4 * 3600);
+  ASSERT_EQ(doc["profiles"].size(), 1u);
+  const auto& points = doc["profiles"][0]["history"];
+  ASSERT_EQ(points.size(), 3u);
+  EXPECT_EQ(points[1]["at"], "2026-01-01T01:00:00Z");
+  EXPECT_EQ(points[1]["trusting"], 1);
+
+  // Bounded: one point per hour for at most kHistoryPoints hours.
+  ReadinessTracker many(10);
+  for (std::size_t i = 0; i < ReadinessTracker::kHistoryPoints + 5; ++i) {
+    Rec(many, a, "new", HandshakeOutcome::kTrusted, "", kNow + static_cast<std::time_t>(i) * 3600);
+  }
+  const auto bounded = many.History("new");
+  ASSERT_EQ(bounded.size(), ReadinessTracker::kHistoryPoints);
+  EXPECT_EQ(bounded.front().hour_ms, (kNow + 5 * 3600) * 1000);
+}
+
 TEST(ReadinessTracker, TheLatestOutcomeWinsPerProfile) {
   ReadinessTracker t(100);
   const auto ip = Ip("192.0.2.7");
