@@ -18,6 +18,14 @@ void PrintProblems(const GatewayConfig& g, std::ostream& err) {
   for (const std::string& w : g.warnings) err << "warning: " << w << "\n";
 }
 
+// What state_dir/schedule.toml changes on top of the file, since the file alone no longer
+// says what the gateway does.
+void PrintScheduleOverlay(const GatewayConfig& g, std::ostream& out) {
+  if (g.schedule_overlay.empty()) return;
+  out << "schedule overlay " << g.schedule_overlay_file << ":\n";
+  for (const std::string& line : g.schedule_overlay) out << "  " << line << "\n";
+}
+
 }  // namespace
 
 int RunCheck(const std::string& config, std::ostream& out, std::ostream& err) {
@@ -40,6 +48,7 @@ int RunCheck(const std::string& config, std::ostream& out, std::ostream& err) {
       << (g.config.categories.size() == 1 ? "y" : "ies") << " with " << patterns
       << " pattern(s); inspection " << (g.config.inspection.enabled ? "enabled" : "disabled")
       << "\n";
+  PrintScheduleOverlay(g, out);
   return kOk;
 }
 

@@ -6,6 +6,7 @@
 #include "proxy/cli/config_commands.h"
 #include "proxy/cli/readiness_command.h"
 #include "proxy/cli/run_command.h"
+#include "proxy/cli/schedule_command.h"
 #include "proxy/control/audit_command.h"
 
 namespace {
@@ -51,6 +52,32 @@ int main(int argc, char** argv) {
                            "the admin token's file (default: admin.token_file, or "
                            "state_dir/admin.token)");
   ca_readiness->add_flag("--json", readiness_args.json, "the JSON document for scripts");
+
+  mintgate::proxy::CaScheduleArgs schedule_args;
+  int schedule_percent = 0;
+  CLI::App* ca_schedule = ca->add_subcommand(
+      "schedule",
+      "change a profile's retire_at or a canary without rewriting the configuration file (the "
+      "schedule overlay in state_dir); alone, print the overlay");
+  ca_schedule->add_option("-c,--config", schedule_args.config, "configuration file")->required();
+  ca_schedule->add_flag("--show", schedule_args.show, "print the overlay and its recent changes");
+  ca_schedule->add_option("--profile", schedule_args.profile,
+                          "the CA profile whose retire_at changes");
+  ca_schedule->add_option("--retire-at", schedule_args.retire_at,
+                          "new retire_at (RFC 3339); the successor takes over then");
+  ca_schedule->add_flag("--clear", schedule_args.clear, "no retirement (roll a cutover back)");
+  ca_schedule->add_flag("--reset", schedule_args.reset,
+                        "drop the overlay's change: the file's value applies again");
+  ca_schedule->add_option(
+      "--canary", schedule_args.canary,
+      "the CA profile whose canary changes (replacing the file's [[canary]] of it)");
+  CLI::Option* percent_option =
+      ca_schedule->add_option("--percent", schedule_percent, "start the canary: share of clients");
+  ca_schedule->add_option("--clients", schedule_args.clients,
+                          "CIDRs the canary covers (default: every client)");
+  ca_schedule->add_flag("--no-fallback", schedule_args.no_fallback,
+                        "clients that reject the canary's CA do not get the rule's own again");
+  ca_schedule->add_flag("--stop", schedule_args.stop, "stop the canary");
 
   std::vector<std::string> show_files;
   bool show_json = false;
@@ -98,6 +125,10 @@ int main(int argc, char** argv) {
   if (ca_audit->parsed()) return mintgate::proxy::RunCaAudit(audit_args, std::cout, std::cerr);
   if (ca_readiness->parsed()) {
     return mintgate::proxy::RunCaReadiness(readiness_args, std::cout, std::cerr);
+  }
+  if (ca_schedule->parsed()) {
+    if (percent_option->count() > 0) schedule_args.percent = schedule_percent;
+    return mintgate::proxy::RunCaSchedule(schedule_args, std::cout, std::cerr);
   }
   if (ca_init->parsed()) return mintgate::proxy::RunCaInit(init_args, std::cout, std::cerr);
   if (ca_show->parsed()) {

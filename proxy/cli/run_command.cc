@@ -17,6 +17,9 @@ int RunGateway(const std::string& config, std::ostream& out, std::ostream& err) 
     return build.exit_code;
   }
   const Config& c = build.runtime->config;
+  for (const std::string& line : build.schedule_overlay) {
+    out << "mintgate: schedule overlay " << build.schedule_overlay_file << ": " << line << "\n";
+  }
   const std::string proxy = "http://" + c.server.listen.front().ToString();
   out << "mintgate: listening on";
   for (const HostPort& hp : c.server.listen) out << " " << hp.ToString();

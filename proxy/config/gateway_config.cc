@@ -11,6 +11,7 @@
 #include "proxy/config/admin_access.h"
 #include "proxy/config/admin_token.h"
 #include "proxy/config/config_loader.h"
+#include "proxy/config/schedule_overlay.h"
 #include "rules/ip_address.h"
 #include "tls/cert_info.h"
 #include "tls/tls_error.h"
@@ -70,6 +71,27 @@ GatewayConfig LoadGatewayConfig(const std::string& path, const GatewayConfigOpti
   auto error = [&g, &path](int line, std::string message) {
     g.errors.push_back({path, line, 0, std::move(message)});
   };
+
+  // Before anything reads the schedule, so that the rules, the canaries, the audit and the
+  // portal all see the one in force. Not over a file with errors: its state_dir and profiles
+  // may be wrong, and the overlay would only add noise to the errors that matter.
+  if (options.apply_schedule_overlay && g.errors.empty()) {
+    g.schedule_overlay_file = ScheduleOverlayPath(c.server.state_dir);
+    ScheduleOverlayLoad overlay = LoadScheduleOverlay(g.schedule_overlay_file);
+    if (!overlay.ok()) {
+      for (ConfigError& e : overlay.errors) g.errors.push_back(std::move(e));
+      g.errors.push_back({g.schedule_overlay_file, 0, 0,
+                          "the schedule overlay (changes made with `mintgate ca schedule` or the "
+                          "console) cannot be applied: fix or remove this file; " +
+                              ScheduleAuditPath(c.server.state_dir) + " lists those changes"});
+    } else {
+      ScheduleOverlayApplied applied =
+          ApplyScheduleOverlay(overlay.overlay, g.schedule_overlay_file, g.config);
+      g.schedule_overlay = std::move(applied.lines);
+      g.warnings.insert(g.warnings.end(), applied.warnings.begin(), applied.warnings.end());
+      g.schedule_overlay_warnings = std::move(applied.warnings);
+    }
+  }
 
   for (const std::string& client : c.server.allow_clients) {
     std::string why;

@@ -28,6 +28,13 @@ struct GatewayConfig {
   std::string generated_ca_dir;  // state_dir + "/ca"
   std::vector<ConfigError> errors;
   std::vector<std::string> warnings;
+  // The schedule overlay (schedule_overlay.h), applied to `config` before anything was built
+  // from it: its file, state_dir/schedule.toml whether or not it exists ("" when not applied),
+  // one line per change it made, and the entries it skipped because they no longer fit the
+  // file (those are in `warnings` too, so that everything that prints warnings shows them).
+  std::string schedule_overlay_file;
+  std::vector<std::string> schedule_overlay;
+  std::vector<std::string> schedule_overlay_warnings;
   bool ok() const { return errors.empty(); }
 };
 
@@ -35,6 +42,9 @@ struct GatewayConfigOptions {
   // false: check the CA section's shape only, and touch no file of state_dir (rules test)
   bool load_cas = true;
   std::time_t now = 0;  // 0: the current time
+  // false: the configuration as its file says, without state_dir/schedule.toml (what
+  // `mintgate ca schedule` validates a change against).
+  bool apply_schedule_overlay = true;
 };
 
 // Why `state_dir` may not hold the generated CA key and the admin token, or "" when it may: a
@@ -42,7 +52,9 @@ struct GatewayConfigOptions {
 // does not exist yet is fine (it is created 0700).
 std::string StateDirProblem(const std::string& state_dir);
 
-// Loads `path` and validates everything it can, collecting every problem.
+// Loads `path`, applies the schedule overlay of its state_dir, and validates everything it
+// can, collecting every problem. A malformed overlay file is an error (it may hold a rollback
+// that must not be lost); an entry that no longer fits the file is a warning.
 GatewayConfig LoadGatewayConfig(const std::string& path, const GatewayConfigOptions& options);
 
 }  // namespace mintgate::proxy

@@ -64,6 +64,8 @@ int RunCaAudit(const CaAuditArgs& args, std::ostream& out, std::ostream& err) {
     for (const ConfigError& e : g.errors) err << "error: " << e.ToString() << "\n";
     return kConfigError;
   }
+  // Entries of the overlay that no longer fit the file change what the audit shows.
+  for (const std::string& w : g.schedule_overlay_warnings) err << "warning: " << w << "\n";
 
   std::map<std::string, ProfileFacts> profiles;
   auto read_profile = [&profiles](const std::string& name, const std::string& cert_file,
@@ -154,6 +156,9 @@ int RunCaAudit(const CaAuditArgs& args, std::ostream& out, std::ostream& err) {
     j["needs_migration"] = needs_migration;
     j["ok"] = errors.empty();
     j["errors"] = errors;
+    j["overlay"] = {{"file", g.schedule_overlay_file},
+                    {"changes", g.schedule_overlay},
+                    {"warnings", g.schedule_overlay_warnings}};
     j["rules"] = nlohmann::json::array();
     for (const RuleRow& r : rows) {
       auto opt = [](const std::string& s) {
@@ -191,7 +196,12 @@ int RunCaAudit(const CaAuditArgs& args, std::ostream& out, std::ostream& err) {
     return exit_code;
   }
 
-  out << "CA migration audit of " << args.config << " at " << rules::FormatInstant(at) << "\n\n";
+  out << "CA migration audit of " << args.config << " at " << rules::FormatInstant(at) << "\n";
+  if (!g.schedule_overlay.empty()) {
+    out << "schedule overlay " << g.schedule_overlay_file << ":\n";
+    for (const std::string& line : g.schedule_overlay) out << "  " << line << "\n";
+  }
+  out << "\n";
   std::vector<std::vector<std::string>> table = {
       {"RULE", "ACTION", "PROFILE", "発行先 (SUBJECT)", "発行元 (ISSUER)", "STATUS", "SWITCHES"}};
   for (const RuleRow& r : rows) {

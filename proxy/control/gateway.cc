@@ -201,6 +201,10 @@ ReloadOutcome Gateway::Reload() {
     } else {
       for (const std::string& w : build.warnings)
         *err_ << "mintgate: reload: warning: " << w << "\n";
+      for (const std::string& line : build.schedule_overlay) {
+        *out_ << "mintgate: reload: schedule overlay " << build.schedule_overlay_file << ": "
+              << line << "\n";
+      }
       for (const std::string& key : build.restart_needed) {
         *out_ << "mintgate: reload: " << key << " changed; restart to apply\n";
       }

@@ -149,6 +149,8 @@ RuntimeBuild BuildRuntime(const std::string& config_path, const RuntimeBuildOpti
     // The generated CA is made just below: no need to announce it.
     if (w.find("generated in") == std::string::npos) build.warnings.push_back(std::move(w));
   }
+  build.schedule_overlay_file = g.schedule_overlay_file;
+  build.schedule_overlay = g.schedule_overlay;
   if (!g.ok()) {
     for (const ConfigError& e : g.errors) build.errors.push_back(e.ToString());
     build.exit_code = kConfigError;

@@ -37,6 +37,10 @@ struct RuntimeBuild {
   // Keys that differ from the previous runtime but only apply after a restart: the new
   // runtime keeps their old values.
   std::vector<std::string> restart_needed;
+  // What the schedule overlay (state_dir/schedule.toml) changed, one line per entry; empty
+  // when it changes nothing. Its skipped entries are in `warnings`.
+  std::string schedule_overlay_file;
+  std::vector<std::string> schedule_overlay;
   std::size_t rule_count = 0;   // including the default rule
   std::size_t ca_profiles = 0;  // loaded profiles, the generated "default" included
 };
