@@ -10,6 +10,7 @@
 #include "proxy/config/admin_access.h"
 #include "proxy/config/admin_token.h"
 #include "proxy/control/audit_command.h"
+#include "proxy/control/console.h"
 #include "proxy/http/error_page.h"
 #include "proxy/http/http_codec.h"
 #include "proxy/runtime/readiness.h"
@@ -79,7 +80,7 @@ struct AdminServer::Connection : HttpParser::Handler {
   uv_shutdown_t shutdown{};
   AdminServer* server = nullptr;
   std::unique_ptr<HttpParser> parser;
-  std::string method, target;
+  std::string method, target, body, peer;
   std::vector<HttpHeader> headers;
   std::uint64_t request_ms = 0;
   std::uint64_t linger_ms = 0;
@@ -97,11 +98,17 @@ struct AdminServer::Connection : HttpParser::Handler {
       Answer(TextResponse(413, "admin requests carry no body\n"));
     }
   }
-  void OnBody(const char*, std::size_t size) override {
+  void OnBody(const char* data, std::size_t size) override {
     body_bytes += size;
-    if (body_bytes > kMaxBodyBytes) Answer(TextResponse(413, "admin requests carry no body\n"));
+    if (body_bytes > kMaxBodyBytes) {
+      Answer(TextResponse(413, "admin requests carry no body\n"));
+      return;
+    }
+    body.append(data, size);  // the console's forms
   }
-  void OnMessageComplete() override { Answer(server->Respond(method, target, headers)); }
+  void OnMessageComplete() override {
+    Answer(server->Respond(method, target, headers, body, peer));
+  }
 
   void Start() {
     uv_timer_init(tcp.loop, &timer);
@@ -199,7 +206,16 @@ AdminServer::AdminServer(uv_loop_t* loop, RuntimePtr runtime, std::string config
     : loop_(loop),
       runtime_(std::move(runtime)),
       config_path_(std::move(config_path)),
-      listen_(runtime_->config.admin.listen) {}
+      listen_(runtime_->config.admin.listen),
+      console_(std::make_unique<Console>(config_path_, listen_.ToString())) {}
+
+AdminServer::~AdminServer() = default;
+
+void AdminServer::SetReloader(std::function<ReloadOutcome()> reload, const ReloadStats* stats) {
+  reload_ = std::move(reload);
+  reload_stats_ = stats;
+  console_->SetReloader(reload_);
+}
 
 std::string AdminServer::Start() {
   const HostPort& hp = runtime_->config.admin.listen;
@@ -257,13 +273,25 @@ void AdminServer::OnConnection() {
              [](uv_handle_t* h) { delete static_cast<Connection*>(h->data); });
     return;
   }
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  char text[INET6_ADDRSTRLEN] = "";
+  if (uv_tcp_getpeername(&c->tcp, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    if (ss.ss_family == AF_INET6) {
+      uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&ss), text, sizeof text);
+    } else {
+      uv_ip4_name(reinterpret_cast<sockaddr_in*>(&ss), text, sizeof text);
+    }
+  }
+  c->peer = text;
   c->parser = std::make_unique<HttpParser>(HttpParser::Kind::kRequest, *c, kAdminLimits);
   connections_.insert(c);
   c->Start();
 }
 
 std::string AdminServer::Respond(const std::string& method, const std::string& target,
-                                 const std::vector<HttpHeader>& headers) const {
+                                 const std::vector<HttpHeader>& headers, const std::string& body,
+                                 const std::string& peer) const {
   // Before anything else, so that a DNS-rebinding page learns nothing, not even /healthz.
   const HttpHeader* host = FindHeader(headers, "Host");
   if (host == nullptr) return TextResponse(400, "a Host header is required\n");
@@ -271,6 +299,9 @@ std::string AdminServer::Respond(const std::string& method, const std::string& t
     return TextResponse(403, problem + "\n");
   }
   const std::string path = target.substr(0, target.find('?'));
+  if (Console::Handles(path)) {
+    return console_->Respond({method, target, &headers, body, peer}, *runtime_);
+  }
   // Load balancers and orchestrators probe /healthz without credentials; it tells nothing.
   if (path != "/healthz") {
     const HttpHeader* authorization = FindHeader(headers, "Authorization");

@@ -1,8 +1,8 @@
 // The admin listener (SPEC §7), on the main thread's loop and never on the proxy port:
 // /healthz, /metrics (Prometheus text format), /audit (the ca audit report as JSON) and
 // /readiness (which clients trust which CA profile, as JSON); POST /reload loads the
-// configuration file again. Everything but /healthz needs the admin bearer token
-// (proxy/config/admin_token.h).
+// configuration file again. Everything but /healthz and the console needs the admin bearer
+// token (proxy/config/admin_token.h); the migration console (/console/) logs in with it.
 #pragma once
 
 #include <uv.h>
@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <ctime>
 #include <functional>
+#include <memory>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -19,6 +20,8 @@
 #include "proxy/runtime/runtime.h"
 
 namespace mintgate::proxy {
+
+class Console;
 
 // One configuration reload (SIGHUP or POST /reload), as POST /reload answers it.
 struct ReloadOutcome {
@@ -44,6 +47,7 @@ struct ReloadStats {
 class AdminServer {
  public:
   AdminServer(uv_loop_t* loop, RuntimePtr runtime, std::string config_path);
+  ~AdminServer();
   // Binds and listens on runtime->config.admin.listen; returns "" or why it failed.
   std::string Start();
   // Closes the listener and the connections whose request has not arrived; answers being
@@ -54,16 +58,17 @@ class AdminServer {
   void SetRuntime(RuntimePtr runtime) { runtime_ = std::move(runtime); }
   // POST /reload runs `reload`; /metrics reports `stats` (owned by the caller, may be null).
   // Unset, POST /reload answers 501.
-  void SetReloader(std::function<ReloadOutcome()> reload, const ReloadStats* stats) {
-    reload_ = std::move(reload);
-    reload_stats_ = stats;
-  }
+  void SetReloader(std::function<ReloadOutcome()> reload, const ReloadStats* stats);
+  Console& console() { return *console_; }
 
   // The response for one request (exposed for tests): every request must name this listener
   // in its Host header (400 without one, 403 for another name: see AdminHostProblem), and
   // every one but /healthz must carry the runtime's admin token as a bearer token (else 401).
+  // "/" and /console/ are the migration console (proxy/control/console.h): its own login
+  // and session cookie instead of the bearer token; `body` is its forms, `peer` the client.
   std::string Respond(const std::string& method, const std::string& target,
-                      const std::vector<HttpHeader>& headers) const;
+                      const std::vector<HttpHeader>& headers, const std::string& body = "",
+                      const std::string& peer = "") const;
 
  private:
   struct Connection;
@@ -79,6 +84,7 @@ class AdminServer {
   std::unordered_set<Connection*> connections_;  // open, not yet closing
   std::function<ReloadOutcome()> reload_;
   const ReloadStats* reload_stats_ = nullptr;
+  std::unique_ptr<Console> console_;
 };
 
 }  // namespace mintgate::proxy
