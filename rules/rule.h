@@ -53,6 +53,11 @@ struct RuleSetOptions {
   bool inspection_enabled = true;
   std::string default_ca = "default";
   std::vector<CaSchedule> cas;  // every profile; rules naming others are a config error
+  // auth.unidentified = "decrypt-to-login": a target whose user is not known
+  // (identity_known == false) is decrypted with this profile (auth.login_ca, else default_ca)
+  // whatever the rule and the inspection switch say, so the gateway can run its login.
+  // "" = no such exception.
+  std::string login_ca;
 };
 
 // What is being decided about: one connection (or request).
@@ -62,8 +67,8 @@ struct Target {
   std::string client;  // client address, textual IPv4/IPv6
   std::string user;    // "" when unknown
   std::vector<std::string> groups;
-  // False when the gateway could not identify the user. Reserved for the original product's
-  // exception: traffic decrypted to run the login flow even where inspection is off.
+  // False when the gateway could not identify the user and must run its login: the original
+  // product's exception, decrypted even where inspection is off (RuleSetOptions::login_ca).
   bool identity_known = true;
 };
 
@@ -75,6 +80,7 @@ struct Decision {
   std::string ca;             // the profile that signs, after retirement; "" unless decrypt
   std::string configured_ca;  // the profile the rule names (or the default CA)
   std::string reason;         // a human explanation of why
+  bool login = false;         // decrypted only to run the login (identity unknown)
 };
 
 }  // namespace mintgate::rules

@@ -17,6 +17,7 @@ struct RuleSet::Impl {
   bool implicit_default = false;
   RuleSetOptions options;
   CaResolver cas;
+  int login_ca = -1;  // options.login_ca's index; -1: no decrypt-to-login
   RuleIndex index;
 
   bool OtherFieldsMatch(std::size_t id, const Target& target,
@@ -48,10 +49,7 @@ std::optional<IpAddress> ParseClient(std::string_view client) {
   return client.empty() ? std::nullopt : IpAddress::Parse(client);
 }
 
-// Where an exception to the inspection switch belongs: the original product decrypts traffic
-// of users it could not identify (target.identity_known == false) to run its login flow even
-// when inspection is off. Not implemented; the target is passed so it can be.
-Action EffectiveAction(Action rule_action, bool inspection_enabled, const Target& /*target*/) {
+Action EffectiveAction(Action rule_action, bool inspection_enabled) {
   if (rule_action == Action::kDecrypt && !inspection_enabled) return Action::kTunnel;
   return rule_action;
 }
@@ -169,6 +167,10 @@ std::variant<RuleSet, std::vector<RuleError>> RuleSet::Compile(std::vector<Rule>
     errors.push_back({0, "inspection.default_ca " + Quote(options.default_ca) +
                              " is not a configured CA profile"});
   }
+  if (!options.login_ca.empty() && (impl->login_ca = impl->cas.Find(options.login_ca)) < 0) {
+    errors.push_back(
+        {0, "auth.login_ca " + Quote(options.login_ca) + " is not a configured CA profile"});
+  }
   for (std::size_t i = 0; i < rules.size(); ++i) {
     if (rules[i].action == Action::kDecrypt && rules[i].ca.empty()) {
       impl->compiled[i].ca = default_ca;
@@ -226,7 +228,7 @@ Decision RuleSet::Impl::MakeDecision(std::size_t id, const HostView& host, const
   decision.rule = rule.name;
   decision.rule_index = int(id);
   decision.rule_action = rule.action;
-  decision.action = EffectiveAction(rule.action, options.inspection_enabled, target);
+  decision.action = EffectiveAction(rule.action, options.inspection_enabled);
   // Appends in place: this runs on every decision, and temporaries would dominate its cost.
   std::string& reason = decision.reason;
   reason.reserve(160);
@@ -306,6 +308,19 @@ Decision RuleSet::Impl::MakeDecision(std::size_t id, const HostView& host, const
     decision.configured_ca = options.default_ca;  // unknown profile: allowed only when tunneling
   }
   if (decision.action != rule.action) reason += " (inspection disabled: decrypt becomes tunnel)";
+  if (!target.identity_known && login_ca >= 0) {
+    // The original product's exception: an unidentified user's connection is decrypted, with
+    // the login CA, whatever the rule and the inspection switch say, to run the login.
+    std::string why;
+    decision.action = Action::kDecrypt;
+    decision.login = true;
+    decision.configured_ca = cas.Name(login_ca);
+    decision.ca = cas.Name(cas.Resolve(login_ca, at, &why));
+    reason += "; user not identified: decrypted with ";
+    quoted(decision.ca);
+    if (!why.empty()) ((reason += " (") += why) += ')';
+    reason += " to run the portal login (auth.unidentified = \"decrypt-to-login\")";
+  }
   return decision;
 }
 

@@ -19,7 +19,7 @@ check() {  # folder, regex of forbidden includes, explanation
 }
 # Every proxy/ folder, bottom to top; a folder may include the ones listed before it that its
 # line allows, never one after it.
-folders=(config log net http dns runtime upstream session control cli)
+folders=(config log net http auth dns runtime upstream session control cli)
 forbid_above() {  # folder: the proxy/ folders above it, as an include regex
   local out="" seen=0 f
   for f in "${folders[@]}"; do
@@ -38,6 +38,8 @@ check proxy/net "llhttp|ares|toml\+\+|nlohmann|CLI/|openssl/|tls/|rules/|proxy/c
   "owns libuv handles: libuv and the standard library only"
 check proxy/http "uv\.h|ares|toml\+\+|nlohmann|CLI/|$(forbid_above http)|proxy/config/|proxy/log/|proxy/net/" \
   "parses and writes HTTP: llhttp and rules/ only"
+check proxy/auth "uv\.h|llhttp|ares|toml\+\+|nlohmann|CLI/|$(forbid_above auth)|proxy/log/|proxy/net/|proxy/http/" \
+  "checks credentials (GSS-API, LDAP, crypt): proxy/config/ only, no event loop"
 check proxy/dns "llhttp|toml\+\+|nlohmann|CLI/|$(forbid_above dns)|proxy/log/|proxy/http/" \
   "resolves names: c-ares, libuv, proxy/config/ and proxy/net/ only"
 check proxy/runtime "uv\.h|llhttp|ares|toml\+\+|CLI/|$(forbid_above runtime)|proxy/net/|proxy/dns/" \

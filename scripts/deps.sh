@@ -5,15 +5,17 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake ninja-build pkg-config libssl-dev libuv1-dev libc-ares-dev
   node-llhttp libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libgtest-dev
-  libbenchmark-dev openssl)
+  libbenchmark-dev openssl libkrb5-dev libldap-dev libcrypt-dev)
 # clang and its runtimes (libclang-rt-14-dev: libFuzzer, ASan, UBSan) for scripts/fuzz.sh.
 # The readiness suite drives nine real TLS stacks (tests/e2e/test_readiness_stacks.sh): curl,
 # wget (GnuTLS), gnutls-cli, Python, Go, Java, Node, Chromium and Firefox (NSS databases made
 # with certutil). python3-websocket (websocket-client): tests/e2e/browser.py drives headless
-# Chromium over the DevTools protocol (tests/e2e/test_browser_driver.sh).
+# Chromium over the DevTools protocol (tests/e2e/test_browser_driver.sh). Proxy authentication
+# is tested against a real MIT KDC (krb5-kdc, krb5-user for kinit and kadmin.local), OpenLDAP's
+# slapd (ldap-utils for ldapadd) and htpasswd files made by apache2-utils.
 test_pkgs=(curl nginx-light dnsmasq nodejs clang libclang-rt-14-dev wget gnutls-bin golang-go
   openjdk-17-jdk-headless chromium libnss3-tools firefox-esr python3-websocket
-  fonts-ipafont-gothic)
+  fonts-ipafont-gothic krb5-kdc krb5-admin-server krb5-user slapd ldap-utils apache2-utils)
 # The load lab (bench/lab/run) compares mintgate with these peers (python3-cryptography:
 # the certificates of its per-host mode, bench/lab/lab_certs.py).
 lab_pkgs=(squid-openssl mitmproxy nginx-light dnsmasq python3-cryptography)

@@ -3,6 +3,7 @@
 #include <chrono>
 #include <nlohmann/json.hpp>
 
+#include "proxy/auth/authenticator.h"
 #include "proxy/config/gateway_config.h"
 #include "proxy/config/rfc3339.h"
 #include "rules/ca_resolver.h"
@@ -35,6 +36,21 @@ int RunCheck(const std::string& config, std::ostream& out, std::ostream& err) {
     err << config << ": " << g.errors.size() << (g.errors.size() == 1 ? " problem" : " problems")
         << "\n";
     return kConfigError;
+  }
+  if (g.config.auth.Enabled()) {
+    // The files, the keytab and the LDAP settings, as the gateway reads them at start.
+    auth::Authenticator::Options options;
+    options.threads = 0;
+    auth::Authenticator authenticator(g.config.auth, nullptr, options);
+    std::vector<std::string> warnings;
+    const std::vector<std::string> errors = authenticator.Load(&warnings);
+    for (const std::string& w : warnings) err << config << ": warning: [auth]: " << w << "\n";
+    for (const std::string& e : errors) err << config << ": [auth]: " << e << "\n";
+    if (!errors.empty()) {
+      err << config << ": " << errors.size() << (errors.size() == 1 ? " problem" : " problems")
+          << "\n";
+      return kConfigError;
+    }
   }
   std::size_t patterns = 0;
   for (const rules::Category& category : g.config.categories) {
@@ -70,6 +86,7 @@ int RunRulesTest(const RulesTestArgs& args, std::ostream& out, std::ostream& err
   target.client = args.client;
   target.user = args.user;
   target.groups = args.groups;
+  target.identity_known = !args.unidentified;
   const rules::Decision d = g.rules->Decide(target, at);
 
   const std::string ca = d.action == rules::Action::kDecrypt ? d.ca : "";
@@ -88,6 +105,7 @@ int RunRulesTest(const RulesTestArgs& args, std::ostream& out, std::ostream& err
         {"ca", ca.empty() ? nlohmann::json(nullptr) : nlohmann::json(ca)},
         {"configured_ca", d.configured_ca},
         {"reason", d.reason},
+        {"login", d.login},
     };
     out << j.dump(2) << "\n";
     return kOk;
@@ -99,6 +117,8 @@ int RunRulesTest(const RulesTestArgs& args, std::ostream& out, std::ostream& err
   out << "target:  " << target.host << ":" << target.port;
   if (!target.client.empty()) out << " from " << target.client;
   if (!target.user.empty()) out << " user " << target.user;
+  for (const std::string& group : target.groups) out << " group " << group;
+  if (args.unidentified) out << " (user not identified)";
   out << " at " << rules::FormatInstant(at) << "\n";
   out << "rule:    " << d.rule << " (#" << d.rule_index + 1;
   if (line > 0) out << ", " << args.config << ":" << line;

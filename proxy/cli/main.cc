@@ -108,6 +108,8 @@ int main(int argc, char** argv) {
   rules_test->add_option("--client", test_args.client, "client IP address");
   rules_test->add_option("--user", test_args.user, "authenticated user name");
   rules_test->add_option("--group", test_args.groups, "a group of the user (repeatable)");
+  rules_test->add_flag("--unidentified", test_args.unidentified,
+                       "the gateway could not identify the user (auth.unidentified applies)");
   rules_test->add_option("--sni", test_args.sni, "TLS SNI, which decides instead of --host");
   rules_test->add_option("--at", test_args.at, "RFC 3339 instant (default: now)");
   rules_test->add_flag("--json", test_args.json, "one JSON object for scripts");

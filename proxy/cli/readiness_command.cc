@@ -184,16 +184,17 @@ void PrintReport(const nlohmann::json& doc, const std::string& where, std::ostre
     out << ", " << rejecting << " reject it";
     if (unknown > 0) out << ", " << unknown << " never used it (unknown)";
     out << "\n";
-    std::vector<std::vector<std::string>> table = {{"CLIENT", "STATUS", "EVIDENCE", "TRUSTED",
-                                                    "REJECTED", "UNUSED", "LAST TRUSTED",
+    std::vector<std::vector<std::string>> table = {{"CLIENT", "USER", "STATUS", "EVIDENCE",
+                                                    "TRUSTED", "REJECTED", "UNUSED", "LAST TRUSTED",
                                                     "LAST REJECTED"}};
     std::size_t shown = 0;
     if (const auto clients = p.find("clients"); clients != p.end() && clients->is_array()) {
       for (const nlohmann::json& c : *clients) {
         if (!c.is_object()) continue;
-        table.push_back({Cell(Text(c, "client")), Cell(Text(c, "status")), Cell(Evidence(c)),
-                         Number(c, "trusted"), Number(c, "rejected"), Number(c, "unused"),
-                         Cell(SeenAt(c, "last_trusted")), Cell(SeenAt(c, "last_rejected"))});
+        table.push_back({Cell(Text(c, "client")), Cell(Text(c, "user")), Cell(Text(c, "status")),
+                         Cell(Evidence(c)), Number(c, "trusted"), Number(c, "rejected"),
+                         Number(c, "unused"), Cell(SeenAt(c, "last_trusted")),
+                         Cell(SeenAt(c, "last_rejected"))});
         ++shown;
       }
     }

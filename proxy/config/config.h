@@ -55,6 +55,7 @@ struct TimeoutsConfig {
   std::uint64_t origin_idle_ms = 120'000;        // mid-response, no byte either way -> close
   std::uint64_t tunnel_idle_ms = 600'000;        // tunnels and upgraded (101) connections
   std::uint64_t leaf_wait_ms = 10'000;           // waiting for a minted leaf
+  std::uint64_t auth_ms = 10'000;                // checking a credential (LDAP, Kerberos) -> 503
   std::uint64_t linger_ms = 2'000;               // closing: flushing the answer, then FIN
   std::uint64_t tcp_keepalive_ms = 60'000;       // idle time before keepalive probes; 0: off
 };
@@ -91,6 +92,74 @@ struct PortalConfig {
   // Hosts and networks /proxy.pac sends DIRECT: host patterns ("*.corp.example", "intranet")
   // and CIDRs ("10.0.0.0/8").
   std::vector<std::string> pac_bypass{"localhost", "127.0.0.0/8", "::1/128"};
+};
+
+// [auth]: who is behind a connection (proxy authentication, groups, decrypt-to-login).
+enum class AuthScheme { kNegotiate, kBasic };
+// What happens to a request whose user is not known (no credential, no static or portal
+// binding for its address).
+enum class Unidentified {
+  kChallenge,       // 407 with one Proxy-Authenticate per offered scheme
+  kDeny,            // 403
+  kAllow,           // the rules decide without a user
+  kDecryptToLogin,  // HTTPS decrypted (whatever the rules say) to send it to the portal's login
+};
+
+// static_users: requests from these clients are this user, without a credential (kiosks).
+struct StaticUser {
+  std::vector<std::string> clients;  // CIDRs or single addresses
+  std::string user;
+  int line = 0;
+};
+
+// [auth.ldap]: Basic credentials checked by a simple bind as the user, and group membership.
+struct LdapConfig {
+  std::string url;        // "ldap://host:389" (with starttls) or "ldaps://host:636"; "" = no LDAP
+  bool starttls = false;  // ldap:// only: StartTLS before binding (a plain bind is refused)
+  // The user's DN from a template ("uid={user},ou=people,dc=example,dc=com"), or found by a
+  // search under search_base with search_filter ("(uid={user})"), bound as bind_dn with the
+  // password read from bind_password_file (0600) when the directory refuses anonymous search.
+  std::string user_dn;
+  std::string search_base;
+  std::string search_filter = "(uid={user})";
+  std::string bind_dn;
+  std::string bind_password_file;
+  // Groups: entries under group_base matching group_filter ({dn}: the user's DN, {user}: the
+  // name), named by group_attribute.
+  std::string group_base;
+  std::string group_filter = "(member={dn})";
+  std::string group_attribute = "cn";
+  std::string ca_file;                   // "" = the system store
+  std::uint64_t cache_ttl_ms = 300'000;  // group lists and verified binds
+  std::uint64_t timeout_ms = 5'000;      // connect and each operation
+};
+
+struct AuthConfig {
+  std::vector<AuthScheme> schemes;  // offered in this order in a 407; empty = no proxy auth
+  Unidentified unidentified = Unidentified::kAllow;  // "challenge" once schemes are set
+  std::string login_ca;  // decrypt-to-login's profile; "" = inspection.default_ca
+  std::uint64_t login_ttl_ms = 28'800'000;  // a portal login binds its client address this long
+  std::string realm = "mintgate";           // Basic's realm in the 407
+  std::string keytab;                       // Negotiate: the keytab with the service's key
+  std::string service_principal;            // "" = any HTTP/ key in the keytab
+  bool strip_realm = true;                  // Negotiate: "alice@EXAMPLE.COM" -> "alice"
+  std::string htpasswd;                     // Basic against a local file
+  bool allow_weak_hashes = false;           // accept MD5-crypt ($apr1$, $1$) and {SHA} entries
+  std::string groups_file;                  // "group: user, user" lines
+  std::vector<StaticUser> static_users;
+  LdapConfig ldap;
+  std::uint64_t credential_cache_ms = 300'000;  // a verified Basic credential is reused this long
+  int line = 0;                                 // where [auth] starts (0: absent)
+  bool Enabled() const {
+    return !schemes.empty() || !static_users.empty() ||
+           unidentified == Unidentified::kDecryptToLogin;
+  }
+  bool Offers(AuthScheme scheme) const {
+    for (AuthScheme s : schemes) {
+      if (s == scheme) return true;
+    }
+    return false;
+  }
 };
 
 // [[canary]]: decrypt rules sign with `ca` for these clients before any cutover, so client
@@ -146,6 +215,7 @@ struct Config {
   std::vector<CanaryConfig> canaries;  // in file order; the first that covers a client applies
   ReadinessConfig readiness;
   MintConfig mint;
+  AuthConfig auth;
   std::vector<rules::Rule> rules;           // in file order, without the implicit default
   std::vector<rules::Category> categories;  // patterns loaded from their files
   std::vector<std::string> category_files;  // parallel to categories

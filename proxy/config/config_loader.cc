@@ -369,7 +369,7 @@ void ReadTimeouts(Reader& r, const toml::table& t, TimeoutsConfig& out) {
   r.CheckKeys(
       t,
       {"request_head"sv, "client_idle"sv, "connect"sv, "tls_handshake"sv, "origin_first_byte"sv,
-       "origin_idle"sv, "tunnel_idle"sv, "leaf_wait"sv, "linger"sv, "tcp_keepalive"sv},
+       "origin_idle"sv, "tunnel_idle"sv, "leaf_wait"sv, "auth"sv, "linger"sv, "tcp_keepalive"sv},
       "timeouts");
   constexpr double kDay = 86400;
   r.Seconds(t, "request_head", "timeouts", 0.1, kDay, out.request_head_ms);
@@ -380,6 +380,7 @@ void ReadTimeouts(Reader& r, const toml::table& t, TimeoutsConfig& out) {
   r.Seconds(t, "origin_idle", "timeouts", 0.1, kDay, out.origin_idle_ms);
   r.Seconds(t, "tunnel_idle", "timeouts", 0.1, kDay, out.tunnel_idle_ms);
   r.Seconds(t, "leaf_wait", "timeouts", 0.1, kDay, out.leaf_wait_ms);
+  r.Seconds(t, "auth", "timeouts", 0.1, 600, out.auth_ms);
   r.Seconds(t, "linger", "timeouts", 0.1, 60, out.linger_ms);
   // The kernel counts keepalive idle time in whole seconds; 0 turns the probes off.
   r.Seconds(t, "tcp_keepalive", "timeouts", 0, kDay, out.tcp_keepalive_ms);
@@ -457,6 +458,181 @@ void ReadPortal(Reader& r, const toml::table& t, PortalConfig& out) {
     }
   }
   r.StringArray(t, "pac_bypass", "portal", out.pac_bypass);
+}
+
+void ReadLdap(Reader& r, const toml::table& t, LdapConfig& out) {
+  constexpr const char* kWhere = "auth.ldap";
+  r.CheckKeys(t,
+              {"url"sv, "starttls"sv, "user_dn"sv, "search_base"sv, "search_filter"sv, "bind_dn"sv,
+               "bind_password_file"sv, "group_base"sv, "group_filter"sv, "group_attribute"sv,
+               "ca_file"sv, "cache_ttl"sv, "timeout"sv},
+              kWhere);
+  r.String(t, "url", kWhere, out.url);
+  r.Bool(t, "starttls", kWhere, out.starttls);
+  r.String(t, "user_dn", kWhere, out.user_dn);
+  r.String(t, "search_base", kWhere, out.search_base);
+  r.String(t, "search_filter", kWhere, out.search_filter);
+  r.String(t, "bind_dn", kWhere, out.bind_dn);
+  if (r.String(t, "bind_password_file", kWhere, out.bind_password_file) &&
+      !out.bind_password_file.empty()) {
+    out.bind_password_file = r.Path(out.bind_password_file);
+  }
+  r.String(t, "group_base", kWhere, out.group_base);
+  r.String(t, "group_filter", kWhere, out.group_filter);
+  r.String(t, "group_attribute", kWhere, out.group_attribute);
+  if (r.String(t, "ca_file", kWhere, out.ca_file) && !out.ca_file.empty()) {
+    out.ca_file = r.Path(out.ca_file);
+  }
+  r.Seconds(t, "cache_ttl", kWhere, 0, 86400, out.cache_ttl_ms);
+  r.Seconds(t, "timeout", kWhere, 0.1, 60, out.timeout_ms);
+  const bool ldaps = out.url.rfind("ldaps://", 0) == 0;
+  const bool ldap = out.url.rfind("ldap://", 0) == 0;
+  if (const toml::node* node = t.get("url"); node != nullptr && !ldaps && !ldap) {
+    r.Error(node->source(),
+            "auth.ldap.url must start with ldaps:// or ldap:// (with starttls), "
+            "got \"" +
+                out.url + "\"");
+  } else if (ldap && !out.starttls) {
+    r.Error(t.get("url")->source(),
+            "auth.ldap.url is ldap:// without starttls = true: passwords would cross the network "
+            "in clear; use ldaps:// or set starttls = true");
+  }
+  if (!out.url.empty()) {
+    if (out.user_dn.empty() == out.search_base.empty()) {
+      r.Error(t.source(),
+              "[auth.ldap] needs exactly one of user_dn = \"uid={user},...\" or "
+              "search_base (with search_filter)");
+    } else if (!out.user_dn.empty() && out.user_dn.find("{user}") == std::string::npos) {
+      r.Error(t.get("user_dn")->source(), "auth.ldap.user_dn must contain {user}");
+    } else if (!out.search_base.empty() && out.search_filter.find("{user}") == std::string::npos) {
+      r.Error(t.get("search_filter") != nullptr ? t.get("search_filter")->source() : t.source(),
+              "auth.ldap.search_filter must contain {user}");
+    }
+  }
+}
+
+void ReadAuth(Reader& r, const toml::table& t, AuthConfig& out) {
+  constexpr const char* kWhere = "auth";
+  r.CheckKeys(t,
+              {"schemes"sv, "unidentified"sv, "login_ca"sv, "login_ttl"sv, "realm"sv, "keytab"sv,
+               "service_principal"sv, "strip_realm"sv, "htpasswd"sv, "allow_weak_hashes"sv,
+               "groups_file"sv, "static_users"sv, "credential_cache"sv, "ldap"sv},
+              kWhere);
+  out.line = static_cast<int>(t.source().begin.line);
+  std::vector<std::string> schemes;
+  r.StringArray(t, "schemes", kWhere, schemes);
+  for (const std::string& name : schemes) {
+    AuthScheme scheme;
+    if (name == "negotiate") {
+      scheme = AuthScheme::kNegotiate;
+    } else if (name == "basic") {
+      scheme = AuthScheme::kBasic;
+    } else {
+      r.Error(t.get("schemes")->source(),
+              "auth.schemes: \"" + name + "\" is not a scheme; use \"negotiate\" and/or \"basic\"");
+      continue;
+    }
+    if (out.Offers(scheme)) {
+      r.Error(t.get("schemes")->source(), "auth.schemes lists \"" + name + "\" twice");
+      continue;
+    }
+    out.schemes.push_back(scheme);
+  }
+  if (!out.schemes.empty()) out.unidentified = Unidentified::kChallenge;
+  std::string unidentified;
+  if (r.String(t, "unidentified", kWhere, unidentified)) {
+    if (unidentified == "challenge") {
+      out.unidentified = Unidentified::kChallenge;
+      if (out.schemes.empty()) {
+        r.Error(t.get("unidentified")->source(),
+                "auth.unidentified = \"challenge\" needs auth.schemes (nothing to offer in a 407)");
+      }
+    } else if (unidentified == "deny") {
+      out.unidentified = Unidentified::kDeny;
+    } else if (unidentified == "allow") {
+      out.unidentified = Unidentified::kAllow;
+    } else if (unidentified == "decrypt-to-login") {
+      out.unidentified = Unidentified::kDecryptToLogin;
+    } else {
+      r.Error(t.get("unidentified")->source(),
+              "auth.unidentified must be \"challenge\", \"deny\", \"allow\" or "
+              "\"decrypt-to-login\", got \"" +
+                  unidentified + "\"");
+    }
+  }
+  r.String(t, "login_ca", kWhere, out.login_ca);
+  r.Seconds(t, "login_ttl", kWhere, 1, 30 * 86400, out.login_ttl_ms);
+  r.String(t, "realm", kWhere, out.realm);
+  if (out.realm.find_first_of("\"\\\r\n") != std::string::npos) {
+    r.Error(t.get("realm")->source(),
+            "auth.realm may not contain quotes, backslashes or "
+            "line breaks");
+  }
+  if (r.String(t, "keytab", kWhere, out.keytab) && !out.keytab.empty()) {
+    out.keytab = r.Path(out.keytab);
+  }
+  r.String(t, "service_principal", kWhere, out.service_principal);
+  r.Bool(t, "strip_realm", kWhere, out.strip_realm);
+  if (r.String(t, "htpasswd", kWhere, out.htpasswd) && !out.htpasswd.empty()) {
+    out.htpasswd = r.Path(out.htpasswd);
+  }
+  r.Bool(t, "allow_weak_hashes", kWhere, out.allow_weak_hashes);
+  if (r.String(t, "groups_file", kWhere, out.groups_file) && !out.groups_file.empty()) {
+    out.groups_file = r.Path(out.groups_file);
+  }
+  r.Seconds(t, "credential_cache", kWhere, 0, 86400, out.credential_cache_ms);
+  if (const toml::node* node = t.get("static_users")) {
+    const toml::array* array = node->as_array();
+    if (array == nullptr) {
+      r.TypeError(*node, kWhere, "static_users",
+                  "an array of { clients = [\"CIDR\"], user = \"name\" } tables");
+    } else {
+      for (const toml::node& item : *array) {
+        const toml::table* entry = item.as_table();
+        if (entry == nullptr) {
+          r.Error(item.source(), "auth.static_users: expected { clients = [...], user = \"...\" }");
+          continue;
+        }
+        r.CheckKeys(*entry, {"clients"sv, "user"sv}, "auth.static_users");
+        StaticUser user;
+        user.line = static_cast<int>(item.source().begin.line);
+        r.StringArray(*entry, "clients", "auth.static_users", user.clients);
+        r.String(*entry, "user", "auth.static_users", user.user);
+        if (user.user.empty() || user.clients.empty()) {
+          r.Error(item.source(),
+                  "auth.static_users: each entry needs user = \"name\" and "
+                  "clients = [\"CIDR\", ...]");
+          continue;
+        }
+        for (const std::string& client : user.clients) {
+          std::string why;
+          if (!rules::Cidr::Parse(client, &why)) {
+            r.Error(item.source(), "auth.static_users: \"" + client + "\": " + why);
+          }
+        }
+        out.static_users.push_back(std::move(user));
+      }
+    }
+  }
+  if (const toml::table* ldap = r.Table(t, "ldap", "[auth.ldap]")) ReadLdap(r, *ldap, out.ldap);
+  const bool negotiate = out.Offers(AuthScheme::kNegotiate);
+  const bool basic = out.Offers(AuthScheme::kBasic);
+  if (negotiate && out.keytab.empty()) {
+    r.Error(t.source(),
+            "auth.schemes offers \"negotiate\": set auth.keytab to the keytab with "
+            "the HTTP/<gateway name> key");
+  }
+  if (basic && out.htpasswd.empty() && out.ldap.url.empty()) {
+    r.Error(t.source(),
+            "auth.schemes offers \"basic\": set auth.htpasswd or [auth.ldap] url to "
+            "check passwords against");
+  }
+  if (out.unidentified == Unidentified::kDecryptToLogin && out.htpasswd.empty() &&
+      out.ldap.url.empty()) {
+    r.Error(t.source(),
+            "auth.unidentified = \"decrypt-to-login\": the portal's login needs "
+            "auth.htpasswd or [auth.ldap] url to check passwords against");
+  }
 }
 
 void ReadCanary(Reader& r, const toml::table& t, Config& out) {
@@ -655,7 +831,7 @@ ConfigLoadResult ConfigLoader::Parse(const std::string& text, const std::string&
   Config& c = result.config;
   r.CheckKeys(root,
               {"server"sv, "dns"sv, "admin"sv, "timeouts"sv, "inspection"sv, "ca"sv, "mint"sv,
-               "rule"sv, "category"sv, "log"sv, "portal"sv, "canary"sv, "readiness"sv},
+               "rule"sv, "category"sv, "log"sv, "portal"sv, "canary"sv, "readiness"sv, "auth"sv},
               "");
   if (const toml::table* t = r.Table(root, "server", "[server]")) ReadServer(r, *t, c.server);
   if (const toml::table* t = r.Table(root, "dns", "[dns]")) ReadDns(r, *t, c.dns);
@@ -670,6 +846,7 @@ ConfigLoadResult ConfigLoader::Parse(const std::string& text, const std::string&
                     [&](const std::string& name, const toml::table& t) { ReadCa(r, name, t, c); });
   if (const toml::table* t = r.Table(root, "mint", "[mint]")) ReadMint(r, *t, c.mint);
   if (const toml::table* t = r.Table(root, "portal", "[portal]")) ReadPortal(r, *t, c.portal);
+  if (const toml::table* t = r.Table(root, "auth", "[auth]")) ReadAuth(r, *t, c.auth);
   if (const toml::table* t = r.Table(root, "readiness", "[readiness]")) {
     r.CheckKeys(*t, {"max_clients"sv}, "readiness");
     auto max_clients = static_cast<std::int64_t>(c.readiness.max_clients);

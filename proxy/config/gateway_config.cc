@@ -186,6 +186,9 @@ GatewayConfig LoadGatewayConfig(const std::string& path, const GatewayConfigOpti
   rules::RuleSetOptions rule_options;
   rule_options.inspection_enabled = c.inspection.enabled;
   rule_options.default_ca = c.inspection.default_ca;
+  if (c.auth.unidentified == Unidentified::kDecryptToLogin) {
+    rule_options.login_ca = c.auth.login_ca.empty() ? c.inspection.default_ca : c.auth.login_ca;
+  }
   rule_options.cas = std::move(schedules);
   auto compiled = rules::RuleSet::Compile(c.rules, c.categories, std::move(rule_options));
   if (auto* set = std::get_if<rules::RuleSet>(&compiled)) {

@@ -377,6 +377,21 @@ std::string AdminServer::Serve(const std::string& method, const std::string& pat
               "Decrypt decisions blocked or tunnelled because their CA had expired.",
               runtime_->mint->expired_refusals());
     }
+    if (const auto& auth = runtime_->auth) {
+      m << "# HELP mintgate_auth_results_total Identifications by scheme (negotiate, basic, "
+           "static, login) and result (ok, failed, unavailable, busy).\n"
+        << "# TYPE mintgate_auth_results_total counter\n";
+      for (const auto& [key, count] : auth->Counts()) {
+        m << "mintgate_auth_results_total{scheme=\"" << key.first << "\",result=\"" << key.second
+          << "\"} " << count << "\n";
+      }
+      m << "# HELP mintgate_auth_logins Client addresses bound to a user by a portal sign-in.\n"
+        << "# TYPE mintgate_auth_logins gauge\nmintgate_auth_logins " << auth->logins().size()
+        << "\n"
+        << "# HELP mintgate_auth_pending Credential checks queued for the authenticator's "
+           "threads.\n# TYPE mintgate_auth_pending gauge\nmintgate_auth_pending "
+        << auth->pending() << "\n";
+    }
     if (const auto& connections = runtime_->connections) {
       m << "# HELP mintgate_connections_open Client connections open now, over all workers.\n"
         << "# TYPE mintgate_connections_open gauge\nmintgate_connections_open "

@@ -96,19 +96,15 @@ int RunCaAudit(const CaAuditArgs& args, std::ostream& out, std::ostream& err) {
 
   std::vector<RuleRow> rows;
   bool needs_migration = false;
-  for (const rules::Rule& rule : g.rules->rules()) {
+  // A row for a decrypt path that signs with `configured` (after its retirements).
+  auto decrypt_row = [&](const std::string& name, const std::string& configured_profile) {
     RuleRow row;
-    row.rule = rule.name;
-    row.action = std::string(rules::ToString(rule.action));
-    if (rule.action != rules::Action::kDecrypt) {
-      row.status = "ok";  // tunnel and block rules sign nothing
-      rows.push_back(row);
-      continue;
-    }
-    row.configured = rule.ca.empty() ? g.config.inspection.default_ca : rule.ca;
+    row.rule = name;
+    row.action = "decrypt";
+    row.configured = configured_profile;
     row.profile = g.rules->ResolveCa(row.configured, at, nullptr).value_or(row.configured);
-    profiles[row.configured].used_by.push_back(rule.name);
-    if (row.profile != row.configured) profiles[row.profile].used_by.push_back(rule.name);
+    profiles[row.configured].used_by.push_back(name);
+    if (row.profile != row.configured) profiles[row.profile].used_by.push_back(name);
     const ProfileFacts& signing = profiles[row.profile];
     if (signing.info) {
       row.subject_cn = signing.info->subject_cn;
@@ -132,7 +128,24 @@ int RunCaAudit(const CaAuditArgs& args, std::ostream& out, std::ostream& err) {
     } else {
       row.status = "ok";
     }
-    rows.push_back(row);
+    return row;
+  };
+  for (const rules::Rule& rule : g.rules->rules()) {
+    if (rule.action != rules::Action::kDecrypt) {
+      RuleRow row;
+      row.rule = rule.name;
+      row.action = std::string(rules::ToString(rule.action));
+      row.status = "ok";  // tunnel and block rules sign nothing
+      rows.push_back(row);
+      continue;
+    }
+    rows.push_back(
+        decrypt_row(rule.name, rule.ca.empty() ? g.config.inspection.default_ca : rule.ca));
+  }
+  if (!g.rules->options().login_ca.empty()) {
+    // auth.unidentified = "decrypt-to-login": every client the gateway cannot identify is
+    // decrypted with this profile, whatever the rules and the inspection switch say.
+    rows.push_back(decrypt_row(std::string(kLoginRow), g.rules->options().login_ca));
   }
 
   // A profile that cannot be read is an error whether a rule uses it or not (the gateway

@@ -7,6 +7,9 @@
 
 namespace mintgate::proxy {
 
+// The audit's row for auth.unidentified = "decrypt-to-login" (not a rule: the login path).
+inline constexpr char kLoginRow[] = "(login: unidentified users)";
+
 struct CaAuditArgs {
   std::string config;
   std::string at;  // RFC 3339; "" = now

@@ -14,6 +14,7 @@
 #include "proxy/control/audit_command.h"
 #include "proxy/control/console_pages.h"
 #include "proxy/http/error_page.h"
+#include "proxy/http/form.h"
 #include "proxy/runtime/readiness.h"
 #include "rules/ca_resolver.h"
 
@@ -73,63 +74,6 @@ const HttpHeader* Header(const std::vector<HttpHeader>& headers, std::string_vie
     }
   }
   return nullptr;
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string FormDecode(std::string_view text) {
-  std::string out;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '+') {
-      out += ' ';
-    } else if (text[i] == '%' && i + 2 < text.size() + 0 && HexValue(text[i + 1]) >= 0 &&
-               HexValue(text[i + 2]) >= 0) {
-      out += static_cast<char>(HexValue(text[i + 1]) * 16 + HexValue(text[i + 2]));
-      i += 2;
-    } else {
-      out += text[i];
-    }
-  }
-  return out;
-}
-
-// application/x-www-form-urlencoded; a repeated name keeps its first value.
-std::map<std::string, std::string> ParseForm(std::string_view body) {
-  std::map<std::string, std::string> form;
-  while (!body.empty()) {
-    const std::size_t amp = body.find('&');
-    const std::string_view pair = body.substr(0, amp);
-    body = amp == std::string_view::npos ? std::string_view() : body.substr(amp + 1);
-    if (pair.empty()) continue;
-    const std::size_t eq = pair.find('=');
-    form.try_emplace(FormDecode(pair.substr(0, eq)), eq == std::string_view::npos
-                                                         ? std::string()
-                                                         : FormDecode(pair.substr(eq + 1)));
-  }
-  return form;
-}
-
-std::string CookieValue(const std::vector<HttpHeader>& headers, std::string_view name) {
-  for (const HttpHeader& h : headers) {
-    if (Header({h}, "Cookie") == nullptr) continue;
-    std::string_view rest = h.value;
-    while (!rest.empty()) {
-      const std::size_t semi = rest.find(';');
-      std::string_view pair = rest.substr(0, semi);
-      rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
-      while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
-      if (pair.size() > name.size() && pair.substr(0, name.size()) == name &&
-          pair[name.size()] == '=') {
-        return std::string(pair.substr(name.size() + 1));
-      }
-    }
-  }
-  return "";
 }
 
 bool SameSecret(const std::string& a, const std::string& b) {

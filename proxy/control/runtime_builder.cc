@@ -279,6 +279,24 @@ RuntimeBuild BuildRuntime(const std::string& config_path, const RuntimeBuildOpti
   }
   runtime->destinations =
       std::make_shared<const DestinationPolicy>(DestinationPolicy::FromConfig(runtime->config));
+  if (g.config.auth.Enabled()) {
+    // Portal logins outlive a reload, like readiness; the files, keytab and caches are read
+    // again.
+    std::shared_ptr<auth::LoginSessions> logins = previous != nullptr && previous->auth
+                                                      ? previous->auth->logins_ptr()
+                                                      : std::make_shared<auth::LoginSessions>();
+    auto authenticator = std::make_shared<auth::Authenticator>(g.config.auth, std::move(logins));
+    std::vector<std::string> auth_errors = authenticator->Load(&build.warnings);
+    if (!auth_errors.empty()) {
+      std::string message = "[auth]: " + auth_errors.front();
+      for (std::size_t i = 1; i < auth_errors.size(); ++i) message += "; " + auth_errors[i];
+      return fail(kConfigError,
+                  config_path.empty()
+                      ? message
+                      : ConfigError{config_path, g.config.auth.line, 0, message}.ToString());
+    }
+    runtime->auth = std::move(authenticator);
+  }
   runtime->connections = previous != nullptr && previous->connections
                              ? previous->connections
                              : std::make_shared<ConnectionLimiter>();

@@ -100,6 +100,10 @@ std::string AccessLog::Format(const AccessRecord& r) const {
     out.reserve(320 + r.url.size() + r.note.size());
     out += "{\"action\":";
     AppendJsonString(out, r.action);
+    if (!r.auth.empty()) {
+      out += ",\"auth\":";
+      AppendJsonString(out, r.auth);
+    }
     out += ",\"bytes_from_client\":";
     out += std::to_string(r.bytes_from_client);
     out += ",\"bytes_to_client\":";
@@ -119,6 +123,14 @@ std::string AccessLog::Format(const AccessRecord& r) const {
     if (!r.evidence.empty()) {
       out += ",\"evidence\":";
       AppendJsonString(out, r.evidence);
+    }
+    if (!r.groups.empty()) {
+      out += ",\"groups\":[";
+      for (std::size_t i = 0; i < r.groups.size(); ++i) {
+        if (i > 0) out += ',';
+        AppendJsonString(out, r.groups[i]);
+      }
+      out += ']';
     }
     out += ",\"method\":";
     AppendJsonString(out, r.method);

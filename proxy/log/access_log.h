@@ -8,6 +8,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "proxy/config/config.h"
 
@@ -18,6 +19,10 @@ struct AccessRecord {
   std::uint64_t duration_ms = 0;
   std::string client;
   std::string user;  // "" = unknown
+  // How the user was identified ("negotiate", "basic", "static", "login"), or why not
+  // ("failed", "required", "login_required"); "" when [auth] is not configured.
+  std::string auth;
+  std::vector<std::string> groups;  // the user's groups (rules on `groups` match these)
   std::string method;
   std::string url;  // the absolute URL, or host:port for CONNECT
   std::string sni;  // CONNECT: the ClientHello's server name (escaped), "" when none

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "proxy/http/error_page.h"
+#include "proxy/http/form.h"
 #include "proxy/runtime/install_packages.h"
 #include "rules/ca_resolver.h"
 #include "tls/cert_info.h"
@@ -53,41 +54,6 @@ std::string JsString(std::string_view text) {
 bool Unreserved(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' ||
          c == '~';
-}
-
-std::string PercentEncode(std::string_view text) {
-  std::string out;
-  for (char c : text) {
-    if (Unreserved(c)) {
-      out += c;
-    } else {
-      char buf[4];
-      std::snprintf(buf, sizeof buf, "%%%02X", static_cast<unsigned char>(c));
-      out += buf;
-    }
-  }
-  return out;
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-std::string PercentDecode(std::string_view text) {
-  std::string out;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '%' && i + 2 < text.size() && HexValue(text[i + 1]) >= 0 &&
-        HexValue(text[i + 2]) >= 0) {
-      out += static_cast<char>(HexValue(text[i + 1]) * 16 + HexValue(text[i + 2]));
-      i += 2;
-    } else {
-      out += text[i];
-    }
-  }
-  return out;
 }
 
 // A file name any browser and shell accepts as is.
@@ -329,6 +295,12 @@ std::shared_ptr<const Portal> Portal::Build(
   for (const rules::Rule& rule : rules.rules()) {
     if (rule.action != rules::Action::kDecrypt) continue;
     schedule(rule.ca.empty() ? rules.options().default_ca : rule.ca, "rule \"" + rule.name + "\"");
+  }
+  if (!rules.options().login_ca.empty()) {
+    // Decrypted even where inspection is off: every client the gateway may fail to identify.
+    schedule(rules.options().login_ca,
+             "the sign-in of users the gateway cannot identify (auth.unidentified = "
+             "\"decrypt-to-login\"), on every connection until they sign in");
   }
   for (const CanaryConfig& canary : config.canaries) {
     if (canary.ca.empty()) continue;

@@ -198,9 +198,10 @@ bool ReadinessTracker::Record(const rules::IpAddress& client, const std::string&
   if (found != index_.end()) {
     lru_.splice(lru_.begin(), lru_, found->second);
   } else {
-    lru_.push_front(Client{client, {}});
+    lru_.push_front(Client{client, {}, {}});
     index_.emplace(key, lru_.begin());
   }
+  if (!verdict.user.empty()) lru_.front().user = std::string(verdict.user);
   auto [it, inserted] = lru_.front().profiles.try_emplace(profile);
   Entry& e = it->second;
   const std::optional<HandshakeOutcome> before =
@@ -305,17 +306,19 @@ nlohmann::json ReadinessTracker::ToJson(std::time_t now,
       if (it == c.profiles.end()) {
         ++unknown;
         if (listed) {
-          list.push_back({{"client", c.address.ToString()},
-                          {"status", "unknown"},
-                          {"trusted", 0},
-                          {"rejected", 0},
-                          {"unused", 0},
-                          {"evidence", nullptr},
-                          {"last_alert", nullptr},
-                          {"last_trusted", nullptr},
-                          {"last_rejected", nullptr},
-                          {"first_seen", nullptr},
-                          {"last_seen", nullptr}});
+          list.push_back(
+              {{"client", c.address.ToString()},
+               {"status", "unknown"},
+               {"trusted", 0},
+               {"rejected", 0},
+               {"unused", 0},
+               {"evidence", nullptr},
+               {"last_alert", nullptr},
+               {"last_trusted", nullptr},
+               {"last_rejected", nullptr},
+               {"first_seen", nullptr},
+               {"last_seen", nullptr},
+               {"user", c.user.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.user)}});
         }
         continue;
       }
@@ -339,7 +342,8 @@ nlohmann::json ReadinessTracker::ToJson(std::time_t now,
            {"last_rejected", SeenJson(e.last_reject.at_ms, e.last_reject.evidence,
                                       e.last_reject.alert, e.last_reject.sni)},
            {"first_seen", Rfc3339Ms(e.first_seen_ms)},
-           {"last_seen", Rfc3339Ms(e.last_seen_ms)}});
+           {"last_seen", Rfc3339Ms(e.last_seen_ms)},
+           {"user", c.user.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.user)}});
     }
     const bool truncated = trusting + rejecting + unknown > list.size();
     nlohmann::json points = nlohmann::json::array();

@@ -50,6 +50,7 @@ struct Verdict {
   Evidence evidence = Evidence::kApplicationData;
   std::string_view alert;  // kAlert: its name ("unknown_ca")
   std::string_view sni;    // the server name the client asked for; "" when none
+  std::string_view user;   // who the gateway identified behind the connection; "" unknown
   std::int64_t at_ms = 0;  // wall clock, milliseconds since the epoch
   // A monotonic clock shared by the workers (milliseconds): now, and for a rejection after
   // the handshake, when that handshake finished (see Record).
@@ -112,7 +113,7 @@ class ReadinessTracker {
   // The /readiness document: {"generated_at", "clients_tracked", "max_clients", "evicted",
   // "profiles": [{"profile", "trusting", "rejecting", "unknown", "clients": [{"client",
   // "status", "trusted", "rejected", "unused", "evidence", "last_alert", "last_trusted",
-  // "last_rejected", "first_seen", "last_seen"}], "clients_truncated", "history": [{"at",
+  // "last_rejected", "first_seen", "last_seen", "user"}], "clients_truncated", "history": [{"at",
   // "trusting", "rejecting"}]}]}. "status" is "trusts", "rejects" (the latest verdict) or
   // "unknown": a client tracked for another profile that never made a decrypted connection with
   // this one. "last_trusted" and "last_rejected" are null or {"at", "evidence", "alert", "sni"}.
@@ -149,6 +150,7 @@ class ReadinessTracker {
   struct Client {
     rules::IpAddress address;
     std::map<std::string, Entry, std::less<>> profiles;
+    std::string user;  // the latest user identified behind this address ([auth]); "" none
   };
   // Family byte, then the address bytes.
   using Key = std::array<std::uint8_t, 17>;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "proxy/auth/authenticator.h"
 #include "proxy/config/config.h"
 #include "proxy/log/access_log.h"
 #include "proxy/runtime/connection_limiter.h"
@@ -37,6 +38,9 @@ struct Runtime {
   // Open client connections: one for the gateway's life, shared by every runtime after a
   // reload (null: not limited).
   std::shared_ptr<ConnectionLimiter> connections;
+  // Who is behind a request ([auth]); null when [auth] identifies nobody. Its portal logins
+  // are kept across reloads.
+  std::shared_ptr<auth::Authenticator> auth;
   // The bearer token admin requests need (read again on every reload); "" refuses them all.
   std::string admin_token;
 

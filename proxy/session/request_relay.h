@@ -51,6 +51,13 @@ class RequestRelay final : private HttpParser::Handler {
   // Tunnel bytes, as they are.
   void Splice(const char* data, std::size_t size) { sink_.Write(std::string(data, size)); }
 
+  // The body read while no origin takes it, for a request the gateway answers itself (the
+  // portal's sign-in form); as sent (not re-chunked: such requests carry a Content-Length).
+  std::string TakeBody() {
+    std::string body;
+    body.swap(backlog_);
+    return body;
+  }
   HttpHead& head() { return head_; }
   const HttpHead& head() const { return head_; }
   bool complete() const { return complete_; }

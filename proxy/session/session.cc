@@ -29,6 +29,8 @@ std::string Seconds(std::uint64_t ms) {
 const Session::PhaseSpec Session::kPhases[] = {
   //  name               client reads        origin  client bytes                        client end                          origin bytes                         origin end                        timeout
   {"read_request",       Reads::kYes,         true,  &Session::BufferClientBytes,       &Session::ClientEndBetweenRequests, &Session::IgnoreOriginBytes,         &Session::OriginEndWhileIdle,     &Session::RequestHeadTimeout},
+  {"authenticate",       Reads::kNo,          true,  &Session::BufferClientBytes,       &Session::ClientEndEarly,           &Session::IgnoreOriginBytes,         &Session::OriginEndWhileIdle,     &Session::AuthTimeout},
+  {"portal_body",        Reads::kRequestBody, false, &Session::OnPortalBodyBytes,       &Session::ClientEndInExchange,      &Session::IgnoreOriginBytes,         &Session::OriginGone,             &Session::PortalBodyTimeout},
   {"resolve",            Reads::kNo,          false, &Session::BufferClientBytes,       &Session::ClientEndEarly,           &Session::IgnoreOriginBytes,         &Session::OriginGone,             &Session::NoTimeout},
   {"connect",            Reads::kNo,          false, &Session::BufferClientBytes,       &Session::ClientEndEarly,           &Session::IgnoreOriginBytes,         &Session::OriginGone,             &Session::ConnectTimeout},
   {"peek",               Reads::kYes,         false, &Session::OnHelloBytes,            &Session::ClientEndEarly,           &Session::IgnoreOriginBytes,         &Session::OriginGone,             &Session::HelloTimeout},
@@ -352,6 +354,13 @@ rules::Decision Session::DecideOn(const std::string& host) const {
   target.host = host;
   target.port = url_.port;
   target.client = client_address_;
+  if (identified_) {
+    target.user = identity_.user;
+    target.groups = identity_.groups;
+  } else if (runtime().auth &&
+             runtime().config.auth.unidentified == Unidentified::kDecryptToLogin) {
+    target.identity_known = false;
+  }
   return runtime().rules->Decide(target, rules::Now());
 }
 

@@ -31,6 +31,7 @@
 #include "proxy/net/conn_error.h"
 #include "proxy/net/tcp_stream.h"
 #include "proxy/runtime/mint_service.h"
+#include "proxy/runtime/portal.h"
 #include "proxy/runtime/readiness.h"
 #include "proxy/runtime/runtime.h"
 #include "proxy/session/downstream.h"
@@ -73,6 +74,8 @@ class Session final : private Transport::Events,
  private:
   enum class Phase : std::uint8_t {
     kReadRequest,      // waiting for (more of) a request head
+    kAuthenticate,     // [auth]: who sent the request (a credential checked on a thread)
+    kPortalBody,       // the portal's login form: its body, before the password is checked
     kResolve,          // the origin's name
     kConnect,          // the origin's TCP connection
     kPeek,             // CONNECT answered 200; reading the ClientHello without consuming it
@@ -167,6 +170,8 @@ class Session final : private Transport::Events,
   void RequestHeadTimeout();
   void ProcessClientInput();
   void OnRequestHead(HttpHead& head) override;
+  // After the identity is settled: the request goes where it asks (CONNECT, plain, portal).
+  void RouteRequest();
   bool OnResponseHead(const HttpHead& head, bool close_delimited) override;
   void OnSwitch(bool asked) override;
   // `url`: the request target parsed as an absolute http:// URL, when it is one.
@@ -177,6 +182,32 @@ class Session final : private Transport::Events,
   void RelayTimeout();
   void FinishExchange();
   void BeginUpgradedRelay(const char* rest, std::size_t size);
+
+  // session_auth.cc: who is behind the request ([auth]).
+  void Authenticate();
+  void OnAuthenticated(const auth::AuthResult& result, std::uint64_t seq);
+  void AuthTimeout();
+  void Unidentified();
+  // 407 with the offered schemes; the connection stays open when the request is whole.
+  void Challenge(const std::string& why);
+  // Answers the current request with `response` (already logged as record_.status) and reads
+  // the next one when the request is whole and the client stays, else closes after it.
+  void AnswerAndContinue(std::string response);
+  void RecordIdentity();
+  // decrypt-to-login: the request is answered with a redirect to the portal's login page.
+  void RedirectToLogin();
+  // session_login.cc: the portal over HTTPS (CONNECT to portal.host) and its login.
+  bool IsPortalHost(const std::string& host) const;
+  void StartPortalTls();
+  void ServePortalTls();
+  void OnPortalBodyBytes(const char* data, std::size_t size);
+  void PortalBodyTimeout();
+  void HandleLoginForm();
+  void OnLoginChecked(const auth::AuthResult& result, std::uint64_t seq, const std::string& user,
+                      const std::string& return_url);
+  // Answers a portal request over TLS and closes after it.
+  void AnswerPortal(const PortalResponse& response);
+  void ShowLoginPage(int status, const std::string& message, bool signed_out);
 
   // session_upstream.cc: the origin's name, its connection, the pool.
   void ResolveUpstream(AfterConnect next);
@@ -266,6 +297,16 @@ class Session final : private Transport::Events,
   // The two directions of an exchange (HTTP messages, or a tunnel's bytes).
   RequestRelay request_{*this, origin_.transport};
   ResponseRelay response_{*this, client_.transport};
+
+  // Who is behind this connection ([auth]): settled by its first request (a CONNECT's user
+  // owns every request inside the tunnel), again when a later request carries another
+  // credential.
+  auth::Identity identity_;
+  bool identified_ = false;
+  std::string identified_by_;    // the Proxy-Authorization value that identified it ("" none)
+  std::uint64_t auth_seq_ = 0;   // the check in flight; a late answer to an older one is dropped
+  bool login_required_ = false;  // decrypt-to-login: the decrypted requests go to the login
+  bool portal_tls_ = false;      // a CONNECT to portal.host: the portal answers inside the TLS
 
   // The exchange in progress.
   HttpUrl url_;

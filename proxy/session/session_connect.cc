@@ -33,6 +33,13 @@ void Session::OnConnectHead(const HttpHead& head) {
   url_.host = authority->first;
   url_.port = authority->second;
   const Runtime& rt = runtime();
+  if (IsPortalHost(url_.host)) {
+    // The portal over HTTPS (its login page): answered here, under a leaf from the login CA.
+    portal_tls_ = true;
+    record_.action = "portal";
+    AnswerConnect();
+    return;
+  }
   if (std::optional<std::string> refused = rt.destinations->CheckConnectPort(url_.port)) {
     Fail({net::ErrorSource::kPolicy, net::ErrorKind::kRefused, *refused, 403});
     return;
@@ -139,6 +146,10 @@ void Session::Decide(const std::string& sni) {
   hello_seen_ = true;
   sni_ = sni;
   record_.sni = sni;
+  if (portal_tls_) {
+    StartPortalTls();
+    return;
+  }
   if (sni.empty() || sni == url_.host) {
     Apply(connect_decision_);
     return;

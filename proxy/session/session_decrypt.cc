@@ -305,7 +305,7 @@ void Session::OnFirstRecord(const char* data, std::size_t size) {
     Fail({net::ErrorSource::kPolicy, net::ErrorKind::kRefused, origin_.problem, 403});
     return;
   }
-  if (!origin_.verified && !untrusted_leaf_) {
+  if (!origin_.verified && !untrusted_leaf_ && !portal_tls_) {
     // Never show the client a trusted certificate for content the origin could not prove
     // it owns: answer with a page that names the reason instead of relaying anything.
     Fail({net::ErrorSource::kOriginTls, origin_.problem_kind, origin_.problem, 502});
@@ -348,6 +348,7 @@ void Session::SettleReadiness(HandshakeOutcome outcome, Evidence evidence, std::
   verdict.evidence = evidence;
   verdict.alert = alert;
   verdict.sni = sni_;
+  if (identified_) verdict.user = identity_.user;
   verdict.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       std::chrono::system_clock::now().time_since_epoch())
                       .count();

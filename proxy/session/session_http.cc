@@ -130,6 +130,10 @@ void Session::ProcessClientInput() {
     }
     if (r.consumed == 0 && !r.paused) break;
   }
+  if (phase_ == Phase::kPortalBody && request_.complete()) {
+    HandleLoginForm();
+    return;
+  }
   if (phase_ == Phase::kPeek && !client_.in.empty()) {
     // A CONNECT answered at once (a pooled origin connection): what followed its head is
     // the ClientHello.
@@ -149,6 +153,33 @@ void Session::OnRequestHead(HttpHead& head) {
   timer_->Stop();
   BeginRecord(head.method, head.target);
   keep_client_alive_ = head.keep_alive && !draining_;
+  if (runtime().auth && !decrypting_) {
+    // The portal (the CAs to install, the PAC file) answers whoever asks.
+    if (head.method != "CONNECT") {
+      std::optional<HttpUrl> url = ParseAbsoluteHttpUrl(head.target, nullptr);
+      if (ServePortal(head, url)) return;
+    } else if (auto authority = ParseAuthority(head.target);
+               authority && IsPortalHost(authority->first)) {
+      RouteRequest();  // its login page is how an unidentified user becomes known
+      return;
+    }
+    Authenticate();
+    return;
+  }
+  RecordIdentity();
+  RouteRequest();
+}
+
+void Session::RouteRequest() {
+  HttpHead& head = request_.head();
+  if (portal_tls_ && decrypting_) {
+    ServePortalTls();
+    return;
+  }
+  if (login_required_ && decrypting_) {
+    RedirectToLogin();
+    return;
+  }
   if (head.method == "CONNECT") {
     if (decrypting_) {
       // A tunnel inside the decrypted connection would carry bytes no rule has seen.

@@ -83,6 +83,32 @@ wait_for_line() {  # file pattern [grep options]
   return 1
 }
 
+# The access-log lines ($work/access.log) that contain $1 (fixed string), once there are some:
+# the gateway writes its lines every 20 ms. Fails after 5 s.
+access_logged() {
+  for _ in $(seq 50); do
+    grep -F -- "$1" "$work/access.log" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  return 1
+}
+
+# SIGHUP to the gateway started by start_mintgate (logging to $work/gateway.log), then waits
+# until it says it reloaded and its workers have the new configuration.
+reload_gateway() {
+  local before i
+  before=$(grep -c "configuration reloaded" "$work/gateway.log" || true)
+  kill -HUP "$MINTGATE_PID"
+  for ((i = 0; i < 50; i++)); do
+    if (($(grep -c "configuration reloaded" "$work/gateway.log" || true) > before)); then
+      sleep 0.3 # the workers take the new configuration on their loops
+      return 0
+    fi
+    sleep 0.1
+  done
+  fail "the gateway did not reload: $(tail -3 "$work/gateway.log")"
+}
+
 # nginx serving $work/www on $1, with WebDAV PUT for uploads and a few fixed answers.
 start_nginx() {
   local port=$1
@@ -141,7 +167,7 @@ http {
       add_header WWW-Authenticate NTLM always;
       default_type text/plain; return 401 "\$connection\n";
     }
-    location = /echo-headers { return 200 "te=[\$http_te] pc=[\$http_proxy_connection] ka=[\$http_keep_alive] x=[\$http_x_end_to_end] host=[\$host]\n"; }
+    location = /echo-headers { return 200 "te=[\$http_te] pc=[\$http_proxy_connection] ka=[\$http_keep_alive] x=[\$http_x_end_to_end] host=[\$host] pa=[\$http_proxy_authorization]\n"; }
   }
   $bad_server
 }

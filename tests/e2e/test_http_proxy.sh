@@ -84,8 +84,8 @@ PY
 
 # Hop-by-hop headers are not forwarded; end-to-end ones are.
 out=$(curl "${P[@]}" -H 'TE: trailers' -H 'Proxy-Connection: keep-alive' -H 'Keep-Alive: 5' \
-  -H 'X-End-To-End: yes' "$base/echo-headers")
-[[ $out == "te=[] pc=[] ka=[] x=[yes] host=[www.lab.test]" ]] || fail "headers: $out"
+  -H 'X-End-To-End: yes' -H 'Proxy-Authorization: Basic Zm9vOmJhcg==' "$base/echo-headers")
+[[ $out == "te=[] pc=[] ka=[] x=[yes] host=[www.lab.test] pa=[]" ]] || fail "headers: $out"
 
 # The origin sees the URL's host, not a Host header the client made up.
 out=$(curl "${P[@]}" -H 'Host: blocked.example' "$base/echo-headers")

@@ -365,3 +365,73 @@ fallback = false
 
 }  // namespace
 }  // namespace mintgate::proxy
+
+namespace mintgate::proxy {
+namespace {
+
+TEST(ConfigLoader, ReadsAuth) {
+  ConfigLoadResult r = Parse(R"(
+[auth]
+schemes = ["negotiate", "basic"]
+login_ca = "new"
+login_ttl = 3600
+realm = "Corp"
+keytab = "http.keytab"
+service_principal = "HTTP/gw.example.com@EXAMPLE.COM"
+strip_realm = false
+htpasswd = "users.htpasswd"
+groups_file = "/srv/groups.txt"
+static_users = [{ clients = ["10.9.0.0/24", "10.8.0.1"], user = "kiosk" }]
+[auth.ldap]
+url = "ldaps://dc1.example.com"
+user_dn = "uid={user},ou=people,dc=example,dc=com"
+group_base = "ou=groups,dc=example,dc=com"
+cache_ttl = 60
+)");
+  ASSERT_TRUE(r.ok()) << r.errors[0].ToString();
+  const AuthConfig& a = r.config.auth;
+  EXPECT_EQ(a.schemes, (std::vector<AuthScheme>{AuthScheme::kNegotiate, AuthScheme::kBasic}));
+  EXPECT_EQ(a.unidentified, Unidentified::kChallenge);  // the default once schemes are set
+  EXPECT_EQ(a.login_ttl_ms, 3'600'000u);
+  EXPECT_EQ(a.keytab, "/etc/mintgate/http.keytab");
+  EXPECT_EQ(a.htpasswd, "/etc/mintgate/users.htpasswd");
+  EXPECT_EQ(a.groups_file, "/srv/groups.txt");
+  EXPECT_FALSE(a.strip_realm);
+  ASSERT_EQ(a.static_users.size(), 1u);
+  EXPECT_EQ(a.static_users[0].user, "kiosk");
+  EXPECT_EQ(a.static_users[0].clients.size(), 2u);
+  EXPECT_EQ(a.ldap.url, "ldaps://dc1.example.com");
+  EXPECT_EQ(a.ldap.cache_ttl_ms, 60'000u);
+  EXPECT_EQ(a.ldap.group_filter, "(member={dn})");
+  EXPECT_TRUE(a.Enabled());
+  EXPECT_FALSE(Parse("").config.auth.Enabled());
+}
+
+TEST(ConfigLoader, AuthMistakesPointAtTheKey) {
+  EXPECT_NE(OnlyError("[auth]\nschemes = [\"ntlm\"]\n").message.find("\"ntlm\" is not a scheme"),
+            std::string::npos);
+  ConfigError e = OnlyError("[auth]\nunidentified = \"challenge\"\n");
+  EXPECT_NE(e.message.find("needs auth.schemes"), std::string::npos) << e.message;
+  EXPECT_EQ(e.line, 2);
+  e = OnlyError("[auth]\nschemes = [\"basic\"]\n");
+  EXPECT_NE(e.message.find("set auth.htpasswd or [auth.ldap] url"), std::string::npos) << e.message;
+  e = OnlyError("[auth]\nschemes = [\"negotiate\"]\n");
+  EXPECT_NE(e.message.find("auth.keytab"), std::string::npos) << e.message;
+  e = OnlyError(
+      "[auth]\nschemes = [\"basic\"]\n[auth.ldap]\nurl = \"ldap://dc\"\nuser_dn = "
+      "\"uid={user}\"\n");
+  EXPECT_NE(e.message.find("without starttls"), std::string::npos) << e.message;
+  EXPECT_EQ(e.line, 4);
+  e = OnlyError(
+      "[auth]\nschemes = [\"basic\"]\n[auth.ldap]\nurl = \"ldaps://dc\"\nuser_dn = \"uid=x\"\n");
+  EXPECT_NE(e.message.find("must contain {user}"), std::string::npos) << e.message;
+  e = OnlyError("[auth]\nstatic_users = [{ clients = [\"10.0.0.0/33\"], user = \"k\" }]\n");
+  EXPECT_NE(e.message.find("10.0.0.0/33"), std::string::npos) << e.message;
+  e = OnlyError("[auth]\nunidentified = \"decrypt-to-login\"\n");
+  EXPECT_NE(e.message.find("the portal's login needs"), std::string::npos) << e.message;
+  e = OnlyError("[auth]\nschemes = [\"basic\"]\nhtpasswd = \"f\"\nrealm = \"a\\\"b\"\n");
+  EXPECT_NE(e.message.find("auth.realm"), std::string::npos) << e.message;
+}
+
+}  // namespace
+}  // namespace mintgate::proxy

@@ -616,14 +616,14 @@ TEST(CaReadinessCommand, PrintsATablePerProfile) {
   EXPECT_NE(text.find("Profile \"new\": 1 of 2 clients trust it (50%), 1 reject it\n"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("CLIENT    STATUS   EVIDENCE          TRUSTED  REJECTED  UNUSED  LAST "
+  EXPECT_NE(text.find("CLIENT    USER  STATUS   EVIDENCE          TRUSTED  REJECTED  UNUSED  LAST "
                       "TRUSTED          LAST REJECTED"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("10.0.0.2  rejects  alert:unknown_ca  0        1         0       -"),
+  EXPECT_NE(text.find("10.0.0.2  -     rejects  alert:unknown_ca  0        1         0       -"),
             std::string::npos)
       << text;
-  EXPECT_NE(text.find("10.0.0.2  unknown  -"), std::string::npos) << text;
+  EXPECT_NE(text.find("10.0.0.2  -     unknown  -"), std::string::npos) << text;
   EXPECT_LT(text.find("\"legacy\""), text.find("\"new\""));
   const std::string& request = server.request();
   EXPECT_EQ(request.rfind("GET /readiness HTTP/1.1\r\n", 0), 0u) << request;

@@ -382,3 +382,56 @@ TEST(RuleSetErrors, DefaultCaNeededOnlyWhenSomethingDecryptsWithIt) {
 
 }  // namespace
 }  // namespace mintgate::rules
+
+namespace mintgate::rules {
+namespace {
+
+// auth.unidentified = "decrypt-to-login": an unidentified user's connection is decrypted with
+// the login CA whatever the rule and the inspection switch say; an identified one is not.
+TEST(RuleSet, UnidentifiedUsersAreDecryptedToLogInEvenWithInspectionOff) {
+  RuleSetOptions options = Options();
+  options.inspection_enabled = false;
+  options.login_ca = "new";
+  Rule tunnel = MakeRule("alice-tunnels", Action::kTunnel, {"bank.example"});
+  tunnel.users = {"alice"};
+  RuleSet set =
+      MustCompile({tunnel, MakeRule("blocked", Action::kBlock, {"bad.example"})}, {}, options);
+  Target unknown = To("bank.example");
+  unknown.identity_known = false;
+  Decision d = Decide(set, unknown);
+  EXPECT_EQ(d.action, Action::kDecrypt);
+  EXPECT_TRUE(d.login);
+  EXPECT_EQ(d.ca, "new");
+  EXPECT_NE(d.reason.find("user not identified: decrypted with \"new\""), std::string::npos)
+      << d.reason;
+  Target blocked = To("bad.example");
+  blocked.identity_known = false;
+  EXPECT_EQ(Decide(set, blocked).action, Action::kDecrypt);  // the login comes first
+
+  Target alice = To("bank.example");
+  alice.user = "alice";
+  d = Decide(set, alice);
+  EXPECT_EQ(d.action, Action::kTunnel);
+  EXPECT_FALSE(d.login);
+  Target other = To("elsewhere.example");  // identified, no rule: inspection is off
+  other.user = "bob";
+  EXPECT_EQ(Decide(set, other).action, Action::kTunnel);
+}
+
+TEST(RuleSet, UnknownLoginCaIsAnError) {
+  RuleSetOptions options = Options();
+  options.login_ca = "nope";
+  std::vector<std::string> errors = Errors({}, {}, options);
+  ASSERT_EQ(errors.size(), 1u);
+  EXPECT_NE(errors[0].find("auth.login_ca \"nope\""), std::string::npos) << errors[0];
+}
+
+TEST(RuleSet, WithoutLoginCaUnidentifiedChangesNothing) {
+  RuleSet set = MustCompile({MakeRule("t", Action::kTunnel, {"a.example"})});
+  Target unknown = To("a.example");
+  unknown.identity_known = false;
+  EXPECT_EQ(Decide(set, unknown).action, Action::kTunnel);
+}
+
+}  // namespace
+}  // namespace mintgate::rules
