@@ -3,11 +3,11 @@
 #include <crypt.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
-#include <openssl/sha.h>
 
+#include <algorithm>
+#include <cstring>
+#include <functional>
 #include <map>
-#include <sstream>
 
 #include "proxy/auth/base64.h"
 #include "proxy/auth/watched_file.h"
@@ -15,10 +15,10 @@
 namespace mintgate::proxy::auth {
 namespace {
 
-enum class Scheme { kStrong, kMd5Crypt, kApr1, kSha1, kDes, kPlain };
+enum class Scheme { kStrong, kMd5Crypt, kApr1, kSha1, kDes, kUnsupported, kPlain };
 
 Scheme SchemeOf(std::string_view hash) {
-  auto starts = [&](std::string_view p) { return hash.substr(0, p.size()) == p; };
+  const auto starts = [&](std::string_view prefix) { return hash.starts_with(prefix); };
   if (starts("$2y$") || starts("$2b$") || starts("$2a$") || starts("$6$") || starts("$5$")) {
     return Scheme::kStrong;
   }
@@ -30,13 +30,19 @@ Scheme SchemeOf(std::string_view hash) {
           std::string_view::npos) {
     return Scheme::kDes;
   }
+  // "$id$...": a crypt(3) scheme of another kind (yescrypt's $y$, $2x$, ...).
+  if (hash.size() > 2 && hash[0] == '$' && hash.find('$', 1) != std::string_view::npos) {
+    return Scheme::kUnsupported;
+  }
   return Scheme::kPlain;
 }
 
-const char* SchemeName(Scheme s) {
+bool Weak(Scheme s) {
+  return s == Scheme::kMd5Crypt || s == Scheme::kApr1 || s == Scheme::kSha1 || s == Scheme::kDes;
+}
+
+const char* WeakName(Scheme s) {
   switch (s) {
-    case Scheme::kStrong:
-      return "bcrypt or SHA-crypt";
     case Scheme::kMd5Crypt:
       return "MD5-crypt ($1$)";
     case Scheme::kApr1:
@@ -45,51 +51,93 @@ const char* SchemeName(Scheme s) {
       return "unsalted SHA-1 ({SHA})";
     case Scheme::kDes:
       return "DES crypt";
-    case Scheme::kPlain:
-      return "plain text";
+    default:
+      return "?";
   }
-  return "?";
 }
 
-std::string Md5(std::string_view a) {
-  unsigned char digest[16];
-  unsigned int size = 0;
-  EVP_Digest(a.data(), a.size(), digest, &size, EVP_md5(), nullptr);
-  return std::string(reinterpret_cast<char*>(digest), size);
+// What an unknown user's check costs (a bcrypt of htpasswd -B's default cost), so the time
+// taken does not tell which users exist. Its password is of no use to anyone.
+constexpr char kDummyHash[] = "$2y$05$uuWJZNMPuxfleabBSbAdnOfJ.WCBCrqWoh.gFUvTeFT31KS6Suz2u";
+
+// crypt(3) of `password` with the settings in `hash`; "" when libcrypt refuses. Reentrant: its
+// state is on this stack, and wiped with the copy of the password.
+std::string Crypt(std::string_view password, const char* hash) {
+  crypt_data data{};
+  std::string copy(password);
+  const char* out = crypt_rn(copy.c_str(), hash, &data, sizeof data);
+  std::string result = out != nullptr && out[0] != '*' ? out : "";
+  OPENSSL_cleanse(copy.data(), copy.size());
+  OPENSSL_cleanse(&data, sizeof data);
+  return result;
 }
 
-// Apache's $apr1$: MD5-crypt (Poul-Henning Kamp's algorithm) with the magic "$apr1$".
+// Apache's $apr1$ (apr_md5_encode): Poul-Henning Kamp's MD5-crypt with the magic "$apr1$"
+// instead of "$1$". "" when OpenSSL cannot do MD5 (e.g. a FIPS configuration).
 std::string Apr1(std::string_view password, std::string_view hash) {
-  const std::string_view magic = "$apr1$";
-  std::string_view salt = hash.substr(magic.size());
+  constexpr std::string_view kMagic = "$apr1$";
+  std::string_view salt = hash.substr(kMagic.size());
   salt = salt.substr(0, std::min<std::size_t>(salt.find('$'), 8));
-  std::string alt = Md5(std::string(password) + std::string(salt) + std::string(password));
-  std::string ctx = std::string(password) + std::string(magic) + std::string(salt);
-  for (std::size_t i = password.size(); i > 0; i -= std::min<std::size_t>(i, 16)) {
-    ctx += alt.substr(0, std::min<std::size_t>(i, 16));
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  bool ok = ctx != nullptr;
+  unsigned char sum[16] = {};
+  const auto begin = [&] { ok = ok && EVP_DigestInit_ex(ctx.get(), EVP_md5(), nullptr) == 1; };
+  const auto add = [&](const void* data, std::size_t size) {
+    ok = ok && EVP_DigestUpdate(ctx.get(), data, size) == 1;
+  };
+  const auto add_text = [&](std::string_view s) { add(s.data(), s.size()); };
+  const auto end = [&] {
+    unsigned int size = 0;
+    ok = ok && EVP_DigestFinal_ex(ctx.get(), sum, &size) == 1 && size == sizeof sum;
+  };
+
+  begin();
+  add_text(password);
+  add_text(salt);
+  add_text(password);
+  end();
+  unsigned char alternate[16];
+  std::memcpy(alternate, sum, sizeof sum);
+  begin();
+  add_text(password);
+  add_text(kMagic);
+  add_text(salt);
+  for (std::size_t left = password.size(); left > 0; left -= std::min<std::size_t>(left, 16)) {
+    add(alternate, std::min<std::size_t>(left, 16));
   }
-  for (std::size_t i = password.size(); i > 0; i >>= 1) {
-    ctx += (i & 1) ? '\0' : password.empty() ? '\0' : password[0];
+  for (std::size_t bits = password.size(); bits > 0; bits >>= 1) {
+    add((bits & 1) != 0 ? "\0" : password.data(), 1);
   }
-  std::string result = Md5(ctx);
+  end();
   for (int i = 0; i < 1000; ++i) {
-    std::string round;
-    round += (i & 1) ? std::string(password) : result;
-    if (i % 3) round += salt;
-    if (i % 7) round += password;
-    round += (i & 1) ? result : std::string(password);
-    result = Md5(round);
+    begin();
+    if ((i & 1) != 0) {
+      add_text(password);
+    } else {
+      add(sum, sizeof sum);
+    }
+    if (i % 3 != 0) add_text(salt);
+    if (i % 7 != 0) add_text(password);
+    if ((i & 1) != 0) {
+      add(sum, sizeof sum);
+    } else {
+      add_text(password);
+    }
+    end();
   }
+  OPENSSL_cleanse(alternate, sizeof alternate);
+  if (!ok) return "";
+
   static constexpr char kItoa64[] =
       "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-  std::string out = std::string(magic) + std::string(salt) + "$";
-  auto to64 = [&](unsigned v, int n) {
-    while (n-- > 0) {
-      out += kItoa64[v & 0x3f];
-      v >>= 6;
+  std::string out = std::string(kMagic) + std::string(salt) + "$";
+  const auto to64 = [&](unsigned value, int chars) {
+    while (chars-- > 0) {
+      out += kItoa64[value & 0x3f];
+      value >>= 6;
     }
   };
-  auto b = [&](int i) { return static_cast<unsigned>(static_cast<unsigned char>(result[i])); };
+  const auto b = [&](int i) { return static_cast<unsigned>(sum[i]); };
   to64((b(0) << 16) | (b(6) << 8) | b(12), 4);
   to64((b(1) << 16) | (b(7) << 8) | b(13), 4);
   to64((b(2) << 16) | (b(8) << 8) | b(14), 4);
@@ -99,55 +147,76 @@ std::string Apr1(std::string_view password, std::string_view hash) {
   return out;
 }
 
-// crypt(3) of `password` with the settings in `hash`; "" when libcrypt refuses.
-std::string Crypt(std::string_view password, const std::string& hash) {
-  crypt_data data{};
-  const std::string pw(password);
-  const char* out = crypt_rn(pw.c_str(), hash.c_str(), &data, sizeof data);
-  std::string result = out != nullptr && out[0] != '*' ? out : "";
-  OPENSSL_cleanse(&data, sizeof data);
-  return result;
+// "{SHA}" and the base64 of the password's SHA-1, as htpasswd -s writes it.
+std::string Sha1(std::string_view password) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (EVP_Digest(password.data(), password.size(), digest, &size, EVP_sha1(), nullptr) != 1) {
+    return "";
+  }
+  return "{SHA}" + EncodeBase64(digest, size);
 }
 
-bool Same(const std::string& a, const std::string& b) {
-  return !a.empty() && a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+// Constant-time for hashes of the same length (the length is not secret: it follows from the
+// scheme in the file).
+bool Same(const std::string& computed, const std::string& stored) {
+  return !computed.empty() && computed.size() == stored.size() &&
+         CRYPTO_memcmp(computed.data(), stored.data(), stored.size()) == 0;
 }
 
-using Entries = std::map<std::string, std::string, std::less<>>;
+struct Entry {
+  std::string hash;
+  Scheme scheme;
+  int line;
+};
+using Entries = std::map<std::string, Entry, std::less<>>;
 
-Entries ParseHtpasswd(const std::string& text, std::vector<std::string>* warnings) {
+// Warnings name the line and the user, never the hash (or a password written in its place).
+Entries ParseHtpasswd(const std::string& text, bool allow_weak,
+                      std::vector<std::string>* warnings) {
   Entries out;
-  std::istringstream in(text);
-  std::string line;
   int number = 0;
-  while (std::getline(in, line)) {
+  for (std::size_t start = 0; start < text.size();) {
+    const std::size_t newline = std::min(text.find('\n', start), text.size());
+    std::string_view line(text.data() + start, newline - start);
+    start = newline + 1;
     ++number;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    const std::size_t start = line.find_first_not_of(" \t");
-    if (start == std::string::npos || line[start] == '#') continue;
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t')) {
+      line.remove_suffix(1);
+    }
+    const std::size_t first = line.find_first_not_of(" \t");
+    if (first == std::string_view::npos || line[first] == '#') continue;
+    const std::string where = "line " + std::to_string(number);
     const std::size_t colon = line.find(':');
-    if (colon == std::string::npos || colon == 0) {
-      warnings->push_back("line " + std::to_string(number) + ": expected \"user:hash\"; skipped");
+    if (colon == std::string_view::npos || colon == 0) {
+      warnings->push_back(where + ": not a \"user:hash\" line; skipped");
       continue;
     }
-    std::string user = line.substr(0, colon);
-    std::string hash = line.substr(colon + 1);
-    // Apache's format allows a trailing ":comment".
-    if (SchemeOf(hash) != Scheme::kPlain) hash = hash.substr(0, hash.find(':'));
+    const std::string user(line.substr(0, colon));
+    // Like Apache, what follows a second ':' is not part of the hash.
+    std::string_view hash = line.substr(colon + 1);
+    hash = hash.substr(0, hash.find(':'));
     const Scheme scheme = SchemeOf(hash);
+    const std::string who = where + " (" + user + "): ";
     if (scheme == Scheme::kPlain) {
-      warnings->push_back("line " + std::to_string(number) + " (" + user +
-                          "): not a password hash (plain text is never accepted)");
-    } else if (scheme != Scheme::kStrong) {
-      warnings->push_back("line " + std::to_string(number) + " (" + user +
-                          "): " + SchemeName(scheme) +
-                          " is weak and refused unless auth.allow_weak_hashes = true; re-create "
-                          "it with htpasswd -B");
+      warnings->push_back(who + (hash.empty() ? "no password hash" : "not a password hash") +
+                          " (a password in plain text is never accepted); re-create it with "
+                          "htpasswd -B");
+    } else if (scheme == Scheme::kUnsupported) {
+      warnings->push_back(who +
+                          "a hash scheme not supported here (bcrypt, SHA-512-crypt and "
+                          "SHA-256-crypt are); re-create it with htpasswd -B");
+    } else if (Weak(scheme)) {
+      warnings->push_back(who + WeakName(scheme) +
+                          (allow_weak ? " is weak (accepted as auth.allow_weak_hashes = true)"
+                                      : " is weak and refused unless auth.allow_weak_hashes = "
+                                        "true") +
+                          "; re-create it with htpasswd -B");
     }
-    if (!out.emplace(std::move(user), std::move(hash)).second) {
-      warnings->push_back("line " + std::to_string(number) +
-                          ": a user listed again; the first "
-                          "entry counts");
+    const auto [it, added] = out.try_emplace(user, Entry{std::string(hash), scheme, number});
+    if (!added) {
+      warnings->push_back(who + "listed again; the entry on line " +
+                          std::to_string(it->second.line) + " counts");
     }
   }
   return out;
@@ -172,56 +241,50 @@ const char* ToString(CheckResult result) {
 }
 
 struct HtpasswdFile::Impl {
-  explicit Impl(const std::string& path) : file(path, "auth.htpasswd", ParseHtpasswd, true) {
-    // What an unknown user's check costs: a bcrypt of the cost htpasswd -B uses.
-    unsigned char random[16];
-    RAND_bytes(random, sizeof random);
-    char salt[CRYPT_GENSALT_OUTPUT_SIZE];
-    if (crypt_gensalt_rn("$2b$", 5, reinterpret_cast<const char*>(random), sizeof random, salt,
-                         sizeof salt) != nullptr) {
-      dummy = Crypt("no such user", salt);
-    }
-  }
-  WatchedFile<Entries> file;
-  std::string dummy;
+  Impl(const std::string& path, bool allow_weak)
+      : file(path, "auth.htpasswd", /*secret=*/true,
+             [allow_weak](const std::string& text, std::vector<std::string>* warnings) {
+               return ParseHtpasswd(text, allow_weak, warnings);
+             }) {}
+  ParsedFile<Entries> file;
 };
 
 HtpasswdFile::HtpasswdFile(std::string path, bool allow_weak)
-    : path_(std::move(path)), allow_weak_(allow_weak), impl_(std::make_shared<Impl>(path_)) {}
+    : path_(std::move(path)),
+      allow_weak_(allow_weak),
+      impl_(std::make_shared<Impl>(path_, allow_weak_)) {}
 
 std::string HtpasswdFile::Load(std::vector<std::string>* warnings) {
   return impl_->file.Load(warnings);
 }
 
 CheckResult HtpasswdFile::Verify(std::string_view user, std::string_view password) {
-  std::shared_ptr<const Entries> entries = impl_->file.Get();
+  // The only step under the file's lock (a stat, a read when it changed); hashing is not.
+  const std::shared_ptr<const Entries> entries = impl_->file.Get();
   if (!entries) return CheckResult::kUnavailable;
   const auto it = entries->find(user);
-  if (it == entries->end()) {
-    if (!impl_->dummy.empty()) Crypt(password, impl_->dummy);  // the same work either way
-    return CheckResult::kUnknownUser;
-  }
-  const std::string& hash = it->second;
-  const Scheme scheme = SchemeOf(hash);
-  if (scheme == Scheme::kPlain || (scheme != Scheme::kStrong && !allow_weak_)) {
-    return CheckResult::kRefusedScheme;
+  const Entry* entry = it == entries->end() ? nullptr : &it->second;
+  const bool usable = entry != nullptr &&
+                      (entry->scheme == Scheme::kStrong || (allow_weak_ && Weak(entry->scheme)));
+  // crypt(3) would stop at a NUL, so "pw\0anything" would pass for "pw": never a match.
+  if (!usable || password.find('\0') != std::string_view::npos) {
+    Crypt(password, kDummyHash);  // the same work as a real check
+    if (entry == nullptr) return CheckResult::kUnknownUser;
+    return usable ? CheckResult::kWrongPassword : CheckResult::kRefusedScheme;
   }
   std::string computed;
-  switch (scheme) {
+  switch (entry->scheme) {
     case Scheme::kApr1:
-      computed = Apr1(password, hash);
+      computed = Apr1(password, entry->hash);
       break;
-    case Scheme::kSha1: {
-      unsigned char digest[SHA_DIGEST_LENGTH];
-      SHA1(reinterpret_cast<const unsigned char*>(password.data()), password.size(), digest);
-      computed = "{SHA}" + EncodeBase64(digest, sizeof digest);
+    case Scheme::kSha1:
+      computed = Sha1(password);
       break;
-    }
-    default:
-      computed = Crypt(password, hash);
+    default:  // bcrypt, SHA-crypt, and with allow_weak $1$ and DES: libcrypt
+      computed = Crypt(password, entry->hash.c_str());
       break;
   }
-  return Same(computed, hash) ? CheckResult::kOk : CheckResult::kWrongPassword;
+  return Same(computed, entry->hash) ? CheckResult::kOk : CheckResult::kWrongPassword;
 }
 
 }  // namespace mintgate::proxy::auth
