@@ -1,6 +1,6 @@
 #include "proxy/http/form.h"
 
-#include <strings.h>
+#include "proxy/http/header_roles.h"
 
 namespace mintgate::proxy {
 namespace {
@@ -20,7 +20,7 @@ std::string PercentDecode(std::string_view text, bool plus_is_space) {
   for (std::size_t i = 0; i < text.size(); ++i) {
     if (plus_is_space && text[i] == '+') {
       out += ' ';
-    } else if (text[i] == '%' && i + 2 < text.size() + 0 && HexValue(text[i + 1]) >= 0 &&
+    } else if (text[i] == '%' && i + 2 < text.size() && HexValue(text[i + 1]) >= 0 &&
                HexValue(text[i + 2]) >= 0) {
       out += static_cast<char>(HexValue(text[i + 1]) * 16 + HexValue(text[i + 2]));
       i += 2;
@@ -76,7 +76,7 @@ std::string QueryValue(std::string_view target, std::string_view name) {
 
 std::string CookieValue(const std::vector<HttpHeader>& headers, std::string_view name) {
   for (const HttpHeader& h : headers) {
-    if (strcasecmp(h.name.c_str(), "Cookie") != 0) continue;
+    if (!http_text::EqualsIgnoreCase(h.name, "Cookie")) continue;
     std::string_view rest = h.value;
     while (!rest.empty()) {
       const std::size_t semi = rest.find(';');

@@ -10,9 +10,11 @@ namespace {
 std::string UtcMinute(std::int64_t epoch_ms) {
   const std::time_t t = static_cast<std::time_t>(epoch_ms / 1000);
   std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
+  char buf[64];
+  if (gmtime_r(&t, &tm) == nullptr ||
+      std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm) == 0) {
+    return "";
+  }
   return buf;
 }
 
@@ -71,7 +73,11 @@ PortalResponse RenderLoginPage(const LoginPage& page) {
   if (!page.signed_in_user.empty()) {
     h +=
         "<p id=\"signed-in\">Signed in as <strong>" + EscapeHtml(page.signed_in_user) + "</strong>";
-    if (page.signed_in_until_ms > 0) h += " until " + UtcMinute(page.signed_in_until_ms);
+    if (const std::string until =
+            page.signed_in_until_ms > 0 ? UtcMinute(page.signed_in_until_ms) : std::string();
+        !until.empty()) {
+      h += " until " + until;
+    }
     h += ".</p>\n";
     if (!page.return_url.empty()) {
       h += "<p><a href=\"" + EscapeHtml(page.return_url) + "\">Continue</a></p>\n";
@@ -91,8 +97,8 @@ PortalResponse RenderLoginPage(const LoginPage& page) {
          csrf + "\">\n<input type=\"hidden\" name=\"return\" value=\"" +
          EscapeHtml(page.return_url) +
          "\">\n<button type=\"submit\">Sign in</button>\n</form>\n"
-         "<p class=\"note\">After you sign in, the gateway knows this device by its network "
-         "address for the time your administrator set.</p>\n";
+         "<p class=\"note\">After you sign in, the gateway identifies this device by its "
+         "network address, for the time your administrator set.</p>\n";
   }
   h += "<p class=\"note\">" + EscapeHtml(page.portal_host) + "</p>\n</main></body></html>\n";
   r.body = std::move(h);
