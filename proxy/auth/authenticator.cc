@@ -1,5 +1,6 @@
 #include "proxy/auth/authenticator.h"
 
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <strings.h>
 
@@ -68,8 +69,8 @@ const char* ToString(AuthResult::Status status) {
 
 // LoginSessions
 
-void LoginSessions::Bind(const std::string& client, const std::string& user,
-                         std::int64_t until_ms) {
+void LoginSessions::Bind(const std::string& client, const std::string& user, std::int64_t until_ms,
+                         const std::string& token) {
   std::lock_guard lock(mu_);
   if (entries_.size() >= max_entries_ && entries_.find(client) == entries_.end()) {
     // Full: drop whatever has expired; if nothing has, the oldest binding goes.
@@ -84,7 +85,7 @@ void LoginSessions::Bind(const std::string& client, const std::string& user,
       entries_.erase(oldest);
     }
   }
-  entries_[client] = Entry{user, until_ms};
+  entries_[client] = Entry{user, until_ms, token};
 }
 
 std::optional<std::string> LoginSessions::Find(const std::string& client, std::int64_t now_ms) {
@@ -96,6 +97,14 @@ std::optional<std::string> LoginSessions::Find(const std::string& client, std::i
     return std::nullopt;
   }
   return it->second.user;
+}
+
+bool LoginSessions::Owns(const std::string& client, const std::string& token, std::int64_t now_ms) {
+  std::lock_guard lock(mu_);
+  auto it = entries_.find(client);
+  if (it == entries_.end() || it->second.until_ms <= now_ms || token.empty()) return false;
+  const std::string& mine = it->second.token;
+  return mine.size() == token.size() && CRYPTO_memcmp(mine.data(), token.data(), mine.size()) == 0;
 }
 
 std::optional<std::int64_t> LoginSessions::Until(const std::string& client, std::int64_t now_ms) {

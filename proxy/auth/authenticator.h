@@ -68,7 +68,12 @@ class LoginThrottle {
 class LoginSessions {
  public:
   explicit LoginSessions(std::size_t max_entries = 100'000) : max_entries_(max_entries) {}
-  void Bind(const std::string& client, const std::string& user, std::int64_t until_ms);
+  // `token`: the portal session cookie of the device that signed in ("" = none).
+  void Bind(const std::string& client, const std::string& user, std::int64_t until_ms,
+            const std::string& token = "");
+  // Whether `token` is the session cookie of the sign-in bound to `client` (the device that
+  // signed in, not any device sharing its address).
+  bool Owns(const std::string& client, const std::string& token, std::int64_t now_ms);
   // The user bound to `client` at `now_ms` (an expired binding is dropped).
   std::optional<std::string> Find(const std::string& client, std::int64_t now_ms);
   // When the binding of `client` ends (epoch ms); nullopt when it has none.
@@ -89,6 +94,7 @@ class LoginSessions {
   struct Entry {
     std::string user;
     std::int64_t until_ms = 0;
+    std::string token;
   };
   const std::size_t max_entries_;
   mutable std::mutex mu_;

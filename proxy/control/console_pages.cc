@@ -511,15 +511,17 @@ std::string ReadinessSection(const ConsoleView& v, const std::vector<Projection>
       h += "<p class=\"none\">No client yet.</p>\n</div>\n";
       continue;
     }
-    h += "<div class=\"scroll\"><table class=\"clients\"><thead><tr><th>Client</th>"
+    h += "<div class=\"scroll\"><table class=\"clients\"><thead><tr><th>Client</th><th>User</th>"
          "<th>Status</th><th>Evidence</th><th>Trusted</th><th>Rejected</th><th>Last trusted</th>"
          "<th>Last rejected</th><th>Last seen</th></tr></thead><tbody>\n";
     for (const json& c : clients) {
       const json& lt = c["last_trusted"];
       const json& lr = c["last_rejected"];
       h += "<tr data-client=\"" + H(Str(c, "client")) + "\" data-status=\"" + H(Str(c, "status")) +
-           "\"><td>" + H(Str(c, "client")) + "</td><td>" + Badge(Str(c, "status")) + "</td><td>" +
-           H(Evidence(c)) + "</td><td>" + std::to_string(c.value("trusted", 0)) + "</td><td>" +
+           "\"><td>" + H(Str(c, "client")) + "</td><td>" +
+           (Str(c, "user").empty() ? std::string("-") : H(Str(c, "user"))) + "</td><td>" +
+           Badge(Str(c, "status")) + "</td><td>" + H(Evidence(c)) + "</td><td>" +
+           std::to_string(c.value("trusted", 0)) + "</td><td>" +
            std::to_string(c.value("rejected", 0)) + "</td><td>" +
            (lt.is_object() ? TimeCell(Str(lt, "at"), v.now) : std::string("-")) + "</td><td>" +
            (lr.is_object() ? TimeCell(Str(lr, "at"), v.now) : std::string("-")) + "</td><td>" +
@@ -697,9 +699,10 @@ std::string AuditCsv(const json& audit) {
 }
 
 std::string ReadinessCsv(const json& readiness) {
-  std::string csv = CsvRow({"profile", "client", "status", "evidence", "last_alert", "trusted",
-                            "rejected", "unused", "last_trusted", "last_trusted_sni",
-                            "last_rejected", "last_rejected_sni", "first_seen", "last_seen"});
+  std::string csv =
+      CsvRow({"profile", "client", "status", "evidence", "last_alert", "trusted", "rejected",
+              "unused", "last_trusted", "last_trusted_sni", "last_rejected", "last_rejected_sni",
+              "first_seen", "last_seen", "user"});
   if (!readiness.is_object() || !readiness.contains("profiles")) return csv;
   for (const json& p : readiness["profiles"]) {
     for (const json& c : p["clients"]) {
@@ -713,7 +716,7 @@ std::string ReadinessCsv(const json& readiness) {
                   Str(c, "status") == "unknown" ? std::string() : Evidence(c), Str(c, "last_alert"),
                   std::to_string(c.value("trusted", 0)), std::to_string(c.value("rejected", 0)),
                   std::to_string(c.value("unused", 0)), at(lt, "at"), at(lt, "sni"), at(lr, "at"),
-                  at(lr, "sni"), Str(c, "first_seen"), Str(c, "last_seen")});
+                  at(lr, "sni"), Str(c, "first_seen"), Str(c, "last_seen"), Str(c, "user")});
     }
   }
   return csv;

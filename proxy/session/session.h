@@ -207,7 +207,9 @@ class Session final : private Transport::Events,
                       const std::string& return_url);
   // Answers a portal request over TLS and closes after it.
   void AnswerPortal(const PortalResponse& response);
-  void ShowLoginPage(int status, const std::string& message, bool signed_out);
+  // `set_session`: a Set-Cookie value for the session of a sign-in that just succeeded.
+  void ShowLoginPage(int status, const std::string& message, bool signed_out,
+                     const std::string& set_session = "");
 
   // session_upstream.cc: the origin's name, its connection, the pool.
   void ResolveUpstream(AfterConnect next);

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include <chrono>
+#include <cstring>
 #include <ctime>
 
 #include "proxy/config/admin_token.h"
@@ -21,6 +22,8 @@ namespace {
 
 constexpr std::size_t kMaxFormBytes = 8 << 10;
 constexpr char kCsrfCookie[] = "mintgate_login";
+// The device that signed in: only it sees who is signed in and may sign out.
+constexpr char kSessionCookie[] = "mintgate_session";
 
 std::int64_t EpochMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -75,7 +78,8 @@ void Session::AnswerPortal(const PortalResponse& response) {
   CloseWhenFlushed();
 }
 
-void Session::ShowLoginPage(int status, const std::string& message, bool signed_out) {
+void Session::ShowLoginPage(int status, const std::string& message, bool signed_out,
+                            const std::string& set_session) {
   const Runtime& rt = runtime();
   LoginPage page;
   page.status = status;
@@ -84,7 +88,11 @@ void Session::ShowLoginPage(int status, const std::string& message, bool signed_
   page.signed_out = signed_out;
   page.return_url = SafeReturnUrl(QueryValue(request_.head().target, "return"));
   const std::int64_t now = EpochMs();
-  if (rt.auth && !signed_out) {
+  // Just signed in: the cookie is being set by this very answer.
+  const std::string session = !set_session.empty()
+                                  ? set_session.substr(std::strlen(kSessionCookie) + 1, 64)
+                                  : CookieValue(request_.head().headers, kSessionCookie);
+  if (rt.auth && !signed_out && rt.auth->logins().Owns(client_address_, session, now)) {
     if (auto user = rt.auth->logins().Find(client_address_, now)) {
       page.signed_in_user = *user;
       page.signed_in_until_ms = rt.auth->logins().Until(client_address_, now).value_or(0);
@@ -96,6 +104,12 @@ void Session::ShowLoginPage(int status, const std::string& message, bool signed_
   PortalResponse response = RenderLoginPage(page);
   response.headers.emplace_back("Set-Cookie", std::string(kCsrfCookie) + "=" + csrf +
                                                   "; Path=/; Secure; HttpOnly; SameSite=Strict");
+  if (!set_session.empty()) response.headers.emplace_back("Set-Cookie", set_session);
+  if (signed_out) {
+    response.headers.emplace_back(
+        "Set-Cookie",
+        std::string(kSessionCookie) + "=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0");
+  }
   AnswerPortal(response);
 }
 
@@ -165,8 +179,13 @@ void Session::HandleLoginForm() {
   }
   auth::Authenticator& authenticator = *runtime().auth;
   if (path == "/logout") {
-    const bool had = authenticator.logins().Unbind(client_address_);
-    record_.auth = had ? "logout" : "";
+    const std::string session = CookieValue(head.headers, kSessionCookie);
+    if (!authenticator.logins().Owns(client_address_, session, EpochMs())) {
+      ShowLoginPage(403, "This device is not signed in.", false);
+      return;
+    }
+    authenticator.logins().Unbind(client_address_);
+    record_.auth = "logout";
     ShowLoginPage(200, "", true);
     return;
   }
@@ -226,13 +245,17 @@ void Session::OnLoginChecked(const auth::AuthResult& result, std::uint64_t seq,
   }
   authenticator.throttle().Succeeded("client " + client_address_);
   authenticator.throttle().Succeeded("user " + user);
-  authenticator.logins().Bind(client_address_, result.identity.user,
-                              now + static_cast<std::int64_t>(runtime().config.auth.login_ttl_ms));
+  const std::int64_t ttl_ms = static_cast<std::int64_t>(runtime().config.auth.login_ttl_ms);
+  const std::string session = GenerateAdminToken();
+  authenticator.logins().Bind(client_address_, result.identity.user, now + ttl_ms, session);
+  const std::string session_cookie =
+      std::string(kSessionCookie) + "=" + session +
+      "; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=" + std::to_string(ttl_ms / 1000);
   record_.auth = "login";
   record_.user = result.identity.user;
   record_.groups = result.identity.groups;
   if (return_url.empty()) {
-    ShowLoginPage(200, "", false);
+    ShowLoginPage(200, "", false, session_cookie);
     return;
   }
   PortalResponse response;
@@ -240,6 +263,7 @@ void Session::OnLoginChecked(const auth::AuthResult& result, std::uint64_t seq,
   response.content_type = "text/html; charset=utf-8";
   response.headers.emplace_back("Location", return_url);
   response.headers.emplace_back("Cache-Control", "no-store");
+  response.headers.emplace_back("Set-Cookie", session_cookie);
   response.body = "<!doctype html><title>Signed in</title><p>Signed in. <a href=\"" +
                   EscapeHtml(return_url) + "\">Continue</a>\n";
   AnswerPortal(response);

@@ -81,7 +81,7 @@ with Browser(log=os.path.join(artifacts, "chromium.log")) as b:
     # Readiness: the canary client that lacks the new root rejected it, with the alert.
     new = {r["data"]["client"]: r for r in rows(b, '.readiness-profile[data-profile="new"] tr[data-client]')}
     check(new["127.0.0.2"]["data"]["status"] == "rejects", new)
-    check(new["127.0.0.2"]["cells"][2] == "alert:unknown_ca", new["127.0.0.2"])
+    check(new["127.0.0.2"]["cells"][3] == "alert:unknown_ca", new["127.0.0.2"])
     check("127.0.0.3" not in new, "127.0.0.3 shown before its handshake")
     # The projection: both clients that use legacy would break at its retire_at.
     at_risk = {r["cells"][0]: r["cells"][2] for r in rows(b, '.projection[data-profile="legacy"] .at-risk tbody tr')}

@@ -98,7 +98,7 @@ code=$(post /login --interface 127.0.0.3 --data-urlencode user=mallory \
   fail "no throttle after 5 failures: $code"
 
 # --- The sign-in: back to where the client was going; the address is alice's now.
-headers=$(curl "${P[@]}" --cacert "$ca" -b "$work/jar" -D - -o /dev/null \
+headers=$(curl "${P[@]}" --cacert "$ca" -b "$work/jar" -c "$work/jar" -D - -o /dev/null \
   --data-urlencode user=alice --data-urlencode 'password=alice pw!' \
   --data-urlencode "csrf=$csrf" --data-urlencode "return=$ret" "$login")
 [[ $headers == *"HTTP/1.1 303"* ]] || fail "sign-in: $headers"
@@ -117,6 +117,13 @@ access_logged '"action":"tunnel"' | tail -1 | grep -q '"user":"alice"' ||
 # --- The page shows who is signed in; signing out brings the login back.
 out=$(page "$login")
 [[ $out == *"Signed in as <strong>alice</strong>"* ]] || fail "the page does not show the sign-in: $out"
+grep -q "mintgate_session" "$work/jar" || fail "no portal session cookie"
+# Another device behind the same address is not told who signed in, and cannot sign out.
+out=$(curl "${P[@]}" --cacert "$ca" "$login")
+[[ $out != *"alice"* && $out == *'name="password"'* ]] || fail "another device sees the sign-in"
+code=$(curl "${P[@]}" --cacert "$ca" -o /dev/null -w '%{http_code}' -b "mintgate_login=$csrf" \
+  --data-urlencode "csrf=$csrf" https://mintgate.portal/logout)
+[[ $code == 403 ]] || fail "a device without the session signed out: $code"
 code=$(post /logout --data-urlencode "csrf=$csrf")
 [[ $code == 200 ]] && grep -qi "signed out" "$work/post.html" || fail "sign-out: $code"
 headers=$(curl "${P[@]}" --cacert "$ca" -D - -o /dev/null "$site")
