@@ -802,9 +802,11 @@ ScheduleOverlayApplied ApplyScheduleOverlay(const ScheduleOverlay& overlay,
                            option + " --reset)");
   };
   for (const auto& [name, change] : overlay.retire_at) {
+    // clang 14 (the fuzz build) cannot capture a structured binding (C++20, P1091).
+    const std::string& wanted = name;
     auto profile =
         std::find_if(config.cas.begin(), config.cas.end(),
-                     [&name](const CaProfileConfig& ca) { return ca.spec.name == name; });
+                     [&wanted](const CaProfileConfig& ca) { return ca.spec.name == wanted; });
     const CaProfileConfig* found = profile == config.cas.end() ? nullptr : &*profile;
     if (std::string problem = RetireAtProblem(config, name, found, change.retire_at.has_value());
         !problem.empty()) {
