@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-#include <regex>
+#include <cctype>
 #include <string>
 
 namespace mintgate::proxy {
@@ -56,6 +56,23 @@ TEST(LoginPage, SignInForm) {
   EXPECT_FALSE(Has(b, "class=\"message\""));
 }
 
+// An attribute like " onclick=" (white space, "on", letters, optional spaces, "=").
+bool HasEventHandler(const std::string& html) {
+  for (std::size_t i = 0; i + 3 < html.size(); ++i) {
+    if (!std::isspace(static_cast<unsigned char>(html[i])) ||
+        std::tolower(static_cast<unsigned char>(html[i + 1])) != 'o' ||
+        std::tolower(static_cast<unsigned char>(html[i + 2])) != 'n') {
+      continue;
+    }
+    std::size_t j = i + 3;
+    while (j < html.size() && std::isalpha(static_cast<unsigned char>(html[j]))) ++j;
+    if (j == i + 3) continue;
+    while (j < html.size() && std::isspace(static_cast<unsigned char>(html[j]))) ++j;
+    if (j < html.size() && html[j] == '=') return true;
+  }
+  return false;
+}
+
 TEST(LoginPage, NoScriptNoExternalAssetsOneStyle) {
   for (bool signed_in : {false, true}) {
     LoginPage page = SignedOutPage();
@@ -63,8 +80,7 @@ TEST(LoginPage, NoScriptNoExternalAssetsOneStyle) {
     const std::string b = RenderLoginPage(page).body;
     EXPECT_FALSE(Has(b, "<script")) << signed_in;
     EXPECT_FALSE(Has(b, "javascript:")) << signed_in;
-    EXPECT_FALSE(std::regex_search(b, std::regex(R"(\son[a-z]+\s*=)", std::regex::icase)))
-        << signed_in;  // no onclick= and the like
+    EXPECT_FALSE(HasEventHandler(b)) << signed_in;  // no onclick= and the like
     EXPECT_FALSE(Has(b, "<link")) << signed_in;
     EXPECT_FALSE(Has(b, "<img")) << signed_in;
     EXPECT_FALSE(Has(b, "src=")) << signed_in;
