@@ -328,11 +328,13 @@ AuthResult Authenticator::CheckBasic(const std::string& header_hash, std::string
   result.status = AuthResult::Status::kFailed;
   CheckResult check = CheckResult::kUnknownUser;
   std::string dn;
+  std::string ldap_user;  // the directory's spelling of the name
   if (htpasswd_) check = htpasswd_->Verify(user, password);
   if (check == CheckResult::kUnknownUser && ldap_) {
     LdapBind bind = ldap_->Bind(user, password);
     check = bind.result;
     dn = bind.dn;
+    if (!bind.user.empty()) ldap_user = bind.user;
     if (check == CheckResult::kUnavailable) result.error = "LDAP: " + bind.error;
   }
   switch (check) {
@@ -352,7 +354,7 @@ AuthResult Authenticator::CheckBasic(const std::string& header_hash, std::string
       return result;
   }
   result.status = AuthResult::Status::kOk;
-  result.identity.user = std::string(user);
+  result.identity.user = ldap_user.empty() ? std::string(user) : ldap_user;
   result.identity.source = "basic";
   result.identity.groups = GroupsOf(result.identity.user, dn);
   if (cache && config_.credential_cache_ms > 0) {

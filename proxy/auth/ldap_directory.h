@@ -18,7 +18,11 @@ namespace mintgate::proxy::auth {
 
 struct LdapBind {
   CheckResult result = CheckResult::kUnavailable;
-  std::string dn;     // the user's entry, when found
+  std::string dn;  // the user's entry, when found
+  // The name as the entry spells it (the value of its DN's first attribute, "ALICE " typed
+  // -> "alice"): LDAP compares names without case and outer spaces, rules compare exactly.
+  // "" when the entry could not be read (the typed name then stands).
+  std::string user;
   std::string error;  // for the log (never the password)
 };
 

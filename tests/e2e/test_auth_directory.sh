@@ -87,6 +87,12 @@ code=$(curl "${P[@]}" -U bob:wrong -o /dev/null -w '%{http_code}' "$base/hello.t
 code=$(curl "${P[@]}" -U 'carol smith:carol-ldap-pw' -o /dev/null -w '%{http_code}' \
   "$base/hello.txt")
 [[ $code == 200 ]] || fail "a user whose DN needs no escaping beyond a space: $code"
+# LDAP compares names without case: "ALICE" is alice, and alice's rules apply to her.
+code=$(curl "${P[@]}" -U 'ALICE:alice-ldap-pw' -o /dev/null -w '%{http_code}' \
+  "http://blocked.lab.test:$origin/hello.txt")
+[[ $code == 403 ]] || fail "ALICE escaped alice's group rule: $code"
+access_logged '"rule":"finance-blocked"' | tail -1 | grep -q '"user":"alice"' ||
+  fail "ALICE was not logged as alice"
 # A name that tries to steer the DN does not bind as someone else.
 code=$(curl "${P[@]}" -U 'bob,ou=people:bob-ldap-pw' -o /dev/null -w '%{http_code}' \
   "$base/hello.txt")
