@@ -20,8 +20,8 @@ struct RulesTestArgs {
   std::string user;
   std::vector<std::string> groups;
   bool unidentified = false;  // the user is not known (auth.unidentified applies)
-  std::string sni;  // decides instead of host when given, as on the wire
-  std::string at;   // RFC 3339; "" = now
+  std::string sni;            // decides instead of host when given, as on the wire
+  std::string at;             // RFC 3339; "" = now
   bool json = false;
 };
 
