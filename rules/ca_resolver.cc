@@ -16,19 +16,25 @@ std::string FormatInstant(Instant at) {
   return buffer;
 }
 
-CaResolver CaResolver::Build(const std::vector<CaSchedule>& cas, std::vector<std::string>* errors) {
+CaResolver CaResolver::Build(const std::vector<CaSchedule>& cas,
+                             std::vector<CaScheduleError>* errors) {
+  using Key = CaScheduleError::Key;
   CaResolver resolver;
-  std::vector<int> ids;  // per input entry; -1 for an entry already reported as broken
-  for (const CaSchedule& ca : cas) {
+  std::vector<int> ids;         // per input entry; -1 for an entry already reported as broken
+  std::vector<std::size_t> at;  // per profile: its input entry
+  for (std::size_t i = 0; i < cas.size(); ++i) {
+    const CaSchedule& ca = cas[i];
     ids.push_back(-1);
     if (ca.name.empty()) {
-      errors->push_back("CA profile with an empty name");
+      errors->push_back({i, Key::kProfile, "CA profile with an empty name"});
       continue;
     }
     if (!resolver.by_name_.emplace(ca.name, int(resolver.cas_.size())).second) {
-      errors->push_back("CA profile \"" + ca.name + "\" is defined more than once");
+      errors->push_back(
+          {i, Key::kProfile, "CA profile \"" + ca.name + "\" is defined more than once"});
       continue;
     }
+    at.push_back(i);
     ids.back() = int(resolver.cas_.size());
     resolver.cas_.push_back({ca.name, ca.retire_at, -1});
   }
@@ -36,13 +42,15 @@ CaResolver CaResolver::Build(const std::vector<CaSchedule>& cas, std::vector<std
     const CaSchedule& ca = cas[i];
     if (ids[i] < 0) continue;
     if (ca.retire_at && ca.successor.empty()) {
-      errors->push_back("CA profile \"" + ca.name +
-                        "\" has retire_at but no successor to take over after it");
+      errors->push_back(
+          {i, Key::kRetireAt,
+           "CA profile \"" + ca.name + "\" has retire_at but no successor to take over after it"});
     } else if (!ca.successor.empty()) {
       int successor = resolver.Find(ca.successor);
       if (successor < 0) {
-        errors->push_back("CA profile \"" + ca.name + "\" names an unknown successor \"" +
-                          ca.successor + "\"");
+        errors->push_back(
+            {i, Key::kSuccessor,
+             "CA profile \"" + ca.name + "\" names an unknown successor \"" + ca.successor + "\""});
       }
       resolver.cas_[ids[i]].successor = successor;
     }
@@ -66,7 +74,8 @@ CaResolver CaResolver::Build(const std::vector<CaSchedule>& cas, std::vector<std
       reported[k] = 1;
     }
     cycle += " -> \"" + resolver.cas_[first].name + "\"";
-    errors->push_back("CA profile successors form a cycle: " + cycle);
+    errors->push_back(
+        {at[std::size_t(first)], Key::kSuccessor, "CA profile successors form a cycle: " + cycle});
   }
   return resolver;
 }

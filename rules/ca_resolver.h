@@ -2,6 +2,7 @@
 // successor, repeatedly (a -> b -> c). Shared by rule decisions and `ca audit`.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -15,10 +16,19 @@ namespace mintgate::rules {
 // "2022-06-29T15:00:00Z"
 std::string FormatInstant(Instant at);
 
+// One problem found by CaResolver::Build: the profile it concerns (an index into its `cas`)
+// and which of that profile's values is wrong.
+struct CaScheduleError {
+  enum class Key { kProfile, kRetireAt, kSuccessor };
+  std::size_t profile = 0;
+  Key key = Key::kProfile;
+  std::string message;
+};
+
 class CaResolver {
  public:
   // Appends every problem (unknown or missing successor, cycles, duplicates) to *errors.
-  static CaResolver Build(const std::vector<CaSchedule>& cas, std::vector<std::string>* errors);
+  static CaResolver Build(const std::vector<CaSchedule>& cas, std::vector<CaScheduleError>* errors);
 
   int Find(std::string_view name) const;  // -1 when unknown
   const std::string& Name(int id) const { return cas_[id].name; }

@@ -18,6 +18,30 @@ inline Instant Now() {
   return std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
 }
 
+// Where a value was written in a configuration file, to point errors at it: 1-based line and
+// column, 0 when unknown (a rule built in code, a value the file does not set).
+struct SourcePos {
+  int line = 0;
+  int column = 0;
+  bool known() const { return line > 0; }
+  friend bool operator==(const SourcePos&, const SourcePos&) = default;
+};
+
+// Where the loader read each of a rule's values. The lists are parallel to Rule's match lists
+// (an element without a position, or a shorter list, is unknown).
+struct RuleSource {
+  SourcePos table;  // the [[rule]] header
+  SourcePos name;
+  SourcePos action;
+  SourcePos ca;
+  std::vector<SourcePos> hosts;
+  std::vector<SourcePos> ports;
+  std::vector<SourcePos> clients;
+  std::vector<SourcePos> users;
+  std::vector<SourcePos> groups;
+  std::vector<SourcePos> categories;
+};
+
 // One decryption rule. An empty match list matches anything; all non-empty lists must match.
 struct Rule {
   std::string name;
@@ -34,12 +58,27 @@ struct Rule {
   std::vector<std::string> categories;  // names of category lists
   std::string ca;                       // CA profile for decrypt rules; "" = inspection.default_ca
   int line = 0;                         // where the rule starts in its config file (0: unknown)
+  RuleSource source;                    // where each value was written, for errors
 };
 
 // A named list of host patterns (same syntax as Rule::hosts), e.g. from a category file.
 struct Category {
   std::string name;
   std::vector<std::string> patterns;
+};
+
+// Where a category was defined and its patterns were read (RuleSetOptions::category_sources).
+struct CategorySource {
+  SourcePos table;                  // its table in the configuration file
+  std::string file;                 // the file its patterns come from ("": the configuration)
+  std::vector<SourcePos> patterns;  // in `file`, parallel to Category::patterns
+};
+
+// Where a CA profile's scheduling keys were written (RuleSetOptions::ca_sources).
+struct CaScheduleSource {
+  SourcePos table;  // its [ca.NAME] table
+  SourcePos retire_at;
+  SourcePos successor;
 };
 
 // The scheduling facts of a CA profile that decisions need (retire_at + successor).
@@ -58,6 +97,12 @@ struct RuleSetOptions {
   // whatever the rule and the inspection switch say, so the gateway can run its login.
   // "" = no such exception.
   std::string login_ca;
+  // Where these were written, for errors; each list parallel to its own (`cas`, the
+  // categories given to Compile), and may be empty. Unknown positions stay 0.
+  std::vector<CaScheduleSource> ca_sources;
+  std::vector<CategorySource> category_sources;
+  SourcePos default_ca_source;  // inspection.default_ca
+  SourcePos login_ca_source;    // auth.login_ca (or inspection.default_ca when that is used)
 };
 
 // What is being decided about: one connection (or request).

@@ -1,6 +1,7 @@
 #include "rules/rule_set.h"
 
 #include <algorithm>
+#include <tuple>
 #include <unordered_map>
 #include <utility>
 
@@ -45,6 +46,36 @@ bool HasMatchFields(const Rule& rule) {
          !rule.users.empty() || !rule.groups.empty() || !rule.categories.empty();
 }
 
+SourcePos Or(SourcePos pos, SourcePos fallback) { return pos.known() ? pos : fallback; }
+
+// The position of list[i], or `fallback` when it is not known.
+SourcePos Element(const std::vector<SourcePos>& list, std::size_t i, SourcePos fallback) {
+  return i < list.size() ? Or(list[i], fallback) : fallback;
+}
+
+// Where the rule starts: its header, else its line alone.
+SourcePos RuleStart(const Rule& rule) { return Or(rule.source.table, SourcePos{rule.line, 0}); }
+
+// The first match value written in the rule (what makes a default rule wrong).
+SourcePos FirstMatchField(const Rule& rule) {
+  const RuleSource& s = rule.source;
+  SourcePos first;
+  auto consider = [&](std::size_t size, const std::vector<SourcePos>& list) {
+    if (size == 0 || list.empty() || !list.front().known()) return;
+    const SourcePos& at = list.front();
+    if (!first.known() || std::tie(at.line, at.column) < std::tie(first.line, first.column)) {
+      first = at;
+    }
+  };
+  consider(rule.hosts.size(), s.hosts);
+  consider(rule.ports.size(), s.ports);
+  consider(rule.clients.size(), s.clients);
+  consider(rule.users.size(), s.users);
+  consider(rule.groups.size(), s.groups);
+  consider(rule.categories.size(), s.categories);
+  return Or(first, RuleStart(rule));
+}
+
 std::optional<IpAddress> ParseClient(std::string_view client) {
   return client.empty() ? std::nullopt : IpAddress::Parse(client);
 }
@@ -60,30 +91,57 @@ std::variant<RuleSet, std::vector<RuleError>> RuleSet::Compile(std::vector<Rule>
                                                                std::vector<Category> categories,
                                                                RuleSetOptions options) {
   std::vector<RuleError> errors;
+  auto add_error = [&errors](SourcePos at, std::string message, std::string file = "") {
+    errors.push_back({at.line, at.column, std::move(message), std::move(file)});
+  };
   auto impl = std::make_shared<Impl>();
-  std::vector<std::string> ca_errors;
+  std::vector<CaScheduleError> ca_errors;
   impl->cas = CaResolver::Build(options.cas, &ca_errors);
-  for (std::string& e : ca_errors) errors.push_back({0, std::move(e)});
+  for (CaScheduleError& e : ca_errors) {
+    SourcePos at;
+    if (e.profile < options.ca_sources.size()) {
+      const CaScheduleSource& source = options.ca_sources[e.profile];
+      switch (e.key) {
+        case CaScheduleError::Key::kProfile:
+          at = source.table;
+          break;
+        case CaScheduleError::Key::kRetireAt:
+          at = Or(source.retire_at, source.table);
+          break;
+        case CaScheduleError::Key::kSuccessor:
+          at = Or(source.successor, source.table);
+          break;
+      }
+    }
+    add_error(at, std::move(e.message));
+  }
 
   std::unordered_map<std::string, std::uint32_t> category_ids;
-  for (const Category& category : categories) {
+  const CategorySource unknown_source;
+  for (std::size_t c = 0; c < categories.size(); ++c) {
+    const Category& category = categories[c];
+    const CategorySource& source =
+        c < options.category_sources.size() ? options.category_sources[c] : unknown_source;
     std::string where = "category " + Quote(category.name);
     if (category.name.empty()) {
-      errors.push_back({0, "category with an empty name"});
+      add_error(source.table, "category with an empty name");
       continue;
     }
     if (!category_ids.emplace(category.name, std::uint32_t(impl->categories.size())).second) {
-      errors.push_back({0, where + " is defined more than once"});
+      add_error(source.table, where + " is defined more than once");
       continue;
     }
     CompiledCategory& compiled = impl->categories.emplace_back();
     compiled.name = category.name;
-    for (const std::string& text : category.patterns) {
+    for (std::size_t p = 0; p < category.patterns.size(); ++p) {
+      const std::string& text = category.patterns[p];
       std::string why;
       if (auto pattern = HostPattern::Parse(text, &why)) {
         compiled.patterns.push_back(std::move(*pattern));
+      } else if (p < source.patterns.size() && source.patterns[p].known()) {
+        add_error(source.patterns[p], where + ": pattern " + Quote(text) + ": " + why, source.file);
       } else {
-        errors.push_back({0, where + ": pattern " + Quote(text) + ": " + why});
+        add_error(source.table, where + ": pattern " + Quote(text) + ": " + why);
       }
     }
   }
@@ -92,62 +150,68 @@ std::variant<RuleSet, std::vector<RuleError>> RuleSet::Compile(std::vector<Rule>
   std::unordered_map<std::string, std::size_t> rule_positions;
   for (std::size_t i = 0; i < rules.size(); ++i) {
     const Rule& rule = rules[i];
+    const RuleSource& source = rule.source;
+    const SourcePos start = RuleStart(rule);
     std::string where = Where(rule, i);
-    auto error = [&](const std::string& what) {
-      errors.push_back({rule.line, where + ": " + what});
-    };
+    auto error = [&](SourcePos at, const std::string& what) { add_error(at, where + ": " + what); };
     if (rule.name.empty()) {
-      error("has no name");
+      error(start, "has no name");
     } else if (auto [it, fresh] = rule_positions.emplace(rule.name, i); !fresh) {
-      error("the name is already used by " + Where(rules[it->second], it->second));
+      error(Or(source.name, start),
+            "the name is already used by " + Where(rules[it->second], it->second));
     }
     if (rule.name == "default") {
       if (i + 1 != rules.size()) {
-        error("the default rule must be the last rule (it applies when nothing else matches)");
+        error(Or(source.name, start),
+              "the default rule must be the last rule (it applies when nothing else matches)");
       } else if (HasMatchFields(rule)) {
-        error("the default rule applies when nothing else matches, so it takes no match fields");
+        error(FirstMatchField(rule),
+              "the default rule applies when nothing else matches, so it takes no match fields");
       }
     }
     CompiledRule& compiled = impl->compiled.emplace_back();
-    for (const std::string& text : rule.hosts) {
+    for (std::size_t k = 0; k < rule.hosts.size(); ++k) {
       std::string why;
-      if (auto pattern = HostPattern::Parse(text, &why)) {
+      if (auto pattern = HostPattern::Parse(rule.hosts[k], &why)) {
         compiled.hosts.push_back(std::move(*pattern));
       } else {
-        error("host pattern " + Quote(text) + ": " + why);
+        error(Element(source.hosts, k, start), "host pattern " + Quote(rule.hosts[k]) + ": " + why);
       }
     }
-    for (std::uint16_t port : rule.ports) {
-      if (port == 0) error("port 0 is not a valid port");
+    for (std::size_t k = 0; k < rule.ports.size(); ++k) {
+      if (rule.ports[k] == 0) error(Element(source.ports, k, start), "port 0 is not a valid port");
     }
-    for (const std::string& text : rule.clients) {
+    for (std::size_t k = 0; k < rule.clients.size(); ++k) {
       std::string why;
-      if (auto cidr = Cidr::Parse(text, &why)) {
+      if (auto cidr = Cidr::Parse(rule.clients[k], &why)) {
         compiled.clients.push_back(*cidr);
       } else {
-        error("client " + Quote(text) + ": " + why);
+        error(Element(source.clients, k, start), "client " + Quote(rule.clients[k]) + ": " + why);
       }
     }
-    for (const std::string& user : rule.users) {
-      if (user.empty()) error("empty user name");
+    for (std::size_t k = 0; k < rule.users.size(); ++k) {
+      if (rule.users[k].empty()) error(Element(source.users, k, start), "empty user name");
     }
-    for (const std::string& group : rule.groups) {
-      if (group.empty()) error("empty group name");
+    for (std::size_t k = 0; k < rule.groups.size(); ++k) {
+      if (rule.groups[k].empty()) error(Element(source.groups, k, start), "empty group name");
     }
-    for (const std::string& name : rule.categories) {
+    for (std::size_t k = 0; k < rule.categories.size(); ++k) {
+      const std::string& name = rule.categories[k];
       if (auto it = category_ids.find(name); it != category_ids.end()) {
         compiled.categories.push_back(it->second);
       } else {
-        error(name.empty() ? std::string("empty category name")
-                           : "unknown category " + Quote(name));
+        error(Element(source.categories, k, start), name.empty()
+                                                        ? std::string("empty category name")
+                                                        : "unknown category " + Quote(name));
       }
     }
     if (!rule.ca.empty()) {
       if (rule.action != Action::kDecrypt) {
-        error("ca " + Quote(rule.ca) + " is set, but only decrypt rules sign (action is " +
-              std::string(ToString(rule.action)) + ")");
+        error(Or(source.ca, start), "ca " + Quote(rule.ca) +
+                                        " is set, but only decrypt rules sign (action is " +
+                                        std::string(ToString(rule.action)) + ")");
       } else if ((compiled.ca = impl->cas.Find(rule.ca)) < 0) {
-        error("unknown CA profile " + Quote(rule.ca));
+        error(Or(source.ca, start), "unknown CA profile " + Quote(rule.ca));
       }
     } else if (rule.action == Action::kDecrypt) {
       uses_default_ca = true;
@@ -164,12 +228,12 @@ std::variant<RuleSet, std::vector<RuleError>> RuleSet::Compile(std::vector<Rule>
   }
   int default_ca = impl->cas.Find(options.default_ca);
   if (default_ca < 0 && uses_default_ca && options.inspection_enabled) {
-    errors.push_back({0, "inspection.default_ca " + Quote(options.default_ca) +
-                             " is not a configured CA profile"});
+    add_error(options.default_ca_source, "inspection.default_ca " + Quote(options.default_ca) +
+                                             " is not a configured CA profile");
   }
   if (!options.login_ca.empty() && (impl->login_ca = impl->cas.Find(options.login_ca)) < 0) {
-    errors.push_back(
-        {0, "auth.login_ca " + Quote(options.login_ca) + " is not a configured CA profile"});
+    add_error(options.login_ca_source,
+              "auth.login_ca " + Quote(options.login_ca) + " is not a configured CA profile");
   }
   for (std::size_t i = 0; i < rules.size(); ++i) {
     if (rules[i].action == Action::kDecrypt && rules[i].ca.empty()) {

@@ -14,18 +14,23 @@
 
 namespace mintgate::rules {
 
-// One problem found by Compile. `line` is the line of the rule it concerns in its
-// configuration file (Rule::line), 0 when it concerns no rule or the line is unknown.
+// One problem found by Compile, at the value it concerns: the rule's key or list element
+// (Rule::source), else the rule's start (Rule::line); a category's pattern in its file, a CA
+// profile's key, inspection.default_ca or auth.login_ca (RuleSetOptions' sources). 0 when the
+// position is unknown.
 struct RuleError {
   int line = 0;
+  int column = 0;
   std::string message;
+  std::string file;  // "": the configuration file; else the category file `line` is in
 };
 
 class RuleSet {
  public:
   // Validates everything and reports every problem at once (each error names its rule, with
-  // the line when known, or its category / CA profile). The implicit default rule (decrypt
-  // with options.default_ca) is appended unless the last rule is named "default".
+  // the line when known, or its category / CA profile, and is placed as RuleError says). The
+  // implicit default rule (decrypt with options.default_ca) is appended unless the last rule is
+  // named "default".
   static std::variant<RuleSet, std::vector<RuleError>> Compile(std::vector<Rule> rules,
                                                                std::vector<Category> categories,
                                                                RuleSetOptions options);

@@ -4,8 +4,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "rules/rule.h"
@@ -42,6 +45,13 @@ struct ServerConfig {
   // Beyond them a new connection gets a 503 and is closed.
   std::size_t max_connections = 10000;
   std::size_t max_connections_per_client = 1000;
+  // PROXY protocol header (HAProxy's v1/v2) expected first on every client connection, so a
+  // load balancer in front can pass the real client address.
+  enum class ProxyProtocol { kOff, kV1, kV2, kAny };
+  ProxyProtocol proxy_protocol = ProxyProtocol::kOff;
+  // Peers (CIDRs) allowed to send it: the balancers. A connection from anyone else, or without
+  // a valid header, is closed. Required (non-empty) when proxy_protocol is not "off".
+  std::vector<std::string> proxy_protocol_from;
 };
 
 // How long each state of a connection may last without progress, in milliseconds (the file
@@ -170,6 +180,10 @@ struct CanaryConfig {
   int percent = 100;     // share of those clients (by a stable hash of the address)
   bool fallback = true;  // a client seen rejecting `ca` gets the rule's own profile again
   int line = 0;
+  // Where `ca` and each of `clients` were written (0: not in the file, e.g. the default or a
+  // canary from the schedule overlay); client_sources is parallel to clients.
+  rules::SourcePos ca_source;
+  std::vector<rules::SourcePos> client_sources;
 };
 
 struct ReadinessConfig {
@@ -219,7 +233,15 @@ struct Config {
   std::vector<rules::Rule> rules;           // in file order, without the implicit default
   std::vector<rules::Category> categories;  // patterns loaded from their files
   std::vector<std::string> category_files;  // parallel to categories
+  // Parallel to categories: where each was defined and each pattern's line in its file.
+  std::vector<rules::CategorySource> category_sources;
   LogConfig log;
+  // Where the file writes each value outside [[rule]] and [[canary]] (whose entries carry
+  // their own positions), by its key: "server.state_dir", "ca.new.cert", "server.listen[1]"
+  // for an array's element, "ca.new" for a table. What is not in the file is not here.
+  std::map<std::string, rules::SourcePos, std::less<>> sources;
+  // sources' entry for `key`, or an unknown position.
+  rules::SourcePos SourceOf(std::string_view key) const;
 };
 
 // A problem with a configuration, at a position when it has one.

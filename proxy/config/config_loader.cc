@@ -8,6 +8,7 @@
 #include <cstring>
 #include <fstream>
 #include <initializer_list>
+#include <map>
 #include <sstream>
 #include <string_view>
 
@@ -17,6 +18,25 @@ namespace mintgate::proxy {
 namespace {
 
 using namespace std::string_view_literals;
+
+rules::SourcePos Source(const toml::node& node) {
+  return {static_cast<int>(node.source().begin.line), static_cast<int>(node.source().begin.column)};
+}
+
+// Records where `node` (written as `key`) and everything inside it are, into `out`.
+void RecordSources(const toml::node& node, const std::string& key,
+                   std::map<std::string, rules::SourcePos, std::less<>>& out) {
+  out[key] = Source(node);
+  if (const toml::table* table = node.as_table()) {
+    for (auto&& [name, child] : *table) {
+      RecordSources(child, key + "." + std::string(name.str()), out);
+    }
+  } else if (const toml::array* array = node.as_array()) {
+    for (std::size_t i = 0; i < array->size(); ++i) {
+      RecordSources(*array->get(i), key + "[" + std::to_string(i) + "]", out);
+    }
+  }
+}
 
 std::size_t EditDistance(std::string_view a, std::string_view b) {
   std::vector<std::size_t> row(b.size() + 1);
@@ -123,8 +143,10 @@ class Reader {
     }
   }
 
+  // `sources` (optional) gets each kept element's position, parallel to `out`.
   void StringArray(const toml::table& t, std::string_view key, std::string_view where,
-                   std::vector<std::string>& out) {
+                   std::vector<std::string>& out,
+                   std::vector<rules::SourcePos>* sources = nullptr) {
     const toml::node* node = t.get(key);
     if (node == nullptr) return;
     const toml::array* array = node->as_array();
@@ -133,9 +155,11 @@ class Reader {
       return;
     }
     out.clear();
+    if (sources != nullptr) sources->clear();
     for (const toml::node& item : *array) {
       if (auto v = item.value_exact<std::string>()) {
         out.push_back(*v);
+        if (sources != nullptr) sources->push_back(Source(item));
       } else {
         Error(item.source(), std::string(where) + "." + std::string(key) +
                                  ": expected a string, got " + TypeName(item));
@@ -144,7 +168,8 @@ class Reader {
   }
 
   void PortArray(const toml::table& t, std::string_view key, std::string_view where,
-                 std::vector<std::uint16_t>& out) {
+                 std::vector<std::uint16_t>& out,
+                 std::vector<rules::SourcePos>* sources = nullptr) {
     const toml::node* node = t.get(key);
     if (node == nullptr) return;
     const toml::array* array = node->as_array();
@@ -153,6 +178,7 @@ class Reader {
       return;
     }
     out.clear();
+    if (sources != nullptr) sources->clear();
     for (const toml::node& item : *array) {
       auto v = item.value_exact<std::int64_t>();
       if (!v || *v < 1 || *v > 65535) {
@@ -161,6 +187,7 @@ class Reader {
         continue;
       }
       out.push_back(static_cast<std::uint16_t>(*v));
+      if (sources != nullptr) sources->push_back(Source(item));
     }
   }
 
@@ -217,6 +244,20 @@ class Reader {
         continue;
       }
       out.push_back({static_cast<std::uint16_t>(low), static_cast<std::uint16_t>(high)});
+    }
+  }
+
+  // Each string of t[key] must be a CIDR or a single address (rules::Cidr); an error at each
+  // one that is not, named `name` ("server.allow_clients").
+  void CheckCidrs(const toml::table& t, std::string_view key, std::string_view name) {
+    const toml::node* node = t.get(key);
+    if (node == nullptr || node->as_array() == nullptr) return;
+    for (const toml::node& item : *node->as_array()) {
+      std::string why;
+      auto text = item.value_exact<std::string>();
+      if (text && !rules::Cidr::Parse(*text, &why)) {
+        Error(item.source(), std::string(name) + ": \"" + *text + "\": " + why);
+      }
     }
   }
 
@@ -327,7 +368,8 @@ void ReadServer(Reader& r, const toml::table& t, ServerConfig& out) {
   r.CheckKeys(
       t,
       {"listen"sv, "workers"sv, "allow_clients"sv, "state_dir"sv, "allow_loopback_upstreams"sv,
-       "deny_destinations"sv, "http_ports"sv, "max_connections"sv, "max_connections_per_client"sv},
+       "deny_destinations"sv, "http_ports"sv, "max_connections"sv, "max_connections_per_client"sv,
+       "proxy_protocol"sv, "proxy_protocol_from"sv},
       "server");
   if (const toml::node* node = t.get("listen")) {
     if (const toml::array* array = node->as_array()) {
@@ -344,18 +386,11 @@ void ReadServer(Reader& r, const toml::table& t, ServerConfig& out) {
   r.Int(t, "workers", "server", 0, 256, workers);
   out.workers = static_cast<int>(workers);
   r.StringArray(t, "allow_clients", "server", out.allow_clients);
+  r.CheckCidrs(t, "allow_clients", "server.allow_clients");
   r.String(t, "state_dir", "server", out.state_dir);  // resolved in Parse, default included
   r.Bool(t, "allow_loopback_upstreams", "server", out.allow_loopback_upstreams);
   r.StringArray(t, "deny_destinations", "server", out.deny_destinations);
-  if (const toml::node* node = t.get("deny_destinations"); node && node->as_array()) {
-    for (const toml::node& item : *node->as_array()) {
-      std::string why;
-      auto text = item.value_exact<std::string>();
-      if (text && !rules::Cidr::Parse(*text, &why)) {
-        r.Error(item.source(), "server.deny_destinations: \"" + *text + "\": " + why);
-      }
-    }
-  }
+  r.CheckCidrs(t, "deny_destinations", "server.deny_destinations");
   r.PortRanges(t, "http_ports", "server", out.http_ports);
   auto max_connections = static_cast<std::int64_t>(out.max_connections);
   r.Int(t, "max_connections", "server", 0, 10'000'000, max_connections);
@@ -363,6 +398,32 @@ void ReadServer(Reader& r, const toml::table& t, ServerConfig& out) {
   auto per_client = static_cast<std::int64_t>(out.max_connections_per_client);
   r.Int(t, "max_connections_per_client", "server", 0, 10'000'000, per_client);
   out.max_connections_per_client = static_cast<std::size_t>(per_client);
+  std::string proxy_protocol;
+  if (r.String(t, "proxy_protocol", "server", proxy_protocol)) {
+    using ProxyProtocol = ServerConfig::ProxyProtocol;
+    if (proxy_protocol == "off") {
+      out.proxy_protocol = ProxyProtocol::kOff;
+    } else if (proxy_protocol == "v1") {
+      out.proxy_protocol = ProxyProtocol::kV1;
+    } else if (proxy_protocol == "v2") {
+      out.proxy_protocol = ProxyProtocol::kV2;
+    } else if (proxy_protocol == "any") {
+      out.proxy_protocol = ProxyProtocol::kAny;
+    } else {
+      r.Error(t.get("proxy_protocol")->source(),
+              "server.proxy_protocol must be \"off\", \"v1\", \"v2\" or \"any\", got \"" +
+                  proxy_protocol + "\"");
+    }
+  }
+  r.StringArray(t, "proxy_protocol_from", "server", out.proxy_protocol_from);
+  r.CheckCidrs(t, "proxy_protocol_from", "server.proxy_protocol_from");
+  if (out.proxy_protocol != ServerConfig::ProxyProtocol::kOff && out.proxy_protocol_from.empty()) {
+    r.Error(t.get("proxy_protocol")->source(),
+            "server.proxy_protocol = \"" + proxy_protocol +
+                "\" needs server.proxy_protocol_from = [\"CIDR\", ...], the load balancers "
+                "allowed to send the header: without it nobody could send it and every "
+                "connection would be closed");
+  }
 }
 
 void ReadTimeouts(Reader& r, const toml::table& t, TimeoutsConfig& out) {
@@ -458,6 +519,15 @@ void ReadPortal(Reader& r, const toml::table& t, PortalConfig& out) {
     }
   }
   r.StringArray(t, "pac_bypass", "portal", out.pac_bypass);
+  if (const toml::node* node = t.get("pac_bypass"); node != nullptr && node->as_array()) {
+    for (const toml::node& item : *node->as_array()) {
+      auto bypass = item.value_exact<std::string>();
+      if (bypass && (bypass->empty() || bypass->find_first_of(" \"'\\") != std::string::npos)) {
+        r.Error(item.source(),
+                "portal.pac_bypass: \"" + *bypass + "\" is not a host pattern or network");
+      }
+    }
+  }
 }
 
 void ReadLdap(Reader& r, const toml::table& t, LdapConfig& out) {
@@ -604,12 +674,7 @@ void ReadAuth(Reader& r, const toml::table& t, AuthConfig& out) {
                   "clients = [\"CIDR\", ...]");
           continue;
         }
-        for (const std::string& client : user.clients) {
-          std::string why;
-          if (!rules::Cidr::Parse(client, &why)) {
-            r.Error(item.source(), "auth.static_users: \"" + client + "\": " + why);
-          }
-        }
+        r.CheckCidrs(*entry, "clients", "auth.static_users");
         out.static_users.push_back(std::move(user));
       }
     }
@@ -641,8 +706,10 @@ void ReadCanary(Reader& r, const toml::table& t, Config& out) {
   canary.line = static_cast<int>(t.source().begin.line);
   if (!r.String(t, "ca", "canary", canary.ca)) {
     r.Error(t.source(), "[[canary]] needs ca = \"profile\"");
+  } else {
+    canary.ca_source = Source(*t.get("ca"));
   }
-  r.StringArray(t, "clients", "canary", canary.clients);
+  r.StringArray(t, "clients", "canary", canary.clients, &canary.client_sources);
   std::int64_t percent = canary.percent;
   r.Int(t, "percent", "canary", 0, 100, percent);
   canary.percent = static_cast<int>(percent);
@@ -722,9 +789,13 @@ void ReadRule(Reader& r, const toml::table& t, std::size_t index, Config& out) {
               "[rule]");
   rules::Rule rule;
   rule.line = static_cast<int>(t.source().begin.line);
+  rules::RuleSource& source = rule.source;
+  source.table = Source(t);
   if (!r.String(t, "name", where, rule.name) || rule.name.empty()) {
     r.Error(t.source(), where + " needs a name = \"...\"");
   }
+  if (const toml::node* node = t.get("name")) source.name = Source(*node);
+  if (const toml::node* node = t.get("action")) source.action = Source(*node);
   const std::string named = rule.name.empty() ? where : "rule \"" + rule.name + "\"";
   std::string action;
   if (r.String(t, "action", named, action)) {
@@ -737,13 +808,13 @@ void ReadRule(Reader& r, const toml::table& t, std::size_t index, Config& out) {
   } else if (t.get("action") == nullptr) {
     r.Error(t.source(), named + " needs action = \"decrypt\" | \"tunnel\" | \"block\"");
   }
-  r.StringArray(t, "hosts", named, rule.hosts);
-  r.PortArray(t, "ports", named, rule.ports);
-  r.StringArray(t, "clients", named, rule.clients);
-  r.StringArray(t, "users", named, rule.users);
-  r.StringArray(t, "groups", named, rule.groups);
-  r.StringArray(t, "categories", named, rule.categories);
-  r.String(t, "ca", named, rule.ca);
+  r.StringArray(t, "hosts", named, rule.hosts, &source.hosts);
+  r.PortArray(t, "ports", named, rule.ports, &source.ports);
+  r.StringArray(t, "clients", named, rule.clients, &source.clients);
+  r.StringArray(t, "users", named, rule.users, &source.users);
+  r.StringArray(t, "groups", named, rule.groups, &source.groups);
+  r.StringArray(t, "categories", named, rule.categories, &source.categories);
+  if (r.String(t, "ca", named, rule.ca)) source.ca = Source(*t.get("ca"));
   out.rules.push_back(std::move(rule));
 }
 
@@ -763,16 +834,21 @@ void ReadCategory(Reader& r, const std::string& name, const toml::table& t, Conf
   }
   rules::Category category;
   category.name = name;
+  rules::CategorySource source;
+  source.table = Source(t);
+  source.file = file;
   std::string line;
-  while (std::getline(in, line)) {
+  for (int number = 1; std::getline(in, line); ++number) {
     if (std::size_t hash = line.find('#'); hash != std::string::npos) line.erase(hash);
     const std::size_t first = line.find_first_not_of(" \t\r");
     if (first == std::string::npos) continue;
     const std::size_t last = line.find_last_not_of(" \t\r");
     category.patterns.push_back(line.substr(first, last - first + 1));
+    source.patterns.push_back({number, static_cast<int>(first) + 1});
   }
   out.categories.push_back(std::move(category));
   out.category_files.push_back(file);
+  out.category_sources.push_back(std::move(source));
 }
 
 template <class Fn>
@@ -794,6 +870,11 @@ void ForEachNamedTable(Reader& r, const toml::table& root, std::string_view key,
 std::string HostPort::ToString() const {
   const bool v6 = host.find(':') != std::string::npos;
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+rules::SourcePos Config::SourceOf(std::string_view key) const {
+  auto it = sources.find(key);
+  return it == sources.end() ? rules::SourcePos{} : it->second;
 }
 
 std::string ConfigError::ToString() const {
@@ -829,6 +910,11 @@ ConfigLoadResult ConfigLoader::Parse(const std::string& text, const std::string&
     return result;
   }
   Config& c = result.config;
+  for (auto&& [key, node] : root) {
+    if (key.str() != "rule" && key.str() != "canary") {
+      RecordSources(node, std::string(key.str()), c.sources);
+    }
+  }
   r.CheckKeys(root,
               {"server"sv, "dns"sv, "admin"sv, "timeouts"sv, "inspection"sv, "ca"sv, "mint"sv,
                "rule"sv, "category"sv, "log"sv, "portal"sv, "canary"sv, "readiness"sv, "auth"sv},

@@ -41,6 +41,32 @@ void WarnNameConstraints(const tls::CertAuthority& ca, std::vector<std::string>&
   }
 }
 
+// Where the value that a CA profile's load error concerns is written: the key naming the file
+// it is about (cert, key, a chain element, passphrase_file; passphrase_env for its own
+// problems), else the profile's table.
+rules::SourcePos CaLoadErrorSource(const Config& c, const CaProfileConfig& ca,
+                                   const tls::LoadError& e) {
+  const std::string table = "ca." + ca.spec.name;
+  const tls::CaProfileSpec& spec = ca.spec;
+  rules::SourcePos table_at = c.SourceOf(table);
+  if (!table_at.known()) table_at = {ca.line, 0};
+  auto key = [&](const std::string& name) {
+    const rules::SourcePos at = c.SourceOf(table + "." + name);
+    return at.known() ? at : table_at;
+  };
+  if (e.reason().rfind("passphrase_env", 0) == 0 && !spec.passphrase.env.empty()) {
+    return key("passphrase_env");
+  }
+  if (e.file().empty()) return table_at;
+  if (e.file() == spec.cert_file) return key("cert");
+  if (e.file() == spec.key_file) return key("key");
+  for (std::size_t i = 0; i < spec.chain_files.size(); ++i) {
+    if (e.file() == spec.chain_files[i]) return key("chain[" + std::to_string(i) + "]");
+  }
+  if (e.file() == spec.passphrase.file) return key("passphrase_file");
+  return table_at;
+}
+
 }  // namespace
 
 std::string StateDirProblem(const std::string& state_dir) {
@@ -68,8 +94,8 @@ GatewayConfig LoadGatewayConfig(const std::string& path, const GatewayConfigOpti
   g.config = std::move(loaded.config);
   g.errors = std::move(loaded.errors);
   const Config& c = g.config;
-  auto error = [&g, &path](int line, std::string message) {
-    g.errors.push_back({path, line, 0, std::move(message)});
+  auto error = [&g, &path](rules::SourcePos at, std::string message) {
+    g.errors.push_back({path, at.line, at.column, std::move(message)});
   };
 
   // Before anything reads the schedule, so that the rules, the canaries, the audit and the
@@ -93,13 +119,6 @@ GatewayConfig LoadGatewayConfig(const std::string& path, const GatewayConfigOpti
     }
   }
 
-  for (const std::string& client : c.server.allow_clients) {
-    std::string why;
-    if (!rules::Cidr::Parse(client, &why)) {
-      error(0, "server.allow_clients: \"" + client + "\": " + why);
-    }
-  }
-
   // Reachable from elsewhere, it is only as safe as the token, which crosses the network in
   // clear (plain HTTP).
   if (!IsLoopbackAddress(c.admin.listen.host)) {
@@ -110,31 +129,37 @@ GatewayConfig LoadGatewayConfig(const std::string& path, const GatewayConfigOpti
   }
 
   for (const CanaryConfig& canary : c.canaries) {
+    // A canary of the schedule overlay has no position in the file, hence the fallbacks.
+    const rules::SourcePos table{canary.line, 0};
     const bool known = canary.ca == kGeneratedCaName ||
                        std::any_of(c.cas.begin(), c.cas.end(), [&](const CaProfileConfig& ca) {
                          return ca.spec.name == canary.ca;
                        });
     if (!known && !canary.ca.empty()) {
-      error(canary.line, "[[canary]]: ca = \"" + canary.ca + "\" is not a [ca.NAME] profile");
+      error(canary.ca_source.known() ? canary.ca_source : table,
+            "[[canary]]: ca = \"" + canary.ca + "\" is not a [ca.NAME] profile");
     }
-    for (const std::string& client : canary.clients) {
+    for (std::size_t i = 0; i < canary.clients.size(); ++i) {
       std::string why;
-      if (!rules::Cidr::Parse(client, &why)) {
-        error(canary.line, "[[canary]] clients: \"" + client + "\": " + why);
+      if (!rules::Cidr::Parse(canary.clients[i], &why)) {
+        const bool placed = i < canary.client_sources.size() && canary.client_sources[i].known();
+        error(placed ? canary.client_sources[i] : table,
+              "[[canary]] clients: \"" + canary.clients[i] + "\": " + why);
       }
-    }
-  }
-  for (const std::string& bypass : c.portal.pac_bypass) {
-    if (bypass.empty() || bypass.find_first_of(" \"'\\") != std::string::npos) {
-      error(0, "portal.pac_bypass: \"" + bypass + "\" is not a host pattern or network");
     }
   }
 
   // The CA profiles, and the generated default when something relies on it.
   std::vector<rules::CaSchedule> schedules;
+  std::vector<rules::CaScheduleSource> schedule_sources;
   bool default_configured = false;
   for (const CaProfileConfig& ca : c.cas) {
     schedules.push_back({ca.spec.name, ca.retire_at, ca.successor});
+    const std::string table = "ca." + ca.spec.name;
+    rules::CaScheduleSource source{c.SourceOf(table), c.SourceOf(table + ".retire_at"),
+                                   c.SourceOf(table + ".successor")};
+    if (!source.table.known()) source.table = {ca.line, 0};
+    schedule_sources.push_back(source);
     default_configured = default_configured || ca.spec.name == kGeneratedCaName;
   }
   const bool default_referenced =
@@ -149,7 +174,7 @@ GatewayConfig LoadGatewayConfig(const std::string& path, const GatewayConfigOpti
 
   if (options.load_cas) {
     if (std::string problem = StateDirProblem(c.server.state_dir); !problem.empty()) {
-      error(0, std::move(problem));
+      error(c.SourceOf("server.state_dir"), std::move(problem));
     }
     // A configured token file must be there; the generated one only once it exists.
     const std::string token = AdminTokenPath(c);
@@ -157,8 +182,9 @@ GatewayConfig LoadGatewayConfig(const std::string& path, const GatewayConfigOpti
       try {
         ReadAdminToken(token);
       } catch (const tls::LoadError& e) {
-        error(0, (c.admin.token_file.empty() ? "admin token: " : "admin.token_file: ") +
-                     std::string(e.what()));
+        error(c.admin.token_file.empty() ? rules::SourcePos{} : c.SourceOf("admin.token_file"),
+              (c.admin.token_file.empty() ? "admin token: " : "admin.token_file: ") +
+                  std::string(e.what()));
       }
     }
   }
@@ -173,7 +199,7 @@ GatewayConfig LoadGatewayConfig(const std::string& path, const GatewayConfigOpti
         g.authorities[i] = tls::CertAuthority::Load(c.cas[i].spec, signer_options, now);
         WarnNameConstraints(*g.authorities[i], g.warnings);
       } catch (const tls::LoadError& e) {
-        error(c.cas[i].line, "[ca." + c.cas[i].spec.name + "]: " + e.what());
+        error(CaLoadErrorSource(c, c.cas[i], e), "[ca." + c.cas[i].spec.name + "]: " + e.what());
       }
     }
     if (g.uses_generated_ca && !Exists(g.generated_ca_dir + "/ca.pem")) {
@@ -186,16 +212,22 @@ GatewayConfig LoadGatewayConfig(const std::string& path, const GatewayConfigOpti
   rules::RuleSetOptions rule_options;
   rule_options.inspection_enabled = c.inspection.enabled;
   rule_options.default_ca = c.inspection.default_ca;
+  rule_options.default_ca_source = c.SourceOf("inspection.default_ca");
   if (c.auth.unidentified == Unidentified::kDecryptToLogin) {
     rule_options.login_ca = c.auth.login_ca.empty() ? c.inspection.default_ca : c.auth.login_ca;
+    rule_options.login_ca_source =
+        c.auth.login_ca.empty() ? rule_options.default_ca_source : c.SourceOf("auth.login_ca");
   }
   rule_options.cas = std::move(schedules);
+  rule_options.ca_sources = std::move(schedule_sources);
+  rule_options.category_sources = c.category_sources;
   auto compiled = rules::RuleSet::Compile(c.rules, c.categories, std::move(rule_options));
   if (auto* set = std::get_if<rules::RuleSet>(&compiled)) {
     g.rules = std::move(*set);
   } else {
     for (rules::RuleError& e : std::get<std::vector<rules::RuleError>>(compiled)) {
-      error(e.line, std::move(e.message));
+      // A category's pattern is placed in the category's own file.
+      g.errors.push_back({e.file.empty() ? path : e.file, e.line, e.column, std::move(e.message)});
     }
   }
   return g;

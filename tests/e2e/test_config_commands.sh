@@ -27,8 +27,9 @@ grep -q "3 categories with 9 pattern(s)" "$work/out" || fail "categories not cou
 
 # --- the migration example needs its CA files: until they exist, check names each one
 expect_exit 2 "$MINTGATE" check -c migration.toml
-grep -q "migration.toml:15: \[ca.legacy\]: .*ca/legacy/ca.pem: cannot read" "$work/err" ||
-  fail "missing CA file not reported with its line: $(cat "$work/err")"
+# At the key that names the file (cert = ..., line 16, column 8), not the [ca.legacy] header.
+grep -q "migration.toml:16:8: \[ca.legacy\]: .*ca/legacy/ca.pem: cannot read" "$work/err" ||
+  fail "missing CA file not reported at its key: $(cat "$work/err")"
 # ... and the audit fails too (exit 2), naming each unreadable profile, instead of calling the
 # rules that use them migrated.
 expect_exit 2 "$MINTGATE" ca audit -c migration.toml
@@ -124,21 +125,37 @@ enabled = "yes"
 [[rule]]
 name = "r1"
 action = "decrypt"
-hosts = ["*.*.example"]
+hosts = ["ok.example", "*.*.example"]
+clients = ["10.0.0.0/8", "10.0.0.1/8"]
+categories = ["finance"]
 ca = "nowhere"
 
 [[rule]]
 name = "r1"
 action = "tunnel"
+
+[[canary]]
+ca = "nobody"
 BAD
 expect_exit 2 "$MINTGATE" check -c "$work/bad.toml"
 grep -q "bad.toml:2:1: unknown key 'workres' in \[server\]; did you mean 'workers'?" "$work/err" ||
   fail "unknown key: $(cat "$work/err")"
 grep -q "bad.toml:5:11: inspection.enabled: expected true or false, got a string" "$work/err" ||
   fail "wrong type: $(cat "$work/err")"
-grep -q '\*\.\*\.example' "$work/err" || fail "bad pattern not reported: $(cat "$work/err")"
-grep -q 'nowhere' "$work/err" || fail "unknown CA profile not reported: $(cat "$work/err")"
-grep -q 'already used by rule' "$work/err" || fail "duplicate rule name not reported: $(cat "$work/err")"
+# Problems found while compiling the rules (and the canaries) point at the value itself, in an
+# array at the element, in the same file:line:column form.
+grep -q 'bad.toml:10:24: rule "r1" (line 7): host pattern "\*\.\*\.example"' "$work/err" ||
+  fail "bad pattern not reported at its element: $(cat "$work/err")"
+grep -q 'bad.toml:11:26: rule "r1" (line 7): client "10.0.0.1/8": .*did you mean "10.0.0.0/8"' \
+  "$work/err" || fail "bad client not reported at its element: $(cat "$work/err")"
+grep -q 'bad.toml:12:15: rule "r1" (line 7): unknown category "finance"' "$work/err" ||
+  fail "unknown category not reported at its element: $(cat "$work/err")"
+grep -q 'bad.toml:13:6: rule "r1" (line 7): unknown CA profile "nowhere"' "$work/err" ||
+  fail "unknown CA profile not reported at its value: $(cat "$work/err")"
+grep -q 'bad.toml:16:8: rule "r1" (line 15): the name is already used by rule' "$work/err" ||
+  fail "duplicate rule name not reported at the name: $(cat "$work/err")"
+grep -q 'bad.toml:20:6: \[\[canary\]\]: ca = "nobody" is not a \[ca.NAME\] profile' "$work/err" ||
+  fail "canary's unknown CA not reported at its value: $(cat "$work/err")"
 expect_exit 2 "$MINTGATE" rules test -c "$work/bad.toml" --host a.example
 expect_exit 2 "$MINTGATE" rules test -c migration.toml --host a.example --at yesterday
 expect_exit 2 "$MINTGATE" check -c "$work/does-not-exist.toml"

@@ -280,6 +280,149 @@ max_pending = 7
             "unknown key 'conect' in [timeouts]; did you mean 'connect'?");
 }
 
+TEST(ConfigLoader, ProxyProtocol) {
+  ConfigLoadResult defaults = Parse("");
+  ASSERT_TRUE(defaults.ok());
+  EXPECT_EQ(defaults.config.server.proxy_protocol, ServerConfig::ProxyProtocol::kOff);
+  EXPECT_TRUE(defaults.config.server.proxy_protocol_from.empty());
+
+  ConfigLoadResult r = Parse(
+      "[server]\nproxy_protocol = \"v2\"\nproxy_protocol_from = [\"10.0.0.5/32\", \"fd00::/8\", "
+      "\"192.0.2.7\"]\n");
+  ASSERT_TRUE(r.ok()) << r.errors[0].ToString();
+  EXPECT_EQ(r.config.server.proxy_protocol, ServerConfig::ProxyProtocol::kV2);
+  EXPECT_EQ(r.config.server.proxy_protocol_from,
+            (std::vector<std::string>{"10.0.0.5/32", "fd00::/8", "192.0.2.7"}));
+  const std::pair<const char*, ServerConfig::ProxyProtocol> modes[] = {
+      {"off", ServerConfig::ProxyProtocol::kOff},
+      {"v1", ServerConfig::ProxyProtocol::kV1},
+      {"v2", ServerConfig::ProxyProtocol::kV2},
+      {"any", ServerConfig::ProxyProtocol::kAny}};
+  for (const auto& [text, mode] : modes) {
+    r = Parse(std::string("[server]\nproxy_protocol = \"") + text +
+              "\"\nproxy_protocol_from = [\"10.0.0.0/24\"]\n");
+    ASSERT_TRUE(r.ok()) << text << ": " << r.errors[0].ToString();
+    EXPECT_EQ(r.config.server.proxy_protocol, mode) << text;
+  }
+  // "off" needs no balancer; the list may still be there (ready for turning it on).
+  EXPECT_TRUE(Parse("[server]\nproxy_protocol = \"off\"\n").ok());
+
+  ConfigError e =
+      OnlyError("[server]\nproxy_protocol = \"v3\"\nproxy_protocol_from = [\"10.0.0.5/32\"]\n");
+  EXPECT_EQ(e.line, 2);
+  EXPECT_EQ(e.column, 18);
+  EXPECT_EQ(e.message,
+            "server.proxy_protocol must be \"off\", \"v1\", \"v2\" or \"any\", got \"v3\"");
+  e = OnlyError("[server]\nproxy_protocol = 2\n");
+  EXPECT_EQ(e.message, "server.proxy_protocol: expected a string, got an integer");
+
+  // A bad balancer network: at the element, as for deny_destinations and allow_clients.
+  e = OnlyError(
+      "[server]\nproxy_protocol = \"v1\"\n"
+      "proxy_protocol_from = [\"10.0.0.5/32\", \"10.0.0.1/8\"]\n");
+  EXPECT_EQ(e.line, 3);
+  EXPECT_EQ(e.column, 39);
+  EXPECT_NE(e.message.find("server.proxy_protocol_from: \"10.0.0.1/8\": "), std::string::npos)
+      << e.message;
+  EXPECT_NE(e.message.find("did you mean \"10.0.0.0/8\""), std::string::npos) << e.message;
+  e = OnlyError("[server]\nproxy_protocol_from = [\"balancer\"]\n");
+  EXPECT_EQ(e.column, 24);
+  EXPECT_NE(e.message.find("server.proxy_protocol_from: \"balancer\""), std::string::npos);
+
+  // On, but nobody may send it: every connection would be closed.
+  for (const char* from : {"", "proxy_protocol_from = []\n"}) {
+    e = OnlyError(std::string("[server]\nlisten = [\"0.0.0.0:3128\"]\nproxy_protocol = \"any\"\n") +
+                  from);
+    EXPECT_EQ(e.line, 3) << from;
+    EXPECT_EQ(e.column, 18) << from;
+    EXPECT_NE(e.message.find("server.proxy_protocol = \"any\" needs server.proxy_protocol_from"),
+              std::string::npos)
+        << e.message;
+    EXPECT_NE(e.message.find("nobody could send it"), std::string::npos) << e.message;
+  }
+}
+
+TEST(ConfigLoader, ClientListsPointAtTheBadElement) {
+  ConfigError e = OnlyError("[server]\nallow_clients = [\"10.0.0.0/8\", \"10.0.0.1/8\"]\n");
+  EXPECT_EQ(e.line, 2);
+  EXPECT_EQ(e.column, 32);
+  EXPECT_NE(e.message.find("server.allow_clients: \"10.0.0.1/8\""), std::string::npos) << e.message;
+  e = OnlyError("[server]\ndeny_destinations = [\n  \"10.0.0.0/8\",\n  \"300.1.1.1\",\n]\n");
+  EXPECT_EQ(e.line, 4);
+  EXPECT_EQ(e.column, 3);
+  e = OnlyError("[portal]\npac_bypass = [\"*.corp.example\", \"a b\"]\n");
+  EXPECT_EQ(e.column, 33);
+  EXPECT_EQ(e.message, "portal.pac_bypass: \"a b\" is not a host pattern or network");
+  e = OnlyError(
+      "[auth]\nstatic_users = [{ clients = [\"10.0.0.1\", \"10.0.0.0/33\"], user = \"k\" }]\n");
+  EXPECT_EQ(e.line, 2);
+  EXPECT_EQ(e.column, 42);
+  EXPECT_NE(e.message.find("auth.static_users: \"10.0.0.0/33\""), std::string::npos);
+}
+
+TEST(ConfigLoader, RecordsWhereValuesAreWritten) {
+  std::string dir = (std::filesystem::temp_directory_path() / "mgsrcXXXXXX").string();
+  ASSERT_NE(mkdtemp(dir.data()), nullptr);
+  std::ofstream(dir + "/finance.txt") << "# banks\n*.bank.example\n\n  pay.example\n";
+  std::ofstream(dir + "/m.toml") << R"([server]
+listen = ["127.0.0.1:3128", "[::1]:3128"]
+state_dir = "state"
+[ca.new]
+cert = "new.pem"
+key  = "new.key"
+chain = ["root.pem"]
+[category.finance]
+file = "finance.txt"
+[[canary]]
+ca = "new"
+clients = ["10.0.0.0/8", "10.2.0.0/16"]
+[[rule]]
+name = "r"
+action = "decrypt"
+hosts = ["a.example", "*.b.example"]
+ports = [443, 8443]
+clients = ["10.0.0.0/8"]
+users = ["alice"]
+groups = ["staff"]
+categories = ["finance"]
+ca = "new"
+)";
+  ConfigLoadResult r = ConfigLoader::LoadFile(dir + "/m.toml");
+  ASSERT_TRUE(r.ok()) << r.errors[0].ToString();
+  const Config& c = r.config;
+  using P = rules::SourcePos;
+  EXPECT_EQ(c.SourceOf("server.listen[1]"), (P{2, 29}));
+  EXPECT_EQ(c.SourceOf("server.state_dir"), (P{3, 13}));
+  EXPECT_EQ(c.SourceOf("ca.new"), (P{4, 1}));
+  EXPECT_EQ(c.SourceOf("ca.new.key"), (P{6, 8}));
+  EXPECT_EQ(c.SourceOf("ca.new.chain[0]"), (P{7, 10}));
+  EXPECT_FALSE(c.SourceOf("server.workers").known());  // not in the file
+  EXPECT_FALSE(c.SourceOf("rule[0].name").known());    // rules carry their own
+
+  ASSERT_EQ(c.category_sources.size(), 1u);
+  EXPECT_EQ(c.category_sources[0].table, (P{8, 1}));
+  EXPECT_EQ(c.category_sources[0].file, dir + "/finance.txt");
+  EXPECT_EQ(c.category_sources[0].patterns, (std::vector<P>{{2, 1}, {4, 3}}));
+
+  ASSERT_EQ(c.canaries.size(), 1u);
+  EXPECT_EQ(c.canaries[0].ca_source, (P{11, 6}));
+  EXPECT_EQ(c.canaries[0].client_sources, (std::vector<P>{{12, 12}, {12, 26}}));
+
+  ASSERT_EQ(c.rules.size(), 1u);
+  const rules::RuleSource& s = c.rules[0].source;
+  EXPECT_EQ(s.table, (P{13, 1}));
+  EXPECT_EQ(s.name, (P{14, 8}));
+  EXPECT_EQ(s.action, (P{15, 10}));
+  EXPECT_EQ(s.hosts, (std::vector<P>{{16, 10}, {16, 23}}));
+  EXPECT_EQ(s.ports, (std::vector<P>{{17, 10}, {17, 15}}));
+  EXPECT_EQ(s.clients, (std::vector<P>{{18, 12}}));
+  EXPECT_EQ(s.users, (std::vector<P>{{19, 10}}));
+  EXPECT_EQ(s.groups, (std::vector<P>{{20, 11}}));
+  EXPECT_EQ(s.categories, (std::vector<P>{{21, 15}}));
+  EXPECT_EQ(s.ca, (P{22, 6}));
+  std::filesystem::remove_all(dir);
+}
+
 TEST(ConfigLoader, ReportsEveryProblemInFileOrder) {
   ConfigLoadResult r = Parse("[server]\nworkers = -1\n[mint]\nleaf_days = 0\nfoo = 1\n");
   ASSERT_EQ(r.errors.size(), 3u);

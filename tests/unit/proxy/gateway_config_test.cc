@@ -37,17 +37,93 @@ TEST_F(GatewayConfigTest, EmptyConfigUsesTheGeneratedDefaultCa) {
   EXPECT_NE(g.warnings[0].find("generated in " + dir_ + "/mintgate-state/ca"), std::string::npos);
 }
 
-TEST_F(GatewayConfigTest, RuleErrorsCarryTheRuleLine) {
+TEST_F(GatewayConfigTest, RuleErrorsPointAtTheValue) {
   GatewayConfig g = Load("\n\n[[rule]]\nname = \"x\"\naction = \"decrypt\"\nca = \"nope\"\n");
   ASSERT_EQ(g.errors.size(), 1u);
-  EXPECT_EQ(g.errors[0].line, 3);
+  EXPECT_EQ(g.errors[0].line, 6);
+  EXPECT_EQ(g.errors[0].column, 6);
   EXPECT_NE(g.errors[0].message.find("unknown CA profile \"nope\""), std::string::npos);
+  EXPECT_EQ(g.errors[0].ToString(),
+            dir_ + "/m.toml:6:6: rule \"x\" (line 3): unknown CA profile \"nope\"");
 }
 
-TEST_F(GatewayConfigTest, CaLoadErrorsNameTheProfileAndItsLine) {
+// Every value a rule can get wrong: the error is at the value itself (in an array, the
+// element), as the loader's own errors are.
+TEST_F(GatewayConfigTest, RuleErrorsPointAtTheElement) {
+  GatewayConfig g = Load(
+      "[[rule]]\n"
+      "name = \"r\"\n"
+      "action = \"decrypt\"\n"
+      "hosts = [\"a.example\", \"*.*.example\"]\n"
+      "clients = [\"10.0.0.0/8\",\n"
+      "           \"192.168.1.1/16\"]\n"
+      "categories = [\"finance\"]\n"
+      "ca = \"new\"\n",
+      false);
+  ASSERT_EQ(g.errors.size(), 4u) << g.errors[0].ToString();
+  struct Want {
+    int line, column;
+    std::string text;
+  };
+  const Want want[] = {
+      {4, 23, "host pattern \"*.*.example\""},
+      {6, 12, "client \"192.168.1.1/16\""},
+      {7, 15, "unknown category \"finance\""},
+      {8, 6, "unknown CA profile \"new\""},
+  };
+  for (std::size_t i = 0; i < 4; ++i) {
+    const ConfigError& e = g.errors[i];
+    EXPECT_EQ(e.file, dir_ + "/m.toml");
+    EXPECT_EQ(e.line, want[i].line) << e.ToString();
+    EXPECT_EQ(e.column, want[i].column) << e.ToString();
+    EXPECT_NE(e.message.find(want[i].text), std::string::npos) << e.ToString();
+  }
+}
+
+TEST_F(GatewayConfigTest, CategoryPatternErrorsPointIntoTheCategoryFile) {
+  std::ofstream(dir_ + "/finance.txt") << "# banks\n*.bank.example\n\n   pay..example  # typo\n";
+  GatewayConfig g = Load("[category.finance]\nfile = \"finance.txt\"\n", false);
+  ASSERT_EQ(g.errors.size(), 1u);
+  EXPECT_EQ(g.errors[0].file, dir_ + "/finance.txt");
+  EXPECT_EQ(g.errors[0].line, 4);
+  EXPECT_EQ(g.errors[0].column, 4);
+  EXPECT_NE(g.errors[0].message.find("category \"finance\": pattern \"pay..example\""),
+            std::string::npos)
+      << g.errors[0].message;
+}
+
+TEST_F(GatewayConfigTest, CanaryErrorsPointAtTheValue) {
+  GatewayConfig g =
+      Load("[[canary]]\nca = \"nowhere\"\nclients = [\"10.0.0.0/8\", \"10.1.0.0/33\"]\n", false);
+  ASSERT_EQ(g.errors.size(), 2u);
+  EXPECT_EQ(g.errors[0].line, 2);
+  EXPECT_EQ(g.errors[0].column, 6);
+  EXPECT_EQ(g.errors[0].message, "[[canary]]: ca = \"nowhere\" is not a [ca.NAME] profile");
+  EXPECT_EQ(g.errors[1].line, 3);
+  EXPECT_EQ(g.errors[1].column, 26);
+  EXPECT_NE(g.errors[1].message.find("[[canary]] clients: \"10.1.0.0/33\""), std::string::npos)
+      << g.errors[1].message;
+}
+
+TEST_F(GatewayConfigTest, DefaultAndLoginCaErrorsPointAtTheirKeys) {
+  GatewayConfig g = Load(
+      "[inspection]\ndefault_ca = \"ghost\"\n[auth]\nunidentified = \"decrypt-to-login\"\n"
+      "htpasswd = \"users\"\nlogin_ca = \"phantom\"\n",
+      false);
+  ASSERT_EQ(g.errors.size(), 2u) << g.errors[0].ToString();
+  EXPECT_EQ(g.errors[0].line, 2);
+  EXPECT_EQ(g.errors[0].column, 14);
+  EXPECT_NE(g.errors[0].message.find("inspection.default_ca \"ghost\""), std::string::npos);
+  EXPECT_EQ(g.errors[1].line, 6);
+  EXPECT_EQ(g.errors[1].column, 12);
+  EXPECT_NE(g.errors[1].message.find("auth.login_ca \"phantom\""), std::string::npos);
+}
+
+TEST_F(GatewayConfigTest, CaLoadErrorsPointAtTheFileKey) {
   GatewayConfig g = Load("[ca.new]\ncert = \"new.pem\"\nkey = \"new.key\"\n");
   ASSERT_EQ(g.errors.size(), 1u);
-  EXPECT_EQ(g.errors[0].line, 1);
+  EXPECT_EQ(g.errors[0].line, 2);  // cert = ..., the file that cannot be read
+  EXPECT_EQ(g.errors[0].column, 8);
   EXPECT_NE(g.errors[0].message.find("[ca.new]: " + dir_ + "/new.pem: cannot read"),
             std::string::npos)
       << g.errors[0].message;
@@ -59,7 +135,10 @@ TEST_F(GatewayConfigTest, BadAllowClientsAreReported) {
   GatewayConfig g = Load("[server]\nallow_clients = [\"10.0.0.1/8\", \"bogus\"]\n");
   ASSERT_EQ(g.errors.size(), 2u);
   EXPECT_NE(g.errors[0].message.find("10.0.0.1/8"), std::string::npos);
+  EXPECT_EQ(g.errors[0].column, 18);
   EXPECT_NE(g.errors[1].message.find("bogus"), std::string::npos);
+  EXPECT_EQ(g.errors[1].line, 2);
+  EXPECT_EQ(g.errors[1].column, 32);
 }
 
 TEST_F(GatewayConfigTest, SuccessorCyclesAreReported) {
@@ -70,9 +149,18 @@ TEST_F(GatewayConfigTest, SuccessorCyclesAreReported) {
       false);
   ASSERT_FALSE(g.ok());
   bool cycle = false;
-  for (const ConfigError& e : g.errors)
-    cycle = cycle || e.message.find("cycle") != std::string::npos;
+  for (const ConfigError& e : g.errors) {
+    if (e.message.find("cycle") == std::string::npos) continue;
+    cycle = true;
+    EXPECT_EQ(e.line, 5) << e.ToString();  // [ca.a]'s successor = "b"
+    EXPECT_EQ(e.column, 13) << e.ToString();
+  }
   EXPECT_TRUE(cycle) << g.errors[0].ToString();
+  g = Load("[ca.a]\ncert = \"a.pem\"\nkey = \"a.key\"\nsuccessor = \"zzz\"\n", false);
+  ASSERT_EQ(g.errors.size(), 1u);
+  EXPECT_EQ(g.errors[0].line, 4);
+  EXPECT_EQ(g.errors[0].column, 13);
+  EXPECT_NE(g.errors[0].message.find("unknown successor \"zzz\""), std::string::npos);
 }
 
 TEST_F(GatewayConfigTest, WarnsWhenTheAdminListenerIsNotOnLoopback) {
@@ -102,6 +190,8 @@ TEST_F(GatewayConfigTest, CheckReadsTheAdminToken) {
                                      "/token: cannot read: No such file or directory"),
             std::string::npos)
       << g.errors[0].message;
+  EXPECT_EQ(g.errors[0].line, 2);
+  EXPECT_EQ(g.errors[0].column, 14);
   std::ofstream(dir_ + "/token") << "operator-token-0123456789abcdef\n";
   ::chmod((dir_ + "/token").c_str(), 0644);
   g = Load("[admin]\ntoken_file = \"token\"\n");
@@ -132,6 +222,8 @@ TEST_F(GatewayConfigTest, StateDirWritableByGroupOrOthersIsRefused) {
     ASSERT_EQ(::chmod(state.c_str(), mode), 0);
     GatewayConfig g = Load(config);
     ASSERT_EQ(g.errors.size(), 1u) << std::oct << mode;
+    EXPECT_EQ(g.errors[0].line, 2);  // state_dir = ...
+    EXPECT_EQ(g.errors[0].column, 13);
     EXPECT_NE(g.errors[0].message.find("server.state_dir: " + state +
                                        " is writable by group or others (mode "),
               std::string::npos)

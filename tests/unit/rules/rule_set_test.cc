@@ -290,6 +290,84 @@ TEST(RuleSetErrors, CarryTheLineOfTheirRule) {
   EXPECT_EQ((*errors)[1].line, 12);
 }
 
+// Errors point at the value they concern when the loader recorded where it was written.
+TEST(RuleSetErrors, PointAtTheOffendingValue) {
+  Rule bad = MakeRule("bad", Action::kDecrypt, {"ok.example", "*.*.example"});
+  bad.line = 7;
+  bad.source.table = {7, 1};
+  bad.source.name = {8, 8};
+  bad.source.hosts = {{10, 10}, {10, 24}};
+  bad.clients = {"10.0.0.0/8", "10.0.0.1/8"};
+  bad.source.clients = {{11, 12}, {11, 26}};
+  bad.categories = {"nope"};
+  bad.source.categories = {{12, 15}};
+  bad.ca = "missing";
+  bad.source.ca = {13, 6};
+  Rule unplaced = MakeRule("unplaced", Action::kDecrypt, {"a..example"});
+  unplaced.line = 20;  // a position the loader did not record: the rule's line
+  RuleSetOptions options = Options();
+  options.cas.push_back({"old", kNow, "gone"});
+  options.ca_sources = {{}, {}, {{30, 1}, {32, 13}, {33, 13}}};
+  options.default_ca = "ghost";
+  options.default_ca_source = {40, 14};
+  options.category_sources = {{{50, 1}, "cats/finance.txt", {{1, 1}, {3, 3}}}};
+  auto result = RuleSet::Compile({bad, unplaced}, {{"finance", {"ok.example", "b..example"}}},
+                                 std::move(options));
+  auto* errors = std::get_if<std::vector<RuleError>>(&result);
+  ASSERT_NE(errors, nullptr);
+  struct Want {
+    int line, column;
+    std::string file, text;
+  };
+  const std::vector<Want> want = {
+      {33, 13, "", "names an unknown successor \"gone\""},
+      {3, 3, "cats/finance.txt", "pattern \"b..example\""},
+      {10, 24, "", "host pattern \"*.*.example\""},
+      {11, 26, "", "client \"10.0.0.1/8\""},
+      {12, 15, "", "unknown category \"nope\""},
+      {13, 6, "", "unknown CA profile \"missing\""},
+      {20, 0, "", "rule \"unplaced\" (line 20): host pattern \"a..example\""},
+      {40, 14, "", "inspection.default_ca \"ghost\""},
+  };
+  ASSERT_EQ(errors->size(), want.size());
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    const RuleError& e = (*errors)[i];
+    EXPECT_NE(e.message.find(want[i].text), std::string::npos) << i << ": " << e.message;
+    EXPECT_EQ(e.line, want[i].line) << e.message;
+    EXPECT_EQ(e.column, want[i].column) << e.message;
+    EXPECT_EQ(e.file, want[i].file) << e.message;
+  }
+}
+
+TEST(RuleSetErrors, NamesAndDefaultRulesPointAtTheirKeys) {
+  Rule first = MakeRule("dup", Action::kBlock);
+  first.line = 1;
+  first.source.table = {1, 1};
+  Rule second = MakeRule("dup", Action::kTunnel);
+  second.line = 5;
+  second.source.table = {5, 1};
+  second.source.name = {6, 8};
+  Rule tunnel_ca = MakeRule("tunnel-ca", Action::kTunnel);
+  tunnel_ca.ca = "new";
+  tunnel_ca.source.table = {9, 1};
+  tunnel_ca.source.ca = {12, 6};
+  Rule filtered_default = MakeRule("default", Action::kBlock, {"x.example"});
+  filtered_default.ports = {443};
+  filtered_default.source.table = {15, 1};
+  filtered_default.source.hosts = {{19, 10}};
+  filtered_default.source.ports = {{18, 10}};
+  auto result = RuleSet::Compile({first, second, tunnel_ca, filtered_default}, {}, Options());
+  auto* errors = std::get_if<std::vector<RuleError>>(&result);
+  ASSERT_NE(errors, nullptr);
+  ASSERT_EQ(errors->size(), 3u);
+  EXPECT_EQ((*errors)[0].line, 6);  // the second name
+  EXPECT_EQ((*errors)[0].column, 8);
+  EXPECT_EQ((*errors)[1].line, 12);  // ca on a tunnel rule
+  EXPECT_EQ((*errors)[1].column, 6);
+  EXPECT_EQ((*errors)[2].line, 18);  // the first match value written
+  EXPECT_EQ((*errors)[2].column, 10);
+}
+
 TEST(RuleSetErrors, ReportsEveryProblemWithItsRule) {
   Rule bad = MakeRule("bad", Action::kDecrypt, {"*.*.com", "10.0.0.1/8"});
   bad.line = 12;
