@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(http_request http_response client_hello host_name config ca_loading form)
+all_targets=(http_request http_response client_hello host_name config ca_loading form proxy_header)
 seconds=${MINTGATE_FUZZ_SECONDS:-25}
 parallel=${MINTGATE_FUZZ_PARALLEL:-2}
 targets=("$@")
