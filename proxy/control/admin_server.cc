@@ -302,8 +302,9 @@ std::string AdminServer::Respond(const std::string& method, const std::string& t
   if (Console::Handles(path)) {
     return console_->Respond({method, target, &headers, body, peer}, *runtime_);
   }
-  // Load balancers and orchestrators probe /healthz without credentials; it tells nothing.
-  if (path != "/healthz") {
+  // Load balancers and orchestrators probe /healthz and /readyz without credentials; they tell
+  // nothing but whether to send traffic here.
+  if (path != "/healthz" && path != "/readyz") {
     const HttpHeader* authorization = FindHeader(headers, "Authorization");
     if (authorization == nullptr ||
         !BearerTokenMatches(authorization->value, runtime_->admin_token)) {
@@ -315,6 +316,12 @@ std::string AdminServer::Respond(const std::string& method, const std::string& t
 
 std::string AdminServer::Serve(const std::string& method, const std::string& path) const {
   if (path == "/healthz") return Response(200, "text/plain", "ok\n");
+  // A balancer's health check: 503 from the moment a drain starts, so that new connections go
+  // elsewhere while this gateway finishes the ones it has.
+  if (path == "/readyz") {
+    return draining_ ? Response(503, "text/plain", "draining\n")
+                     : Response(200, "text/plain", "ready\n");
+  }
   if (path == "/metrics") {
     std::ostringstream m;
     m << "# HELP mintgate_up 1 while the gateway runs.\n# TYPE mintgate_up gauge\nmintgate_up 1\n";
@@ -399,14 +406,11 @@ std::string AdminServer::Serve(const std::string& method, const std::string& pat
         << "# HELP mintgate_connection_clients Client addresses with a connection open.\n"
         << "# TYPE mintgate_connection_clients gauge\nmintgate_connection_clients "
         << connections->clients() << "\n"
-        << "# HELP mintgate_connections_refused_total Connections refused with 503 by "
-           "server.max_connections and server.max_connections_per_client.\n"
-        << "# TYPE mintgate_connections_refused_total counter\n"
-        << "mintgate_connections_refused_total{limit=\"max_connections\"} "
-        << connections->refused_total() << "\n"
-        << "mintgate_connections_refused_total{limit=\"max_connections_per_client\"} "
-        << connections->refused_per_client() << "\n";
+        << "\n";
     }
+    WriteWorkerMetrics(m, workers_);
+    m << "# HELP mintgate_draining 1 once a stop (SIGTERM) began: /readyz answers 503.\n"
+      << "# TYPE mintgate_draining gauge\nmintgate_draining " << (draining_ ? 1 : 0) << "\n";
     return Response(200, "text/plain; version=0.0.4", m.str());
   }
   if (path == "/readiness") {

@@ -1,5 +1,5 @@
 // The admin listener (SPEC §7), on the main thread's loop and never on the proxy port:
-// /healthz, /metrics (Prometheus text format), /audit (the ca audit report as JSON) and
+// /healthz, /readyz, /metrics (Prometheus text format), /audit (the ca audit report as JSON) and
 // /readiness (which clients trust which CA profile, as JSON); POST /reload loads the
 // configuration file again. Everything but /healthz and the console needs the admin bearer
 // token (proxy/config/admin_token.h); the migration console (/console/) logs in with it.
@@ -18,6 +18,7 @@
 
 #include "proxy/http/http_codec.h"
 #include "proxy/runtime/runtime.h"
+#include "proxy/session/worker_metrics.h"
 
 namespace mintgate::proxy {
 
@@ -60,6 +61,12 @@ class AdminServer {
   // Unset, POST /reload answers 501.
   void SetReloader(std::function<ReloadOutcome()> reload, const ReloadStats* stats);
   Console& console() { return *console_; }
+  // /metrics sums these workers' counters (they must outlive this server).
+  void SetWorkerMetrics(std::vector<const WorkerMetrics*> workers) {
+    workers_ = std::move(workers);
+  }
+  // From now on /readyz answers 503: a stop began and the workers are draining.
+  void SetDraining() { draining_ = true; }
 
   // The response for one request (exposed for tests): every request must name this listener
   // in its Host header (400 without one, 403 for another name: see AdminHostProblem), and
@@ -85,6 +92,8 @@ class AdminServer {
   std::function<ReloadOutcome()> reload_;
   const ReloadStats* reload_stats_ = nullptr;
   std::unique_ptr<Console> console_;
+  std::vector<const WorkerMetrics*> workers_;
+  bool draining_ = false;
 };
 
 }  // namespace mintgate::proxy

@@ -8,6 +8,8 @@
 #include <thread>
 #include <utility>
 
+#include "proxy/control/service_notify.h"
+#include "proxy/log/access_log.h"
 #include "proxy/session/worker.h"
 
 namespace mintgate::proxy {
@@ -88,8 +90,20 @@ int Gateway::Run(RuntimePtr runtime, std::ostream& out, std::ostream& err) {
   if (count <= 0) count = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 
   int rc = 0;
+  uv_loop_init(&loop_);
+  loop_.data = this;
+  // Before the workers start: each wakes the main loop when its own loop ends.
+  uv_async_init(&loop_, &worker_stopped_,
+                [](uv_async_t* a) { static_cast<Gateway*>(a->loop->data)->OnWorkerStopped(); });
   for (int i = 0; i < count; ++i) {
     auto worker = std::make_unique<Worker>(i, runtime_);
+    // Counted and sent under the lock: once the main loop sees every worker counted, none
+    // will touch the handle again, and it can be closed.
+    worker->set_on_stopped([this] {
+      std::lock_guard<std::mutex> lock(stopped_mutex_);
+      ++workers_stopped_;
+      uv_async_send(&worker_stopped_);
+    });
     if (std::string error = worker->Start(); !error.empty()) {
       err << "mintgate: cannot listen on " << error << "\n";
       rc = 3;
@@ -98,8 +112,6 @@ int Gateway::Run(RuntimePtr runtime, std::ostream& out, std::ostream& err) {
     workers_.push_back(std::move(worker));
   }
 
-  uv_loop_init(&loop_);
-  loop_.data = this;
   if (rc == 0) {
     admin_ = std::make_unique<AdminServer>(&loop_, runtime_, config_path_);
     if (std::string error = admin_->Start(); !error.empty()) {
@@ -108,8 +120,13 @@ int Gateway::Run(RuntimePtr runtime, std::ostream& out, std::ostream& err) {
     }
   }
   if (rc != 0) {
+    stopping_ = true;
     for (auto& w : workers_) w->Stop(std::chrono::milliseconds(0));
+    OnWorkerStopped();  // closes what is open once they have all ended
   } else {
+    std::vector<const WorkerMetrics*> metrics;
+    for (const auto& w : workers_) metrics.push_back(&static_cast<const Worker&>(*w).metrics());
+    admin_->SetWorkerMetrics(std::move(metrics));
     reload_stats_.last_success = std::time(nullptr);  // the first load counts
     admin_->SetReloader([this] { return Reload(); }, &reload_stats_);
     uv_async_init(&loop_, &released_async_, [](uv_async_t* a) {
@@ -122,11 +139,19 @@ int Gateway::Run(RuntimePtr runtime, std::ostream& out, std::ostream& err) {
     uv_signal_init(&loop_, &term_);
     uv_signal_init(&loop_, &interrupt_);
     uv_signal_init(&loop_, &hangup_);
+    uv_signal_init(&loop_, &user1_);
     auto on_signal = [](uv_signal_t* handle, int signum) {
       auto* gateway = static_cast<Gateway*>(handle->loop->data);
       if (signum == SIGHUP) {
         *gateway->out_ << "mintgate: SIGHUP: reloading the configuration" << std::endl;
         gateway->Reload();
+      } else if (signum == SIGUSR1) {
+        // logrotate has renamed the file: later lines go to a new one at the configured path.
+        if (std::string error = AccessLog::ReopenAll(); !error.empty()) {
+          *gateway->err_ << "mintgate: SIGUSR1: " << error << std::endl;
+        } else {
+          *gateway->out_ << "mintgate: SIGUSR1: access log reopened" << std::endl;
+        }
       } else {
         gateway->Stop(signum);
       }
@@ -134,6 +159,8 @@ int Gateway::Run(RuntimePtr runtime, std::ostream& out, std::ostream& err) {
     uv_signal_start(&term_, on_signal, SIGTERM);
     uv_signal_start(&interrupt_, on_signal, SIGINT);
     uv_signal_start(&hangup_, on_signal, SIGHUP);
+    uv_signal_start(&user1_, on_signal, SIGUSR1);
+    NotifyReady("serving " + std::to_string(workers_.size()) + " workers");
   }
   uv_run(&loop_, UV_RUN_DEFAULT);
   uv_loop_close(&loop_);
@@ -147,17 +174,32 @@ void Gateway::Stop(int signum) {
   stopping_ = true;
   *out_ << "mintgate: " << (signum == SIGTERM ? "SIGTERM" : "SIGINT")
         << ": no longer accepting; draining for up to " << kDrain.count() << " s" << std::endl;
+  NotifyStopping();
+  // The admin listener stays up while the workers drain, its /readyz answering 503 so that a
+  // balancer's health check takes this gateway out of rotation (OnWorkerStopped closes it).
+  admin_->SetDraining();
   for (auto& w : workers_) w->Stop(kDrain);
-  admin_->Close();
   uv_close(reinterpret_cast<uv_handle_t*>(&term_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&interrupt_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t*>(&hangup_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t*>(&user1_), nullptr);
   // Services released from now on are deleted by TearDown, after the workers are joined.
   {
     std::lock_guard<std::mutex> lock(released_->mutex);
     released_->wake = nullptr;
   }
   uv_close(reinterpret_cast<uv_handle_t*>(&released_async_), nullptr);
+  OnWorkerStopped();  // none may be running already
+}
+
+void Gateway::OnWorkerStopped() {
+  if (!stopping_ || uv_is_closing(reinterpret_cast<uv_handle_t*>(&worker_stopped_)) != 0) return;
+  {
+    std::lock_guard<std::mutex> lock(stopped_mutex_);
+    if (workers_stopped_ < workers_.size()) return;
+  }
+  if (admin_) admin_->Close();
+  uv_close(reinterpret_cast<uv_handle_t*>(&worker_stopped_), nullptr);
 }
 
 // After the loops have ended: mints still running post to the stopped loops, which drop
@@ -184,6 +226,7 @@ void Gateway::DeleteReleasedMints() {
 }
 
 ReloadOutcome Gateway::Reload() {
+  NotifyReloading();
   ReloadOutcome outcome;
   if (config_path_.empty()) {
     outcome.http_status = 409;
@@ -236,6 +279,7 @@ ReloadOutcome Gateway::Reload() {
     for (const std::string& e : outcome.errors) *err_ << "mintgate: reload rejected: " << e << "\n";
     *err_ << std::flush;
   }
+  NotifyReloaded();
   return outcome;
 }
 

@@ -1,12 +1,15 @@
 // The running gateway: its workers, the admin listener and the main thread's loop, which
-// handles the signals (SIGTERM/SIGINT: stop accepting, drain for up to 10 s, exit 0; SIGHUP:
-// reload the configuration) and the reloads.
+// handles the signals (SIGTERM/SIGINT: stop accepting, drain for up to 10 s while /readyz
+// answers 503, exit 0; SIGHUP: reload the configuration; SIGUSR1: reopen the access log after
+// a rotation) and the reloads. Under systemd (Type=notify) it reports ready, reloading and
+// stopping (service_notify.h).
 #pragma once
 
 #include <uv.h>
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -47,6 +50,8 @@ class Gateway {
  private:
   struct Released;
   void Stop(int signum);
+  // Main loop: once every worker's loop has ended, the admin listener closes too.
+  void OnWorkerStopped();
   void Apply(RuntimePtr runtime);
   void DeleteReleasedMints();
   void TearDown();
@@ -65,6 +70,10 @@ class Gateway {
   uv_signal_t term_{};
   uv_signal_t interrupt_{};
   uv_signal_t hangup_{};
+  uv_signal_t user1_{};
+  uv_async_t worker_stopped_{};
+  std::mutex stopped_mutex_;
+  std::size_t workers_stopped_ = 0;  // guarded by stopped_mutex_
   uv_async_t released_async_{};
   bool stopping_ = false;
   ReloadStats reload_stats_;

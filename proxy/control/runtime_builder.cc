@@ -277,6 +277,12 @@ RuntimeBuild BuildRuntime(const std::string& config_path, const RuntimeBuildOpti
     std::string why;
     if (auto cidr = rules::Cidr::Parse(client, &why)) runtime->allow_clients.push_back(*cidr);
   }
+  for (const std::string& balancer : g.config.server.proxy_protocol_from) {
+    std::string why;
+    if (auto cidr = rules::Cidr::Parse(balancer, &why)) {
+      runtime->proxy_protocol_from.push_back(*cidr);
+    }
+  }
   runtime->destinations =
       std::make_shared<const DestinationPolicy>(DestinationPolicy::FromConfig(runtime->config));
   if (g.config.auth.Enabled()) {

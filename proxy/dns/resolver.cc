@@ -42,6 +42,24 @@ void CloseAndFree(Handle* handle) {
            [](uv_handle_t* h) { delete reinterpret_cast<Handle*>(h); });
 }
 
+std::string ReasonFor(int status) {
+  switch (status) {
+    case ARES_ENOTFOUND:
+    case ARES_ENODATA:
+      return "nxdomain";
+    case ARES_ETIMEOUT:
+      return "timeout";
+    case ARES_ESERVFAIL:
+      return "servfail";
+    case ARES_EREFUSED:
+      return "refused";
+    case ARES_ECONNREFUSED:
+      return "unreachable";
+    default:
+      return "other";
+  }
+}
+
 std::string ErrorFor(int status, const std::string& host) {
   switch (status) {
     case ARES_ENOTFOUND:
@@ -264,6 +282,7 @@ struct Resolver::Impl {
     std::optional<rules::CanonicalHost> canonical = rules::CanonicalizeHost(host_in, &why);
     if (!canonical) {
       result.error = "DNS: " + why;
+      result.reason = "invalid_name";
       ++stats.failures;
       Deliver(id, std::move(result));
       return id;
@@ -331,6 +350,7 @@ struct Resolver::Impl {
     ++self->stats.timeouts;
     ResolveResult result;
     result.error = "DNS: timed out resolving " + query->host;
+    result.reason = "timeout";
     self->Finish(query, result);
   }
 
@@ -399,6 +419,7 @@ struct Resolver::Impl {
     if (!result.ok) {
       if (status == ARES_SUCCESS) status = ARES_ENODATA;
       result.error = ErrorFor(status, query->host);
+      result.reason = ReasonFor(status);
       if (status == ARES_ETIMEOUT) ++stats.timeouts;
       if (status == ARES_ENOTFOUND || status == ARES_ENODATA) ttl = options.negative_ttl;
     }

@@ -29,6 +29,9 @@ struct ResolveResult {
   bool ok = false;
   std::vector<IpEndpointAddress> addresses;  // IPv4 first, then IPv6 (happy-eyeballs order later)
   std::string error;  // when !ok, for a 502 page: e.g. "DNS: no such host example.invalid"
+  // When !ok, a short reason for metrics: nxdomain, timeout, servfail, refused, unreachable,
+  // invalid_name, other.
+  std::string reason;
   bool from_cache = false;
 };
 

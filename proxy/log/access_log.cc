@@ -63,7 +63,7 @@ void AccessLog::Register(const AccessLog* log) {
   Registry().insert(log);
 }
 
-AccessLog::AccessLog(const std::string& path, LogFormat format) : format_(format) {
+AccessLog::AccessLog(const std::string& path, LogFormat format) : format_(format), path_(path) {
   if (path == "-") {
     file_ = stdout;
     owned_ = false;
@@ -138,6 +138,10 @@ std::string AccessLog::Format(const AccessRecord& r) const {
       out += ",\"note\":";
       AppendJsonString(out, r.note);
     }
+    if (!r.proxy_id.empty()) {
+      out += ",\"proxy_id\":";
+      AppendJsonString(out, r.proxy_id);
+    }
     if (!r.readiness.empty()) {
       out += ",\"readiness\":";
       AppendJsonString(out, r.readiness);
@@ -197,6 +201,31 @@ void AccessLog::WriteOutLocked() const {
 void AccessLog::FlushAll() {
   std::lock_guard<std::mutex> lock(RegistryMutex());
   for (const AccessLog* log : Registry()) log->Flush();
+}
+
+std::string AccessLog::Reopen() const {
+  if (!owned_) return "";
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!pending_.empty()) WriteOutLocked();
+  const int fd = ::open(path_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd < 0) return "cannot reopen access log " + path_ + ": " + std::strerror(errno);
+  // The new file takes the old one's descriptor number: the FILE stays valid for the writers.
+  const int rc = ::dup3(fd, ::fileno(file_), O_CLOEXEC);
+  const int error = errno;
+  ::close(fd);
+  if (rc < 0) return "cannot reopen access log " + path_ + ": " + std::strerror(error);
+  return "";
+}
+
+std::string AccessLog::ReopenAll() {
+  std::lock_guard<std::mutex> lock(RegistryMutex());
+  std::string errors;
+  for (const AccessLog* log : Registry()) {
+    if (std::string error = log->Reopen(); !error.empty()) {
+      errors += (errors.empty() ? "" : "; ") + error;
+    }
+  }
+  return errors;
 }
 
 }  // namespace mintgate::proxy

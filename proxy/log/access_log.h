@@ -18,6 +18,8 @@ struct AccessRecord {
   double time = 0;  // seconds since the epoch, when the request (or tunnel) started
   std::uint64_t duration_ms = 0;
   std::string client;
+  // The PROXY protocol v2 header's unique id (a balancer's connection id), "" when none.
+  std::string proxy_id;
   std::string user;  // "" = unknown
   // How the user was identified ("negotiate", "basic", "static", "login"), or why not
   // ("failed", "required", "login_required"); "" when [auth] is not configured.
@@ -62,11 +64,18 @@ class AccessLog {
   // Flushes every access log alive (a reload may leave connections writing to the previous
   // one): called by the workers' flush timers and when a worker stops.
   static void FlushAll();
+  // Every access log alive written to a file opens its path again (SIGUSR1, after logrotate
+  // renamed the file): what is queued goes to the old file, later lines to the new one.
+  // Returns "" or why a log could not be reopened (it then keeps writing to the old file).
+  static std::string ReopenAll();
   // The line Write would print, without its newline.
   std::string Format(const AccessRecord& record) const;
 
  private:
+  std::string Reopen() const;
+
   LogFormat format_;
+  std::string path_;
   std::FILE* file_;
   bool owned_;
   mutable std::mutex mutex_;

@@ -79,7 +79,10 @@ void TcpStream::StartReading() {
       [](uv_stream_t* st, ssize_t nread, const uv_buf_t* buf) {
         auto* self = static_cast<TcpStream*>(st->data);
         if (nread == 0) return;  // EAGAIN: nothing to say
-        if (nread > 0) self->bytes_read_ += static_cast<std::uint64_t>(nread);
+        if (nread > 0) {
+          self->bytes_read_ += static_cast<std::uint64_t>(nread);
+          if (self->tally_ != nullptr) self->tally_->read.Add(static_cast<std::uint64_t>(nread));
+        }
         self->delegate_->OnRead(nread, buf->base);
       });
 }
@@ -97,6 +100,7 @@ bool TcpStream::Write(std::string data) {
   // connect is pending, which keeps the order): no request to allocate, and no epoll_ctl,
   // which libuv issues after every completed uv_write when it drains the stream.
   bytes_written_ += data.size();
+  if (tally_ != nullptr) tally_->written.Add(data.size());
   uv_buf_t now = uv_buf_init(data.data(), static_cast<unsigned>(data.size()));
   const int sent = uv_try_write(tcp_.stream(), &now, 1);
   if (sent > 0) {

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "proxy/net/handle.h"
+#include "proxy/net/local_counter.h"
 
 namespace mintgate::proxy::net {
 
@@ -55,10 +56,16 @@ class Stream {
   virtual std::size_t pending_writes() const = 0;
   virtual std::uint64_t bytes_read() const = 0;
   virtual std::uint64_t bytes_written() const = 0;  // accepted by Write
+  // Where this stream's bytes are also added (the worker's metrics); null: nowhere. Only from
+  // the thread that owns `tally`.
+  void set_tally(ByteTally* tally) { tally_ = tally; }
   // "203.0.113.9" / "2001:db8::1", or "" (closed, or the socket said no).
   virtual std::string PeerAddress() const = 0;
   // The local address and port the connection arrived at.
   virtual std::string LocalAddress(std::uint16_t* port) const = 0;
+
+ protected:
+  ByteTally* tally_ = nullptr;
 };
 
 class TcpStream final : public Stream {

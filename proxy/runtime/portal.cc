@@ -686,14 +686,15 @@ std::string Portal::Pac(const std::string& local_ip) const {
   return pac_head_ + JsString(joined) + pac_tail_;
 }
 
-bool Portal::Serves(const std::string& host, std::uint16_t port,
-                    const std::string& local_ip) const {
+bool Portal::Serves(const std::string& host, std::uint16_t port, const std::string& local_ip,
+                    std::uint16_t balancer_port) const {
   if (!enabled_) return false;
   const std::string h = NormalizeHost(host);
   if (h.empty()) return false;
   if (h == host_) return true;
   const std::optional<rules::IpAddress> ip = ParseIp(h);
   const std::optional<rules::IpAddress> local = ParseIp(NormalizeHost(local_ip));
+  if (balancer_port != 0 && port == balancer_port && ip && local && *ip == *local) return true;
   for (const Listen& l : listen_) {
     if (l.address.port != port) continue;
     if (!l.ip) {  // a listen host name ("localhost")
@@ -734,7 +735,7 @@ PortalResponse Portal::Download(const std::string& file) const {
 }
 
 PortalResponse Portal::Handle(const std::string& method, const std::string& path,
-                              const std::string& local_ip) const {
+                              const std::string& local_ip, std::uint16_t balancer_port) const {
   if (method != "GET" && method != "HEAD") {
     PortalResponse r = ErrorPage(405, "The portal answers GET and HEAD only.");
     r.headers.emplace_back("Allow", "GET, HEAD");
@@ -747,7 +748,13 @@ PortalResponse Portal::Handle(const std::string& method, const std::string& path
     PortalResponse r;
     r.content_type = "application/x-ns-proxy-autoconfig";
     r.headers = {{"Cache-Control", "no-cache"}, {"X-Content-Type-Options", "nosniff"}};
-    r.body = pac_fixed_.empty() ? Pac(local_ip) : pac_fixed_;
+    if (balancer_port != 0) {
+      const std::optional<rules::IpAddress> ip = ParseIp(NormalizeHost(local_ip));
+      r.body = pac_head_ + JsString(ip ? ProxyEntry(ip->ToString(), balancer_port) : "DIRECT") +
+               pac_tail_;
+    } else {
+      r.body = pac_fixed_.empty() ? Pac(local_ip) : pac_fixed_;
+    }
     return r;
   }
   constexpr std::string_view kInstall = "/install/";

@@ -61,13 +61,17 @@ class Portal {
   // config.server.listen (host and port equal; "localhost" matches a loopback listen
   // address). A wildcard listen address (0.0.0.0, ::) matches loopback addresses and
   // `local_ip`, the accepting socket's local address when the caller knows it. Always false
-  // when the portal is disabled.
-  bool Serves(const std::string& host, std::uint16_t port, const std::string& local_ip = "") const;
+  // when the portal is disabled. `balancer_port` nonzero: the client came through a load
+  // balancer (a PROXY header) that it reached at `local_ip` and `balancer_port`, which then
+  // count as the proxy's own address too.
+  bool Serves(const std::string& host, std::uint16_t port, const std::string& local_ip = "",
+              std::uint16_t balancer_port = 0) const;
 
   // The answer to `method` `path` (origin-form, query included). `local_ip` (optional) names
-  // the proxy in /proxy.pac for wildcard listen addresses.
+  // the proxy in /proxy.pac for wildcard listen addresses; with `balancer_port`, the PAC names
+  // the balancer (`local_ip`:`balancer_port`) alone, so browsers keep going through it.
   PortalResponse Handle(const std::string& method, const std::string& path,
-                        const std::string& local_ip = "") const;
+                        const std::string& local_ip = "", std::uint16_t balancer_port = 0) const;
 
   bool enabled() const { return enabled_; }
   const std::vector<Certificate>& certificates() const { return certificates_; }

@@ -25,6 +25,8 @@ class Portal;            // proxy/runtime/portal.h
 struct Runtime {
   Config config;
   std::vector<rules::Cidr> allow_clients;
+  // server.proxy_protocol_from: the balancers whose PROXY protocol header is believed.
+  std::vector<rules::Cidr> proxy_protocol_from;
   std::optional<rules::RuleSet> rules;
   std::shared_ptr<const AccessLog> access_log;  // null: no access log
   std::shared_ptr<MintService> mint;            // null: decryption unavailable
@@ -47,6 +49,12 @@ struct Runtime {
   bool ClientAllowed(const rules::IpAddress& address) const {
     for (const rules::Cidr& cidr : allow_clients) {
       if (cidr.Contains(address)) return true;
+    }
+    return false;
+  }
+  bool ProxyHeaderAllowedFrom(const rules::IpAddress& peer) const {
+    for (const rules::Cidr& cidr : proxy_protocol_from) {
+      if (cidr.Contains(peer)) return true;
     }
     return false;
   }

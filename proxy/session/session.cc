@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "proxy/http/error_page.h"
+#include "proxy/net/proxy_header.h"
 #include "proxy/session/session_context.h"
 #include "proxy/session/session_leg_events.h"
 
@@ -28,6 +29,7 @@ std::string Seconds(std::uint64_t ms) {
 // clang-format off
 const Session::PhaseSpec Session::kPhases[] = {
   //  name               client reads        origin  client bytes                        client end                          origin bytes                         origin end                        timeout
+  {"proxy_header",       Reads::kYes,         false, &Session::OnProxyHeaderBytes,      &Session::CloseNow,                 &Session::IgnoreOriginBytes,         &Session::OriginGone,             &Session::ProxyHeaderTimeout},
   {"read_request",       Reads::kYes,         true,  &Session::BufferClientBytes,       &Session::ClientEndBetweenRequests, &Session::IgnoreOriginBytes,         &Session::OriginEndWhileIdle,     &Session::RequestHeadTimeout},
   {"authenticate",       Reads::kNo,          true,  &Session::BufferClientBytes,       &Session::ClientEndEarly,           &Session::IgnoreOriginBytes,         &Session::OriginEndWhileIdle,     &Session::AuthTimeout},
   {"portal_body",        Reads::kRequestBody, false, &Session::OnPortalBodyBytes,       &Session::ClientEndInExchange,      &Session::IgnoreOriginBytes,         &Session::OriginGone,             &Session::PortalBodyTimeout},
@@ -77,21 +79,89 @@ Session::~Session() {
   if (admitted_) runtime().connections->Release(*client_ip_);
 }
 
+WorkerMetrics& Session::metrics() const { return context_.metrics(); }
+
+void Session::NoteClientAlert(std::string_view engine_error) const {
+  if (const std::string alert = PeerAlert(engine_error); !alert.empty()) {
+    metrics().client_alerts.Add(alert);
+  }
+}
+
+void Session::NoteOriginFailure(OriginFailure failure) const {
+  metrics().origin_failures[static_cast<std::size_t>(failure)].Add();
+}
+
 void Session::Start() {
+  client_.stream->set_tally(&metrics().client_bytes);
   client_.stream->SetNoDelay();
   // A client that vanished without a FIN (a laptop closed, a NAT entry dropped) is found.
   client_.stream->SetKeepAlive(timeouts().tcp_keepalive_ms);
   client_address_ = client_.stream->PeerAddress();
   local_address_ = client_.stream->LocalAddress(&local_port_);
   client_ip_ = rules::IpAddress::Parse(client_address_);
+  if (runtime().config.server.proxy_protocol != ServerConfig::ProxyProtocol::kOff) {
+    // A balancer in front: only one it trusts may say who the client is, and it must.
+    if (!client_ip_ || !runtime().ProxyHeaderAllowedFrom(*client_ip_)) {
+      RefuseProxyHeader(client_address_ + " is not in server.proxy_protocol_from");
+      return;
+    }
+    Enter(Phase::kProxyHeader, timeouts().request_head_ms);
+    return;
+  }
+  Welcome();
+}
+
+void Session::Welcome() {
   if (client_ip_ && runtime().connections && !Admit()) return;
   if (!client_ip_ || !runtime().ClientAllowed(*client_ip_)) {
+    metrics().refused[static_cast<std::size_t>(Refusal::kAllowClients)].Add();
     Fail({net::ErrorSource::kPolicy, net::ErrorKind::kRefused,
           "client " + client_address_ + " is not allowed to use this proxy", 403});
     return;
   }
   request_.NewParser();
   ReadRequest();
+}
+
+// server.proxy_protocol: the header comes before anything of the client's own; what follows
+// it in the same read is the client's first bytes.
+void Session::OnProxyHeaderBytes(const char* data, std::size_t size) {
+  client_.in.append(data, size);
+  const net::ProxyHeaderParse parse = net::ParseProxyHeader(
+      client_.in, runtime().config.server.proxy_protocol == ServerConfig::ProxyProtocol::kV1
+                      ? net::ProxyHeaderAccept::kV1
+                  : runtime().config.server.proxy_protocol == ServerConfig::ProxyProtocol::kV2
+                      ? net::ProxyHeaderAccept::kV2
+                      : net::ProxyHeaderAccept::kAny);
+  if (parse.status == net::ProxyHeaderParse::Status::kNeedMore) return;
+  if (parse.status == net::ProxyHeaderParse::Status::kInvalid) {
+    RefuseProxyHeader("PROXY protocol header from " + client_address_ + ": " + parse.error);
+    return;
+  }
+  client_.in.erase(0, parse.consumed);
+  // A LOCAL header (the balancer's own health check) names nobody: the balancer is the client;
+  // otherwise the header names the client, and the address the client connected to is the
+  // balancer's: what the portal's PAC names and where a request for the proxy itself arrives.
+  if (!parse.header.local) {
+    client_address_ = parse.header.source_address;
+    client_ip_ = rules::IpAddress::Parse(client_address_);
+    local_address_ = parse.header.destination_address;
+    local_port_ = parse.header.destination_port;
+    balancer_ip_ = rules::IpAddress::Parse(local_address_);
+  }
+  proxy_unique_id_ = parse.header.unique_id;
+  Welcome();
+}
+
+void Session::ProxyHeaderTimeout() {
+  RefuseProxyHeader("no PROXY protocol header from " + client_address_ + " within " +
+                    Seconds(timeouts().request_head_ms));
+}
+
+// Closed without a word: the peer is a balancer (or pretends to be), not an HTTP client.
+void Session::RefuseProxyHeader(const std::string& why) {
+  metrics().refused[static_cast<std::size_t>(Refusal::kProxyHeader)].Add();
+  Fail({net::ErrorSource::kPolicy, net::ErrorKind::kRefused, why, 0});
 }
 
 void Session::Enter(Phase next, std::uint64_t timeout_ms) {
@@ -140,6 +210,7 @@ void Session::OnLegRead(Leg leg, ssize_t nread, const char* data) {
     if (!in.error.empty()) {
       // A fatal alert after the handshake and before any data: the client checked the
       // certificate late, and refused it.
+      NoteClientAlert(in.error);
       if (const std::string alert = PeerAlert(in.error); !alert.empty() && verdict_pending_) {
         SettleReadiness(HandshakeOutcome::kRejected, Evidence::kAlert, alert);
       }
@@ -371,7 +442,10 @@ void Session::BeginRecord(const std::string& method, const std::string& url) {
                                          .count()) /
                  1000.0;
   record_start_ms_ = clock_.NowMs();
+  record_start_us_ = MonotonicUs();
+  first_byte_timed_ = false;
   record_.client = client_address_;
+  record_.proxy_id = proxy_unique_id_;
   record_.method = method;
   record_.url = url;
   record_open_ = true;
@@ -388,6 +462,15 @@ void Session::LogExchange() {
   record_.bytes_to_client = client_.stream->bytes_written() - client_.bytes_out_logged;
   client_.bytes_in_logged = client_.stream->bytes_read();
   client_.bytes_out_logged = client_.stream->bytes_written();
+  WorkerMetrics& m = metrics();
+  const std::size_t status_class = record_.status >= 100 && record_.status < 600
+                                       ? static_cast<std::size_t>(record_.status / 100)
+                                       : 0;
+  const ActionIndex action = ActionIndexOf(record_.action);
+  m.requests[static_cast<std::size_t>(action)][status_class].Add();
+  if (record_.method != "CONNECT" && action != ActionIndex::kTunnel) {
+    m.request_duration.ObserveUs(MonotonicUs() - record_start_us_);
+  }
   if (const auto& log = runtime().access_log) {
     log->Write(record_);
     context_.LogQueued();

@@ -39,6 +39,7 @@
 #include "proxy/session/response_relay.h"
 #include "proxy/session/transport.h"
 #include "proxy/session/upstream.h"
+#include "proxy/session/worker_metrics.h"
 #include "proxy/upstream/upstream_pool.h"
 #include "rules/rule.h"
 #include "tls/tls_engine.h"
@@ -73,6 +74,7 @@ class Session final : private Transport::Events,
 
  private:
   enum class Phase : std::uint8_t {
+    kProxyHeader,      // server.proxy_protocol: the balancer's header naming the client
     kReadRequest,      // waiting for (more of) a request head
     kAuthenticate,     // [auth]: who sent the request (a credential checked on a thread)
     kPortalBody,       // the portal's login form: its body, before the password is checked
@@ -160,10 +162,20 @@ class Session final : private Transport::Events,
   bool StillActive(std::uint64_t limit_ms);
   void BeginRecord(const std::string& method, const std::string& url);
   void LogExchange();
+  WorkerMetrics& metrics() const;
+  // Counts an alert the client sent (a TLS engine's error text), if it names one.
+  void NoteClientAlert(std::string_view engine_error) const;
+  void NoteOriginFailure(OriginFailure failure) const;
   // The rules' decision for this client going to `host` at the request's port.
   rules::Decision DecideOn(const std::string& host) const;
 
   // session_http.cc: requests and responses.
+  // The client is known (the socket's peer, or the PROXY header's source): limits,
+  // allow_clients, then its first request.
+  void Welcome();
+  void OnProxyHeaderBytes(const char* data, std::size_t size);
+  void ProxyHeaderTimeout();
+  void RefuseProxyHeader(const std::string& why);
   bool Admit();
   void ReadRequest();
   void ClientEndBetweenRequests();
@@ -282,6 +294,10 @@ class Session final : private Transport::Events,
   std::string client_address_;
   std::optional<rules::IpAddress> client_ip_;  // client_address_ parsed once, at Start
   std::string local_address_;                  // the proxy address the client connected to
+  std::string proxy_unique_id_;  // the PROXY v2 header's unique id, for the log ("" none)
+  // The balancer's address the client connected to (a PROXY header's destination): never a
+  // destination, or requests would loop through the balancer back to the gateways.
+  std::optional<rules::IpAddress> balancer_ip_;
   std::uint16_t local_port_ = 0;
   bool head_timer_armed_ = false;  // request_head runs from a head's first byte
   // The two legs (each with its transport: output through TLS once a leg is decrypted,
@@ -333,6 +349,12 @@ class Session final : private Transport::Events,
   std::uint64_t handshake_steady_ms_ = 0;  // clock_ when the client's handshake finished
   AccessRecord record_;
   std::uint64_t record_start_ms_ = 0;
+  // For the latency histograms (WorkerMetrics), on the steady clock in microseconds: the
+  // request's head, the leaf asked for (or its mint started early), the origin's handshake.
+  std::uint64_t record_start_us_ = 0;
+  std::uint64_t leaf_asked_us_ = 0;
+  std::uint64_t origin_tls_start_us_ = 0;
+  bool first_byte_timed_ = false;
   bool record_open_ = false;  // an exchange is being recorded and not yet logged
 };
 

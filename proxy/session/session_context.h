@@ -8,6 +8,7 @@
 #include "proxy/dns/resolver.h"
 #include "proxy/net/clock.h"
 #include "proxy/runtime/runtime.h"
+#include "proxy/session/worker_metrics.h"
 #include "proxy/upstream/upstream_pool.h"
 #include "tls/tls_contexts.h"
 
@@ -38,6 +39,8 @@ class SessionContext {
   // Where a read goes: one buffer for the whole loop, valid until the read's callback returns
   // (whatever it holds is consumed by then).
   virtual uv_buf_t ReadBuffer() = 0;
+  // This loop's counters for /metrics (written only on this loop's thread).
+  virtual WorkerMetrics& metrics() = 0;
   // The loop is stopping: nothing is given back to the upstream pool.
   virtual bool stopping() const = 0;
 

@@ -74,6 +74,7 @@ void Session::StartDecrypt(const std::string& sni, const std::string& profile) {
   // verification (otherwise it gets the untrusted leaf or a block page, as always).
   if (!runtime().config.mint.mirror_wildcards || WildcardFor(tls_host_).empty()) {
     leaf_prefetched_ = runtime().mint->Prefetch(profile_, tls_host_);
+    if (leaf_prefetched_) leaf_asked_us_ = MonotonicUs();
   }
   if (origin_.open) {
     StartUpstreamTls();
@@ -88,6 +89,7 @@ void Session::StartUpstreamTls() {
   origin_.problem.clear();
   origin_.transport.tls.emplace(
       tls::TlsEngine::Client(context_.tls().client(), tls_host_, tls_host_, ResumableTlsSession()));
+  origin_tls_start_us_ = MonotonicUs();
   Enter(Phase::kOriginHandshake, timeouts().tls_handshake_ms);
   UpstreamHandshakeStep();
 }
@@ -95,6 +97,7 @@ void Session::StartUpstreamTls() {
 void Session::OriginHandshakeTimeout() {
   origin_.problem = "the TLS handshake with the origin timed out";
   origin_.problem_kind = net::ErrorKind::kTimeout;
+  NoteOriginFailure(OriginFailure::kTimeout);
   UpstreamTlsFinished();
 }
 
@@ -102,6 +105,7 @@ void Session::OriginEndInHandshake() {
   OriginGone();
   origin_.problem = "the origin closed the connection during the TLS handshake";
   origin_.problem_kind = net::ErrorKind::kClosed;
+  NoteOriginFailure(OriginFailure::kClosed);
   UpstreamTlsFinished();
 }
 
@@ -112,12 +116,15 @@ void Session::UpstreamHandshakeStep() {
   if (status == tls::TlsEngine::Status::kError) {
     origin_.problem = "TLS with the origin failed: " + origin_.transport.tls->error();
     origin_.problem_kind = net::ErrorKind::kRefused;
+    NoteOriginFailure(OriginFailure::kHandshake);
   } else if (origin_.transport.tls->verify_result() != X509_V_OK) {
     origin_.problem =
         "the origin's certificate failed verification: " + origin_.transport.tls->verify_reason();
     origin_.problem_kind = net::ErrorKind::kVerify;
+    NoteOriginFailure(OriginFailureOf(origin_.transport.tls->verify_result()));
   } else {
     origin_.verified = true;
+    metrics().origin_handshake.ObserveUs(MonotonicUs() - origin_tls_start_us_);
     // Only a full handshake showed this name's own certificate (see ResumableTlsSession).
     if (SSL_session_reused(origin_.transport.tls->ssl()) == 0) {
       context_.pool().NoteVerified(tls_host_ + ":" + std::to_string(url_.port));
@@ -197,6 +204,7 @@ SSL_SESSION* Session::ResumableTlsSession() const {
 
 void Session::RequestLeaf() {
   Enter(Phase::kLeaf, timeouts().leaf_wait_ms);
+  if (!leaf_prefetched_) leaf_asked_us_ = MonotonicUs();
   SessionContext* context = &context_;
   const std::uint64_t id = id_;
   // An origin that failed verification, in "untrusted" mode, gets a leaf no client trusts,
@@ -232,6 +240,9 @@ void Session::OnLeaf(const MintService::Outcome& outcome) {
   if (phase_ != Phase::kLeaf) return;
   // A mint this connection started ahead of time is still its miss.
   record_.cert_cache = leaf_prefetched_ && !untrusted_leaf_ ? "miss" : outcome.cache;
+  if (record_.cert_cache == "miss" && outcome.leaf.ok()) {
+    metrics().leaf_mint.ObserveUs(MonotonicUs() - leaf_asked_us_);
+  }
   if (!outcome.leaf.ok()) {
     Fail({net::ErrorSource::kInternal, net::ErrorKind::kUnavailable,
           "no leaf for " + tls_host_ + ": " + outcome.leaf.error(), 0});
@@ -256,6 +267,8 @@ void Session::ClientHandshakeStep() {
   RawWrite(Leg::kClient, client_.transport.tls->TakeCiphertext());
   if (status == tls::TlsEngine::Status::kWantMore) return;
   if (status == tls::TlsEngine::Status::kError) {
+    metrics().client_handshakes_failed.Add();
+    NoteClientAlert(client_.transport.tls->error());
     // Typically the client does not trust the CA that signed the leaf (alert unknown_ca).
     // Other alerts (no common cipher, a protocol version) say nothing about the leaf.
     record_.note = "client TLS: " + client_.transport.tls->error();
@@ -267,6 +280,7 @@ void Session::ClientHandshakeStep() {
     return;
   }
   handshake_steady_ms_ = clock_.NowMs();
+  metrics().client_handshakes_ok.Add();
   // The handshake alone proves nothing: many clients check the certificate after it and
   // then close. The first record the client sends decides.
   Enter(Phase::kFirstRecord, timeouts().client_idle_ms);
@@ -276,6 +290,7 @@ void Session::ClientHandshakeStep() {
   if (phase_ != Phase::kFirstRecord || !client_.transport.tls->closed()) return;
   // Finished, then at once close_notify or an alert, in the same read.
   const std::string error = client_.transport.tls->error();
+  NoteClientAlert(error);
   if (const std::string alert = PeerAlert(error); !alert.empty()) {
     SettleReadiness(HandshakeOutcome::kRejected, Evidence::kAlert, alert);
   }
@@ -362,6 +377,7 @@ void Session::SettleReadiness(HandshakeOutcome outcome, Evidence evidence, std::
   } else {
     record_.readiness = "unused";  // a spare connection: the client used another one
   }
+  metrics().verdicts[!counted ? 2 : outcome == HandshakeOutcome::kTrusted ? 0 : 1].Add();
   record_.evidence = std::move(text);
 }
 

@@ -41,6 +41,10 @@ bool IsConnectionAuth(std::string_view value) {
 // stays open after it.
 bool Session::OnResponseHead(const HttpHead& head, bool close_delimited) {
   record_.status = head.status;
+  if (!first_byte_timed_) {
+    first_byte_timed_ = true;
+    metrics().time_to_first_byte.ObserveUs(MonotonicUs() - record_start_us_);
+  }
   if (!head.keep_alive) origin_.reusable = false;
   if (head.status == 401) {
     for (const HttpHeader& h : head.headers) {
@@ -72,6 +76,11 @@ bool Session::Admit() {
     admitted_ = true;
     return true;
   }
+  metrics()
+      .refused[static_cast<std::size_t>(verdict == ConnectionLimiter::Verdict::kTooMany
+                                            ? Refusal::kMaxConnections
+                                            : Refusal::kMaxConnectionsPerClient)]
+      .Add();
   const std::string why = verdict == ConnectionLimiter::Verdict::kTooMany
                               ? "the gateway is at server.max_connections (" +
                                     std::to_string(server.max_connections) + ")"
@@ -293,8 +302,9 @@ bool Session::ServePortal(const HttpHead& head, const std::optional<HttpUrl>& ur
   } else {
     return false;
   }
-  if (!portal->Serves(host, port, local_address_)) return false;
-  const PortalResponse response = portal->Handle(head.method, path, local_address_);
+  const std::uint16_t balancer_port = balancer_ip_ ? local_port_ : 0;
+  if (!portal->Serves(host, port, local_address_, balancer_port)) return false;
+  const PortalResponse response = portal->Handle(head.method, path, local_address_, balancer_port);
   record_.action = "portal";
   record_.status = response.status;
   keep_client_alive_ = false;

@@ -121,7 +121,8 @@ void Session::ServePortalTls() {
   record_.ca = profile_;
   const bool login_path = path == "/login" || path == "/logout";
   if (!login_path) {
-    AnswerPortal(runtime().portal->Handle(head.method, head.target, local_address_));
+    AnswerPortal(runtime().portal->Handle(head.method, head.target, local_address_,
+                                          balancer_ip_ ? local_port_ : 0));
     return;
   }
   if (!runtime().auth) {

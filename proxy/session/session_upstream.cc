@@ -23,6 +23,7 @@ void Session::OnResolved(const ResolveResult& result) {
   resolve_id_ = 0;
   if (phase_ != Phase::kResolve) return;
   if (!result.ok) {
+    metrics().dns_failures.Add(result.reason.empty() ? "other" : result.reason);
     Fail({net::ErrorSource::kDns, net::ErrorKind::kUnavailable, result.error, 502});
     return;
   }
@@ -32,6 +33,13 @@ void Session::OnResolved(const ResolveResult& result) {
   for (const IpEndpointAddress& a : result.addresses) {
     if (std::optional<std::string> why = runtime().destinations->Check(a.ip(), url_.port)) {
       Fail({net::ErrorSource::kPolicy, net::ErrorKind::kRefused, *why, 403});
+      return;
+    }
+    if (balancer_ip_ && url_.port == local_port_ && a.ip() == *balancer_ip_) {
+      Fail({net::ErrorSource::kPolicy, net::ErrorKind::kRefused,
+            "refusing to connect the gateway to its load balancer: " + local_address_ + ":" +
+                std::to_string(local_port_) + " is where this client connected",
+            403});
       return;
     }
     addresses_.push_back(a);

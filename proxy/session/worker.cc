@@ -80,6 +80,8 @@ void Worker::Run(std::promise<std::string>& started) {
     options.servers = runtime_->config.dns.servers;
     resolver_ = std::make_unique<Resolver>(&loop_, options);
     pool_ = std::make_unique<UpstreamPool>(&loop_, UpstreamPool::Options{});
+    pool_->set_counters({&metrics_.origin_bytes, &metrics_.upstream_connects,
+                         &metrics_.upstream_reused, &metrics_.pool_idle});
     error = Listen();
   } catch (const std::exception& e) {
     error = e.what();
@@ -92,7 +94,11 @@ void Worker::Run(std::promise<std::string>& started) {
   uv_run(&loop_, UV_RUN_DEFAULT);
   pool_.reset();
   uv_loop_close(&loop_);
-  if (!error.empty()) started.set_value(error);
+  if (!error.empty()) {
+    started.set_value(error);
+  } else if (on_stopped_) {
+    on_stopped_();
+  }
 }
 
 std::string Worker::Listen() {
@@ -110,6 +116,7 @@ void Worker::OnConnection(uv_stream_t* server) {
   auto client = std::make_unique<net::TcpStream>(&loop_, nullptr);
   // A failed accept leaves nothing behind: the stream's handle frees itself once closed.
   if (client->Accept(server) != 0) return;
+  metrics_.accepted.Add();
   auto session = std::make_unique<Session>(*this, std::move(client));
   Session* raw = session.get();
   by_id_.emplace(raw->id(), raw);
@@ -169,6 +176,7 @@ Session* Worker::FindSession(std::uint64_t id) {
 
 void Worker::SessionClosed(Session* session) {
   by_id_.erase(session->id());
+  metrics_.closed.Add();
   closed_.push_back(session);
   uv_async_send(&reap_async_);
 }

@@ -44,6 +44,8 @@ class Worker final : public SessionContext {
   // and end the loop. Join() waits for the thread.
   void Stop(std::chrono::milliseconds drain);
   void Join();
+  // Called on the worker's thread once its loop has ended (set before Start).
+  void set_on_stopped(std::function<void()> fn) { on_stopped_ = std::move(fn); }
 
   uv_loop_t* loop() { return &loop_; }
   net::Clock& clock() override { return clock_; }
@@ -66,6 +68,9 @@ class Worker final : public SessionContext {
   std::uint64_t NextSessionId() override { return ++last_session_id_; }
   tls::TlsContexts& tls() override { return *tls_; }
   UpstreamPool& pool() override { return *pool_; }
+  WorkerMetrics& metrics() override { return metrics_; }
+  // Thread-safe: read by the admin listener's /metrics.
+  const WorkerMetrics& metrics() const { return metrics_; }
 
   // Called by a session once all its handles are closed; the session is destroyed later on
   // this loop, never inside its own callback.
@@ -91,6 +96,7 @@ class Worker final : public SessionContext {
 
   int index_;
   RuntimePtr runtime_;
+  WorkerMetrics metrics_;
   uv_loop_t loop_{};
   net::LoopClock clock_{&loop_};
   uv_async_t stop_async_{};
@@ -119,6 +125,7 @@ class Worker final : public SessionContext {
   std::atomic<long long> drain_ms_{10000};
   bool stopping_ = false;
   bool finished_ = false;
+  std::function<void()> on_stopped_;
   std::thread thread_;
 };
 

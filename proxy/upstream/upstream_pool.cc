@@ -38,6 +38,8 @@ std::string UpstreamPool::TlsKey(const std::string& host, std::uint16_t port,
 UpstreamConn* UpstreamPool::Create(net::Stream::Delegate* delegate) {
   auto* conn = new UpstreamConn(this);
   conn->stream = make_stream_(delegate);
+  conn->stream->set_tally(counters_.bytes);
+  if (counters_.created != nullptr) counters_.created->Add();
   return conn;
 }
 
@@ -49,6 +51,7 @@ UpstreamConn* UpstreamPool::Take(const std::string& key, net::Stream::Delegate* 
   conn->stream->StopReading();
   conn->stream->set_delegate(delegate);
   ++reused_;
+  if (counters_.reused != nullptr) counters_.reused->Add();
   return conn;
 }
 
@@ -73,6 +76,7 @@ void UpstreamPool::Put(UpstreamConn* conn) {
   idle_[conn->key].push_back(conn);
   conn->lru = lru_.insert(lru_.end(), conn);
   conn->idle_since_ms = uv_now(loop_);
+  if (counters_.idle != nullptr) counters_.idle->Set(lru_.size());
   // Watch it: the origin closing it (or a TLS 1.3 session ticket arriving late) is all that
   // may come while nobody asked anything.
   conn->stream->StartReading();
@@ -107,6 +111,7 @@ void UpstreamPool::Remove(UpstreamConn* conn) {
   }
   lru_.erase(conn->lru);
   conn->lru = {};
+  if (counters_.idle != nullptr) counters_.idle->Set(lru_.size());
 }
 
 void UpstreamPool::Close(UpstreamConn* conn) {

@@ -106,6 +106,16 @@ class UpstreamPool {
   std::size_t idle() const { return lru_.size(); }
   std::uint64_t reused() const { return reused_; }
 
+  // Where the pool reports to the worker's metrics (each may be null): the bytes of every
+  // connection it creates, connections created and reused, and the idle count as a gauge.
+  struct Counters {
+    net::ByteTally* bytes = nullptr;
+    net::LocalCounter* created = nullptr;
+    net::LocalCounter* reused = nullptr;
+    net::LocalCounter* idle = nullptr;
+  };
+  void set_counters(Counters counters) { counters_ = counters; }
+
  private:
   friend struct UpstreamConn;  // its IdleEvents read into scratch_ and report OnIdleRead
   void Remove(UpstreamConn* conn);
@@ -122,6 +132,7 @@ class UpstreamPool {
   std::unordered_map<std::string, tls::SslSessionPtr> sessions_;
   std::unordered_map<std::string, std::uint64_t> verified_;  // name:port -> when, loop ms
   std::uint64_t reused_ = 0;
+  Counters counters_;
   char scratch_[16 * 1024];  // idle reads: only a close or a late session ticket is expected
 };
 

@@ -169,9 +169,9 @@ assert status(b3) == "200", "a freed slot is usable again"
 PY
 grep -q '"status":503' "$work/limits.log" 2>/dev/null || true
 metrics=$(ADMIN_STATE="$work/state2" admin_curl "http://127.0.0.1:$admin2/metrics")
-grep -Eq '^mintgate_connections_refused_total\{limit="max_connections_per_client"\} [1-9]' \
+grep -Eq '^mintgate_connections_refused_total\{reason="max_connections_per_client"\} [1-9]' \
   <<<"$metrics" || fail "per-client refusals not counted: $(grep connections <<<"$metrics")"
-grep -Eq '^mintgate_connections_refused_total\{limit="max_connections"\} [1-9]' <<<"$metrics" ||
+grep -Eq '^mintgate_connections_refused_total\{reason="max_connections"\} [1-9]' <<<"$metrics" ||
   fail "refusals not counted: $(grep connections <<<"$metrics")"
 
 echo "PASS: timeouts"

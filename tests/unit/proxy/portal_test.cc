@@ -400,6 +400,12 @@ TEST_F(PortalTest, PacProxiesEverythingButTheBypassList) {
                        "var proxy = \"PROXY 192.0.2.10:3128\";"));
   EXPECT_TRUE(Contains(wildcard->Handle("GET", "/proxy.pac", "2001:db8::5").body,
                        "var proxy = \"PROXY [2001:db8::5]:3128\";"));
+  // Behind a load balancer (a PROXY header): the balancer's address and port, nothing else.
+  EXPECT_TRUE(Contains(portal->Handle("GET", "/proxy.pac", "192.0.2.10", 8080).body,
+                       "var proxy = \"PROXY 192.0.2.10:8080\";"));
+  EXPECT_TRUE(portal->Serves("192.0.2.10", 8080, "192.0.2.10", 8080));
+  EXPECT_FALSE(portal->Serves("192.0.2.10", 8081, "192.0.2.10", 8080));
+  EXPECT_FALSE(portal->Serves("192.0.2.11", 8080, "192.0.2.10", 8080));
 }
 
 // The PAC file, run by a JavaScript engine with the standard helper functions.

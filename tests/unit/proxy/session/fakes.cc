@@ -87,6 +87,7 @@ void MemoryStream::Deliver() {
     std::memcpy(buffer_, inbox_.data(), n);
     inbox_.erase(0, n);
     bytes_read_ += n;
+    if (tally_ != nullptr) tally_->read.Add(n);
     std::weak_ptr<bool> alive = alive_;
     delegate_->OnRead(static_cast<ssize_t>(n), buffer_);
     if (alive.expired() || !*alive.lock()) return;
@@ -100,6 +101,7 @@ void MemoryStream::Deliver() {
 bool MemoryStream::Write(std::string data) {
   if (closed_ || shutdown_) return false;
   bytes_written_ += data.size();
+  if (tally_ != nullptr) tally_->written.Add(data.size());
   if (!peer_->accepts || !queued_.empty()) {
     queued_ += data;
     return true;
@@ -191,6 +193,8 @@ FakeContext::FakeContext(RuntimePtr runtime, uv_loop_t* loop) : runtime_(std::mo
       loop, UpstreamPool::Options{}, [this](net::Stream::Delegate* delegate) {
         return std::make_unique<MemoryStream>(net_, delegate, "");
       });
+  pool_->set_counters({&metrics_.origin_bytes, &metrics_.upstream_connects,
+                       &metrics_.upstream_reused, &metrics_.pool_idle});
 }
 
 FakeContext::FakeContext(RuntimePtr runtime, uv_loop_t* loop,
@@ -201,6 +205,8 @@ FakeContext::FakeContext(RuntimePtr runtime, uv_loop_t* loop,
       loop, UpstreamPool::Options{}, [this](net::Stream::Delegate* delegate) {
         return std::make_unique<MemoryStream>(net_, delegate, "");
       });
+  pool_->set_counters({&metrics_.origin_bytes, &metrics_.upstream_connects,
+                       &metrics_.upstream_reused, &metrics_.pool_idle});
 }
 
 FakeContext::~FakeContext() {

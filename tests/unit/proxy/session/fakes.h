@@ -183,6 +183,8 @@ class FakeContext final : public SessionContext {
   void LogQueued() override {}
   uv_buf_t ReadBuffer() override { return uv_buf_init(read_buffer_, sizeof read_buffer_); }
   bool stopping() const override { return false; }
+  WorkerMetrics& metrics() override { return metrics_; }
+  WorkerMetrics metrics_;
 
   // A client connection from `client_ip`; its test side is the returned stream's peer.
   MemoryStream* Connect(const std::string& client_ip = "127.0.0.1");

@@ -36,10 +36,11 @@ class SessionTest : public ::testing::Test {
 
   // A gateway configuration: plain HTTP, origins on 127.0.0.2, short and distinct timeouts
   // (seconds) so that each one can be told apart.
-  void Start(const std::string& extra = "") {
+  // `server_extra`: more [server] keys.
+  void Start(const std::string& extra = "", const std::string& server_extra = "") {
     std::ofstream(dir_ + "/m.toml") << "[server]\nlisten = [\"127.0.0.1:3128\"]\nstate_dir = \""
                                     << dir_ << "/state\"\nallow_loopback_upstreams = true\n"
-                                    << "[inspection]\nenabled = false\n"
+                                    << server_extra << "[inspection]\nenabled = false\n"
                                     << "[log]\naccess = \"" << dir_ << "/access.log\"\n"
                                     << "[timeouts]\nrequest_head = 10\nclient_idle = 60\n"
                                     << "connect = 11\norigin_first_byte = 120\n"
@@ -112,6 +113,121 @@ TEST_F(SessionTest, PlainKeepAliveReusesTheOriginConnection) {
   EXPECT_EQ(records[0]["url"], "http://www.lab.test/a");
   EXPECT_EQ(records[1]["status"], 200);
   EXPECT_FALSE(records[1].contains("error"));
+}
+
+TEST_F(SessionTest, ExchangesAreCountedForMetrics) {
+  Start();
+  MemoryStream* client = context_->Connect();
+  const std::string request = Get("/a");
+  client->Send(request);
+  context_->Pump();
+  ASSERT_EQ(OriginConnections(), 1u);
+  const std::string response = Ok("first");
+  Origin().Send(response);
+  context_->Pump();
+  const WorkerMetrics& m = context_->metrics_;
+  EXPECT_EQ(m.requests[static_cast<std::size_t>(ActionIndex::kHttp)][2].value(), 1u);
+  EXPECT_EQ(m.client_bytes.read.value(), request.size());
+  EXPECT_EQ(m.origin_bytes.read.value(), response.size());
+  EXPECT_EQ(m.origin_bytes.written.value(), Origin().peer().received.size());
+  EXPECT_EQ(m.client_bytes.written.value(), client->peer().received.size());
+  EXPECT_EQ(m.upstream_connects.value(), 1u);
+  std::uint64_t timed = 0;
+  for (const auto& bucket : m.time_to_first_byte.buckets()) timed += bucket.value();
+  EXPECT_EQ(timed, 1u);
+  // A name that does not resolve: counted with its reason.
+  client->Send("GET http://nowhere.lab.test/ HTTP/1.1\r\nHost: nowhere.lab.test\r\n\r\n");
+  context_->Pump();
+  EXPECT_EQ(m.dns_failures.Snapshot().size(), 1u);
+  EXPECT_EQ(m.requests[static_cast<std::size_t>(ActionIndex::kHttp)][5].value(), 1u);
+}
+
+// server.proxy_protocol: a balancer at 127.0.0.1 names the client; 127.0.0.5 is no balancer.
+constexpr const char* kBalancer =
+    "allow_clients = [\"127.0.0.1/32\", \"198.51.100.0/24\"]\nproxy_protocol = \"any\"\n"
+    "proxy_protocol_from = [\"127.0.0.1/32\"]\n";
+
+TEST_F(SessionTest, ProxyHeaderNamesTheClient) {
+  Start("", kBalancer);
+  MemoryStream* client = context_->Connect("127.0.0.1");
+  // Header and request in one read, then the header's client goes through the rules.
+  client->Send("PROXY TCP4 198.51.100.7 127.0.0.1 40000 3128\r\n" + Get("/a"));
+  context_->Pump();
+  ASSERT_EQ(OriginConnections(), 1u);
+  Origin().Send(Ok("hi"));
+  context_->Pump();
+  EXPECT_NE(client->peer().received.find("\r\n\r\nhi"), std::string::npos);
+  const auto records = Records();
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0]["client"], "198.51.100.7");
+}
+
+TEST_F(SessionTest, TheBalancerIsNeverADestination) {
+  Start("", kBalancer);
+  // The balancer listens on 127.0.0.2:80, which www.lab.test resolves to: connecting there
+  // would send the request through the balancer to a gateway again.
+  MemoryStream* client = context_->Connect("127.0.0.1");
+  client->Send("PROXY TCP4 198.51.100.7 127.0.0.2 40000 80\r\n" + Get("/a"));
+  context_->Pump();
+  EXPECT_EQ(OriginConnections(), 0u);
+  EXPECT_EQ(client->peer().received.rfind("HTTP/1.1 403", 0), 0u) << client->peer().received;
+  EXPECT_NE(Records().at(0)["note"].get<std::string>().find("load balancer"), std::string::npos);
+}
+
+TEST_F(SessionTest, ProxyHeaderSourceMustBeAnAllowedClient) {
+  Start("", kBalancer);
+  MemoryStream* client = context_->Connect("127.0.0.1");
+  client->Send("PROXY TCP4 203.0.113.9 127.0.0.1 40000 3128\r\n" + Get("/a"));
+  context_->Pump();
+  EXPECT_EQ(OriginConnections(), 0u);
+  EXPECT_EQ(client->peer().received.rfind("HTTP/1.1 403", 0), 0u) << client->peer().received;
+  EXPECT_EQ(Records().at(0)["client"], "203.0.113.9");
+}
+
+TEST_F(SessionTest, ConnectionsWithoutAValidProxyHeaderAreClosed) {
+  Start("", kBalancer);
+  const WorkerMetrics& m = context_->metrics_;
+  const auto refused = [&m] {
+    return m.refused[static_cast<std::size_t>(Refusal::kProxyHeader)].value();
+  };
+  // A client speaking HTTP straight to a listener that expects the header.
+  MemoryStream* direct = context_->Connect("127.0.0.1");
+  auto direct_peer = direct->shared_peer();
+  direct->Send(Get("/a"));
+  context_->Pump();
+  EXPECT_TRUE(direct_peer->received.empty());
+  EXPECT_TRUE(direct_peer->ended);
+  EXPECT_EQ(refused(), 1u);
+  // A well-formed header from a peer that is not a balancer is not believed.
+  auto stranger = context_->Connect("127.0.0.5")->shared_peer();
+  context_->Pump();
+  EXPECT_TRUE(stranger->ended);
+  EXPECT_EQ(refused(), 2u);
+  // A header that never ends: closed at timeouts.request_head.
+  MemoryStream* slow = context_->Connect("127.0.0.1");
+  auto slow_peer = slow->shared_peer();
+  slow->Send("PROXY TCP4 198.51.100.7");
+  context_->Pump();
+  EXPECT_FALSE(slow_peer->ended);
+  context_->Advance(10'000);
+  EXPECT_TRUE(slow_peer->ended);
+  EXPECT_EQ(refused(), 3u);
+  EXPECT_EQ(OriginConnections(), 0u);
+  const auto records = Records();
+  ASSERT_EQ(records.size(), 3u);
+  EXPECT_EQ(records[0]["error"], "policy/refused");
+  EXPECT_NE(records[1]["note"].get<std::string>().find("proxy_protocol_from"), std::string::npos);
+}
+
+TEST_F(SessionTest, LocalProxyHeaderKeepsTheBalancerAsClient) {
+  Start("", kBalancer);
+  MemoryStream* check = context_->Connect("127.0.0.1");
+  check->Send("PROXY UNKNOWN\r\n" + Get("/a"));
+  context_->Pump();
+  ASSERT_EQ(OriginConnections(), 1u);
+  Origin().Send(Ok("hi"));
+  context_->Pump();
+  EXPECT_EQ(Records().at(0)["client"], "127.0.0.1");
 }
 
 TEST_F(SessionTest, PipelinedRequestsAreAnsweredInOrder) {
