@@ -12,10 +12,14 @@ build_pkgs=(build-essential cmake ninja-build pkg-config libssl-dev libuv1-dev l
 # with certutil). python3-websocket (websocket-client): tests/e2e/browser.py drives headless
 # Chromium over the DevTools protocol (tests/e2e/test_browser_driver.sh). Proxy authentication
 # is tested against a real MIT KDC (krb5-kdc, krb5-user for kinit and kadmin.local), OpenLDAP's
-# slapd (ldap-utils for ldapadd) and htpasswd files made by apache2-utils.
+# slapd (ldap-utils for ldapadd) and htpasswd files made by apache2-utils. Scale-out is tested
+# behind Debian's HAProxy, and the Debian package (scripts/package-deb.sh) is checked by lintian
+# (systemd-analyze, from systemd, verifies its unit; logrotate runs its rotation rules and
+# shellcheck reads its maintainer scripts).
 test_pkgs=(curl nginx-light dnsmasq nodejs clang libclang-rt-14-dev wget gnutls-bin golang-go
   openjdk-17-jdk-headless chromium libnss3-tools firefox-esr python3-websocket
-  fonts-ipafont-gothic krb5-kdc krb5-admin-server krb5-user slapd ldap-utils apache2-utils)
+  fonts-ipafont-gothic krb5-kdc krb5-admin-server krb5-user slapd ldap-utils apache2-utils
+  haproxy lintian systemd dpkg-dev logrotate shellcheck)
 # The load lab (bench/lab/run) compares mintgate with these peers (python3-cryptography:
 # the certificates of its per-host mode, bench/lab/lab_certs.py).
 lab_pkgs=(squid-openssl mitmproxy nginx-light dnsmasq python3-cryptography)
