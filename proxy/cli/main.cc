@@ -46,12 +46,21 @@ int main(int argc, char** argv) {
       "readiness", "per CA profile: which clients of the running gateway already trust it");
   ca_readiness->add_option("-c,--config", readiness_args.config,
                            "configuration file (its admin.listen is asked, with its admin token)");
-  ca_readiness->add_option("--admin", readiness_args.admin,
-                           "admin listener HOST:PORT (default: admin.listen, or 127.0.0.1:9090)");
+  ca_readiness
+      ->add_option("--admin", readiness_args.admins,
+                   "admin listener HOST:PORT (default: admin.listen, or 127.0.0.1:9090); "
+                   "repeat it to merge what several gateways saw")
+      ->allow_extra_args(false);
   ca_readiness->add_option("--token-file", readiness_args.token_file,
-                           "the admin token's file (default: admin.token_file, or "
-                           "state_dir/admin.token)");
+                           "the admin token's file, for every --admin (default: "
+                           "admin.token_file, or state_dir/admin.token)");
   ca_readiness->add_flag("--json", readiness_args.json, "the JSON document for scripts");
+  ca_readiness->footer(
+      "Exit codes: 0 the report (with several --admin: merged from those that answered, a "
+      "warning naming each that did not); 2 usage or configuration error (the token cannot be "
+      "read, a bad or repeated --admin); 3 the admin listener cannot be reached or does not "
+      "answer with a readiness document (401 included); with several --admin, none of them "
+      "did.");
 
   mintgate::proxy::CaScheduleArgs schedule_args;
   int schedule_percent = 0;

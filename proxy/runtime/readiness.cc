@@ -247,6 +247,21 @@ std::optional<HandshakeOutcome> ReadinessTracker::Latest(const rules::IpAddress&
   return it->second.outcome;
 }
 
+nlohmann::json ReadinessTracker::UnknownRow(const std::string& client, const std::string& user) {
+  return {{"client", client},
+          {"status", "unknown"},
+          {"trusted", 0},
+          {"rejected", 0},
+          {"unused", 0},
+          {"evidence", nullptr},
+          {"last_alert", nullptr},
+          {"last_trusted", nullptr},
+          {"last_rejected", nullptr},
+          {"first_seen", nullptr},
+          {"last_seen", nullptr},
+          {"user", user.empty() ? nlohmann::json(nullptr) : nlohmann::json(user)}};
+}
+
 nlohmann::json ReadinessTracker::EmptyJson(std::time_t now) {
   return {{"generated_at", Rfc3339(now)},
           {"clients_tracked", 0},
@@ -306,19 +321,7 @@ nlohmann::json ReadinessTracker::ToJson(std::time_t now,
       if (it == c.profiles.end()) {
         ++unknown;
         if (listed) {
-          list.push_back(
-              {{"client", c.address.ToString()},
-               {"status", "unknown"},
-               {"trusted", 0},
-               {"rejected", 0},
-               {"unused", 0},
-               {"evidence", nullptr},
-               {"last_alert", nullptr},
-               {"last_trusted", nullptr},
-               {"last_rejected", nullptr},
-               {"first_seen", nullptr},
-               {"last_seen", nullptr},
-               {"user", c.user.empty() ? nlohmann::json(nullptr) : nlohmann::json(c.user)}});
+          list.push_back(UnknownRow(c.address.ToString(), c.user));
         }
         continue;
       }

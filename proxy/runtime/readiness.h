@@ -123,6 +123,9 @@ class ReadinessTracker {
   nlohmann::json ToJson(std::time_t now, const std::vector<std::string>& profiles = {}) const;
   // The same document for a gateway without a tracker: nothing tracked.
   static nlohmann::json EmptyJson(std::time_t now);
+  // A client's row under a profile it has no verdict for ("status": "unknown"); `user` ""
+  // is null.
+  static nlohmann::json UnknownRow(const std::string& client, const std::string& user);
 
   static constexpr std::size_t kMaxClientsPerProfile = 1000;
   static constexpr std::uint64_t kSpareWindowMs = 60'000;
