@@ -199,9 +199,9 @@ TEST_F(SessionTest, ConnectionsWithoutAValidProxyHeaderAreClosed) {
   EXPECT_TRUE(direct_peer->ended);
   EXPECT_EQ(refused(), 1u);
   // A well-formed header from a peer that is not a balancer is not believed.
-  auto stranger = context_->Connect("127.0.0.5")->shared_peer();
-  context_->Pump();
-  EXPECT_TRUE(stranger->ended);
+  const std::size_t open = context_->open_sessions();
+  context_->Connect("127.0.0.5");  // closed at once: the stream it returns is already gone
+  EXPECT_EQ(context_->open_sessions(), open);
   EXPECT_EQ(refused(), 2u);
   // A header that never ends: closed at timeouts.request_head.
   MemoryStream* slow = context_->Connect("127.0.0.1");
