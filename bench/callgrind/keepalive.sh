@@ -10,7 +10,7 @@
 # Defaults: build/release/mintgate and build/release/bench/mintgate_loadgen. Needs valgrind,
 # nginx, dnsmasq (scripts/deps.sh --test installs the last two). Prints one line per run and
 # the result; KEEPALIVE_REQUESTS sets R (default 200), KEEPALIVE_CONNECTIONS the connections
-# (default 4).
+# (default 4), KEEPALIVE_PROFILE a file to keep the last run's profile in (for callgrind_annotate).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 export MINTGATE=${1:-$root/build/release/mintgate}
@@ -62,6 +62,7 @@ measure() {  # connections requests -> instructions
     [[ -n $out ]] && grep -q '^totals:' "$out" 2>/dev/null && break
     sleep 0.2
   done
+  if [[ -n ${KEEPALIVE_PROFILE:-} ]]; then cp "$out" "$KEEPALIVE_PROFILE"; fi
   sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$out"
 }
 
