@@ -203,7 +203,9 @@ done
 
 # The admin listener answers health checks and metrics; the proxy port does not.
 [[ $(curl -s --max-time 5 "http://127.0.0.1:$admin/healthz") == ok ]] || fail "/healthz"
-admin_curl "http://127.0.0.1:$admin/metrics" | grep -q "^mintgate_up 1$" || fail "/metrics"
+# Read whole before grep: grep -q stops at the first line, and curl, cut off, would fail the pipe.
+metrics=$(admin_curl "http://127.0.0.1:$admin/metrics") || fail "/metrics did not answer"
+grep -q "^mintgate_up 1$" <<<"$metrics" || fail "/metrics"
 [[ $(admin_curl -o /dev/null -w '%{http_code}' "http://127.0.0.1:$admin/nope") == 404 ]] ||
   fail "unknown admin path"
 

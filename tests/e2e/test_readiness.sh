@@ -67,7 +67,8 @@ PY
 "$MINTGATE" ca readiness -c "$work/mintgate.toml" >"$work/ready.txt" || fail "ca readiness (text)"
 grep -q "127.0.0.2" "$work/ready.txt" && grep -q "alert:unknown_ca" "$work/ready.txt" ||
   fail "readiness table: $(cat "$work/ready.txt")"
-admin_curl "http://127.0.0.1:$admin/readiness" | grep -q '"rejecting"' || fail "/readiness"
+readiness=$(admin_curl "http://127.0.0.1:$admin/readiness") || fail "/readiness did not answer"
+grep -q '"rejecting"' <<<"$readiness" || fail "/readiness"
 wait_for_line "$work/access.log" '"note":"canary: new instead of legacy"' || fail "canary not logged"
 
 echo "PASS: client readiness and canary"
