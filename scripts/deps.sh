@@ -22,7 +22,7 @@ test_pkgs=(curl nginx-light dnsmasq nodejs clang libclang-rt-14-dev wget gnutls-
   haproxy lintian systemd dpkg-dev logrotate shellcheck)
 # The load lab (bench/lab/run) compares mintgate with these peers (python3-cryptography:
 # the certificates of its per-host mode, bench/lab/lab_certs.py).
-lab_pkgs=(squid-openssl mitmproxy nginx-light dnsmasq python3-cryptography)
+lab_pkgs=(squid-openssl mitmproxy haproxy nginx-light dnsmasq python3-cryptography)
 
 want=("${build_pkgs[@]}")
 for arg in "$@"; do

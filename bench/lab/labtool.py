@@ -156,7 +156,7 @@ def cmd_record(args):
 
 # ---------------------------------------------------------------------------- the report
 
-PROXIES = ["mintgate", "squid", "mitmproxy", "direct"]
+PROXIES = ["mintgate", "squid", "haproxy", "mitmproxy", "direct"]
 SCENARIOS = ["A", "B", "C", "D", "E", "cold"]
 TITLES = {
     "A": "A minting-bound (unique hosts, 1 req/conn)",
